@@ -1,0 +1,26 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Both install what they need.
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test unit proto duplicates clean
+
+setup:
+	@bash deploy/local/setup.sh
+
+demo: setup
+	$(PY) -m flowscope lab up -f deploy/lab/demo.yaml
+	$(PY) -m flowscope up
+
+test: setup
+	bash tests/run.sh $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest -m "not root" -q $(PYTEST_ARGS)
+
+proto:
+	$(PY) -m proto.generate
+
+clean:
+	-$(PY) -m flowscope lab down --all
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,57 @@
+"""The `flowscope` command. Each subcommand lives in the package that owns its job; only the chosen one
+is imported, so `flowscope observe` does not pay for Dash or the BPF compiler.
+
+A subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from flowscope import __version__
+from flowscope.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lab": ("lab.cli", "create, inspect and remove the single-machine lab of pods"),
+    "collector": ("collector.cli", "run the node collector: eBPF datapath, Observer API on :4244"),
+    "observe": ("flowscope.observe", "observe flows from a collector or relay, like `hubble observe`"),
+    "relay": ("relay.cli", "run the relay: merge collectors, Observer API on :4245, write storage"),
+    "up": ("flowscope.up", "collector + relay + embedded storage + UI in one process (single machine)"),
+    "ui": ("ui.cli", "serve the Dash UI on :8050"),
+    "policy": ("enforcer.cli", "suggest, check, apply and remove network policies"),
+    "storage": ("storage.cli", "create or migrate the flow store, show its status"),
+}
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowscope", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flowscope {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if a in COMMANDS), None)
+    args = build_parser(command).parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return module.run(args) or 0
+    except UserError as err:
+        print(f"flowscope {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
