@@ -1,0 +1,140 @@
+"""GetFlows on the relay: validate the request, answer from memory and storage, then follow live.
+
+The answer is one stream: history (the relay's ring, and storage when `since` reaches back before
+the ring or the ring holds fewer flows than asked for), then under follow the live flows. The live
+subscription is taken together with the ring snapshot, so nothing falls between them; flows that are
+both in storage and in memory or the live queue are sent once (dedup by uuid at the seam).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from collector.filters import build_request_filter
+from flowscope.errors import UserError
+from proto.flow import flow_pb2
+from proto.observer import observer_pb2
+from proto.relay import relay_pb2
+from relay import history
+from relay.hub import now_timestamp
+from relay.merge import response_time_ns
+
+ALL = 2**64 - 1  # what `hubble observe --all` sends
+MAX_NUMBER = 10_000_000
+STORAGE_LIMIT = 1_000_000
+SEAM_SLACK_NS = 5_000_000_000
+
+
+class InvalidRequest(UserError):
+    """A GetFlows request the relay cannot answer; sent back as INVALID_ARGUMENT."""
+
+
+@dataclass(frozen=True)
+class FlowQuery:
+    number: int  # 0 = no limit
+    first: bool
+    follow: bool
+    since_ns: int | None
+    until_ns: int | None
+    match: Callable[[flow_pb2.Flow], bool]
+    whitelist: tuple[flow_pb2.FlowFilter, ...]
+    blacklist: tuple[flow_pb2.FlowFilter, ...]
+
+    def in_window(self, t: int) -> bool:
+        return (self.since_ns is None or t >= self.since_ns) and (self.until_ns is None or t <= self.until_ns)
+
+
+def _ns(request, field: str) -> int | None:
+    if not request.HasField(field):
+        return None
+    stamp = getattr(request, field)
+    return stamp.seconds * 1_000_000_000 + stamp.nanos
+
+
+def parse_request(request: observer_pb2.GetFlowsRequest) -> FlowQuery:
+    """Validate a GetFlowsRequest; raises InvalidRequest (or collector.filters.FilterError)."""
+    since, until = _ns(request, "since"), _ns(request, "until")
+    if since is not None and until is not None and since > until:
+        raise InvalidRequest(f"since ({request.since.ToJsonString()}) is after until "
+                             f"({request.until.ToJsonString()})")
+    number = request.number
+    if number == ALL:
+        number = 0
+    elif number > MAX_NUMBER:
+        raise InvalidRequest(f"number {number} is too large: at most {MAX_NUMBER} flows per request "
+                             f"(use --all, or since/until)")
+    if request.first and request.follow:
+        raise InvalidRequest("first and follow cannot be combined")
+    match = build_request_filter(list(request.whitelist), list(request.blacklist))
+    return FlowQuery(number=number, first=request.first, follow=request.follow, since_ns=since,
+                     until_ns=until, match=match, whitelist=tuple(request.whitelist),
+                     blacklist=tuple(request.blacklist))
+
+
+def _trim(flows: list[observer_pb2.GetFlowsResponse], query: FlowQuery) -> list[observer_pb2.GetFlowsResponse]:
+    if query.number and len(flows) > query.number:
+        return flows[:query.number] if query.first else flows[-query.number:]
+    return flows
+
+
+def select_history(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse], store,
+                   ) -> list[observer_pb2.GetFlowsResponse]:
+    """The flows the request asks for from before now: ring, plus storage where the ring falls short."""
+    matched = [r for r in ring if query.in_window(response_time_ns(r)) and query.match(r.flow)]
+    if store is None:
+        return _trim(matched, query)
+    ring_oldest = response_time_ns(ring[0]) if ring else None
+    reaches_back = query.since_ns is not None and (ring_oldest is None or query.since_ns < ring_oldest)
+    too_few = query.since_ns is None and query.number > len(matched)
+    if not (reaches_back or too_few):
+        return _trim(matched, query)
+    limit = query.number or STORAGE_LIMIT
+    stored = history.stored_flows(store, query, limit)
+    in_memory = {r.flow.uuid for r in matched}
+    merged = [r for r in stored if r.flow.uuid not in in_memory and query.match(r.flow)] + matched
+    merged.sort(key=response_time_ns)
+    return _trim(merged, query)
+
+
+def node_problems(relay) -> Iterator[observer_pb2.GetFlowsResponse]:
+    """A follow stream starts by naming the nodes it cannot hear from, as Hubble's relay does."""
+    for node in relay.nodes():
+        if node.info.state != relay_pb2.NODE_CONNECTED:
+            event = relay_pb2.NodeStatusEvent(state_change=node.info.state or relay_pb2.NODE_UNAVAILABLE,
+                                              node_names=[node.name], message=node.info.message)
+            yield observer_pb2.GetFlowsResponse(node_status=event, time=now_timestamp())
+
+
+def stream_flows(query: FlowQuery, relay, active: Callable[[], bool],
+                 poll: float = 0.5) -> Iterator[observer_pb2.GetFlowsResponse]:
+    """The whole GetFlows answer: history, then (under follow) live responses until `active` fails."""
+    ring, subscriber = relay.hub.snapshot(query.follow)
+    try:
+        past = select_history(query, ring, relay.store)
+        yield from past
+        if subscriber is None:
+            return
+        yield from node_problems(relay)
+        # Flows from storage may also be in the live queue (written after the snapshot); send them once.
+        seam = {r.flow.uuid for r in past}
+        seam_end = max((response_time_ns(r) for r in past), default=0) + SEAM_SLACK_NS
+        while active():
+            for response in subscriber.take(poll):
+                if response.HasField("flow"):
+                    t = response_time_ns(response)
+                    if query.until_ns is not None and t > query.until_ns:
+                        return
+                    if (query.since_ns is not None and t < query.since_ns) or not query.match(response.flow):
+                        continue
+                    if seam:
+                        if response.flow.uuid in seam:
+                            continue
+                        if t > seam_end:
+                            seam = set()
+                yield response
+            if subscriber.closed:
+                return
+    finally:
+        if subscriber is not None:
+            relay.hub.unsubscribe(subscriber)

@@ -1,0 +1,57 @@
+"""What the relay asks storage: flows older than its memory, where to resume a node after a restart,
+and the namespaces seen lately. Every storage call of the relay is here, in one place."""
+
+from __future__ import annotations
+
+import datetime
+
+from proto.flow import flow_pb2
+from proto.observer import observer_pb2
+from relay.node import REPLAY_SLACK_NS
+
+NAMESPACE_WINDOW_S = 3600
+
+
+def _when(ns: int | None) -> datetime.datetime | None:
+    if ns is None:
+        return None
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
+
+
+def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
+    response = observer_pb2.GetFlowsResponse(flow=flow, node_name=flow.node_name)
+    response.time.CopyFrom(flow.time)
+    return response
+
+
+def stored_flows(store, query, limit: int) -> list[observer_pb2.GetFlowsResponse]:
+    """Flows from storage for a relay.flows.FlowQuery, oldest first."""
+    flows = store.query_flows(whitelist=list(query.whitelist), blacklist=list(query.blacklist),
+                              since=_when(query.since_ns), until=_when(query.until_ns), limit=limit,
+                              first=query.first)
+    out = [_response(f) for f in flows]
+    out.sort(key=lambda r: (r.time.seconds, r.time.nanos))
+    return out
+
+
+def resume_point(store, node_name: str) -> tuple[int, list[str]]:
+    """Where to resume following `node_name` after a relay restart: the time of its newest stored flow,
+    and the uuids stored since a little before it (the collector will send those again)."""
+    node_filter = [flow_pb2.FlowFilter(node_name=[node_name])]
+    newest = store.query_flows(whitelist=node_filter, limit=1, first=False)
+    if not newest:
+        return 0, []
+    last_ns = newest[-1].time.seconds * 1_000_000_000 + newest[-1].time.nanos
+    recent = store.query_flows(whitelist=node_filter, since=_when(last_ns - REPLAY_SLACK_NS),
+                               limit=1_000_000, first=True)
+    return last_ns, [f.uuid for f in recent]
+
+
+def recent_namespaces(store, now_ns: int) -> list[observer_pb2.Namespace]:
+    """Namespaces with flows in the last hour (GetNamespaces)."""
+    since = _when(now_ns - NAMESPACE_WINDOW_S * 1_000_000_000)
+    out = []
+    for item in store.namespaces(since):
+        cluster, namespace = item if isinstance(item, tuple) else ("", item)
+        out.append(observer_pb2.Namespace(cluster=cluster, namespace=namespace))
+    return out
