@@ -89,12 +89,18 @@ class EndpointCache:
         self._by_device: dict[str, Endpoint] = {}
         self._services: dict[str, Service] = {}
 
-    def replace(self, endpoints: Iterable[Endpoint], services: Iterable[Service] = ()) -> None:
+    def replace(self, endpoints: Iterable[Endpoint], services: Iterable[Service] | None = None) -> None:
+        """Replace every endpoint (and every service, when `services` is given)."""
         by_key = {(e.namespace, e.pod_name): e for e in endpoints}
         with self._lock:
             self._by_key = by_key
-            self._services = {ip: s for s in services for ip in s.cluster_ips}
+            if services is not None:
+                self._services = {ip: s for s in services for ip in s.cluster_ips}
             self._reindex()
+
+    def replace_services(self, services: Iterable[Service]) -> None:
+        with self._lock:
+            self._services = {ip: s for s in services for ip in s.cluster_ips}
 
     def upsert(self, endpoint: Endpoint) -> None:
         with self._lock:
