@@ -1,0 +1,31 @@
+"""The /metrics endpoint: prometheus_client's threaded HTTP server on a given registry."""
+
+from __future__ import annotations
+
+from prometheus_client import start_http_server
+from prometheus_client.registry import REGISTRY, CollectorRegistry
+
+from flowscope.errors import UserError
+
+DEFAULT_ADDRESS = ":9965"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """":9965" -> ("0.0.0.0", 9965); "127.0.0.1:0" -> ephemeral port; "[::1]:9965" -> IPv6."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"metrics address {address!r}: expected [host]:port, e.g. ':9965' or '127.0.0.1:0'")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def serve(registry: CollectorRegistry | None = None, address: str = DEFAULT_ADDRESS):
+    """Serve `registry` at http://address/metrics in a daemon thread.
+
+    Returns (server, port); stop with `server.shutdown(); server.server_close()`."""
+    host, port = parse_address(address)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry or REGISTRY)
+    except OSError as err:
+        raise UserError(f"metrics address {address!r}: cannot listen: {err.strerror}") from err
+    return server, server.server_port
