@@ -64,7 +64,9 @@ class Relay:
         return self
 
     def stop(self) -> None:
-        """Stop following, publish what is still in the merge heap, flush storage."""
+        """Stop following, publish what is still in the merge heap, flush storage (idempotent)."""
+        if self._stopping.is_set():
+            return
         with self._nodes_lock:
             nodes, self._nodes = list(self._nodes.values()), {}
         for node in nodes:

@@ -1,0 +1,130 @@
+"""`flowscope relay`: follow the node collectors, serve the Observer API on :4245, write storage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from flowscope.errors import UserError
+from relay.core import Relay, RelayOptions
+from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
+from relay.tls import TLSFiles
+
+log = logging.getLogger("relay")
+
+DEFAULT_STORAGE = "chdb:///var/lib/flowscope/db"
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """TLS options of both sides: clients -> relay (--tls-*) and relay -> collectors (--collector-tls-*)."""
+    group = parser.add_argument_group("TLS for clients of the relay")
+    group.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
+    group.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    group.add_argument("--tls-client-ca", help="CA that signs client certificates (enables mutual TLS)")
+    group.add_argument("--tls-allow-no-client-cert", action="store_true",
+                       help="with --tls-client-ca, still accept clients without a certificate")
+    group = parser.add_argument_group("TLS towards the node collectors")
+    group.add_argument("--collector-tls", action="store_true", help="connect to collectors with TLS")
+    group.add_argument("--collector-tls-ca", help="CA that signs the collectors' certificates")
+    group.add_argument("--collector-tls-cert", help="client certificate for mutual TLS (PEM)")
+    group.add_argument("--collector-tls-key", help="key of --collector-tls-cert (PEM)")
+    group.add_argument("--collector-tls-server-name", help="name expected in the collectors' certificates")
+
+
+def server_tls(args) -> TLSFiles | None:
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    return TLSFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_client_ca,
+                    require_client_cert=bool(args.tls_client_ca) and not args.tls_allow_no_client_cert)
+
+
+def collector_tls(args) -> TLSFiles | None:
+    if not (args.collector_tls or args.collector_tls_ca or args.collector_tls_cert):
+        return None
+    return TLSFiles(cert=args.collector_tls_cert, key=args.collector_tls_key, ca=args.collector_tls_ca,
+                    server_name=args.collector_tls_server_name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen-address", default=":4245", help="Observer API address (default :4245)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=HOST:PORT",
+                        help="a node collector to follow (repeatable)")
+    parser.add_argument("--lab-state", metavar="PATH",
+                        help="follow the collectors of a lab's nodes (node i on --lab-collector-port + i)")
+    parser.add_argument("--lab-collector-port", type=int, default=4244,
+                        help="port of the first lab node's collector (default 4244)")
+    parser.add_argument("--peer-service", metavar="HOST:PORT",
+                        help="discover collectors from a peer.Peer Notify stream")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
+    parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
+    parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
+    add_tls_arguments(parser)
+
+
+def listen_address(address: str) -> str:
+    return f"0.0.0.0{address}" if address.startswith(":") else address
+
+
+def open_storage(url: str):
+    """(store, writer) for a storage URL; (None, None) for 'none'."""
+    if url == "none":
+        return None, None
+    import storage
+    store = storage.open_store(url)
+    store.migrate()
+    return store, storage.FlowWriter(store)
+
+
+def discover(relay: Relay, args) -> list[PeerWatcher]:
+    """Start following every collector named by --peer, --lab-state and --peer-service."""
+    tls = collector_tls(args)
+    peers = [parse_peer(spec, tls) for spec in args.peer]
+    if args.lab_state:
+        peers += peers_from_lab(args.lab_state, tls, base_port=args.lab_collector_port)
+    for peer in peers:
+        relay.add_peer(peer)
+    watchers = []
+    if args.peer_service:
+        watchers.append(PeerWatcher(normalize_address(args.peer_service), relay.add_peer, relay.remove_peer,
+                                    node_tls=tls).start())
+    if not peers and not watchers:
+        raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state or --peer-service")
+    return watchers
+
+
+def start_http_api(relay: Relay, address: str | None):
+    if not address:
+        return None
+    from relay import http_api
+    return http_api.serve(relay, listen_address(address))
+
+
+def run(args) -> int:
+    from relay.service import create_server
+    store, writer = open_storage(args.storage)
+    relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
+    watchers: list[PeerWatcher] = []
+    server = None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server, port = create_server(relay, listen_address(args.listen_address), server_tls(args))
+        watchers = discover(relay, args)
+        start_http_api(relay, args.http_api_address)
+        log.info("relay serving the Observer API on port %d, storage %s", port,
+                 store.url if hasattr(store, "url") else args.storage)
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+        if server is not None:
+            server.stop(grace=2).wait()
+        relay.stop()
+        if writer is not None:
+            writer.close()
+    return 0
