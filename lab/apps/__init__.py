@@ -1,0 +1,1 @@
+"""Tiny programs the lab runs inside pods to make realistic traffic."""
