@@ -1,0 +1,85 @@
+"""create_server: the Observer API (observer.Observer, flowscope.FlowBatches, gRPC health with
+"hubble.server.Observer" SERVING) on a TCP address and/or a unix socket, plaintext or TLS."""
+
+from __future__ import annotations
+
+import os
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from collector.observer.observer import Observer
+from collector.observer.service import FlowBatchesServicer, ObserverServicer
+from collector.observer.tls import TLSConfig, server_credentials
+from flowscope.errors import UserError
+from proto.flowscope import flowscope_pb2_grpc
+from proto.observer import observer_pb2_grpc
+
+HEALTH_SERVICE = "hubble.server.Observer"
+DEFAULT_ADDRESS = "0.0.0.0:4244"
+DEFAULT_UNIX_SOCKET = "unix:///var/run/flowscope/observer.sock"
+MAX_WORKERS = 64  # each follow stream holds a worker thread for its lifetime
+
+
+class ServerError(UserError):
+    """The server cannot listen where it was asked to."""
+
+
+def add_health(server: grpc.Server) -> health.HealthServicer:
+    """Registers the standard health service answering SERVING for Hubble's service name."""
+    servicer = health.HealthServicer()
+    for name in ("", HEALTH_SERVICE):
+        servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+def unix_target(path: str) -> str:
+    """'/run/x.sock', 'unix:/run/x.sock' or 'unix:///run/x.sock' -> gRPC's 'unix:///run/x.sock'."""
+    if path.startswith("unix://"):
+        path = path[len("unix://"):]
+    elif path.startswith("unix:"):
+        path = path[len("unix:"):]
+    return "unix://" + os.path.abspath(path)
+
+
+def _bind(server: grpc.Server, target: str, creds: grpc.ServerCredentials | None) -> int:
+    try:
+        port = server.add_secure_port(target, creds) if creds else server.add_insecure_port(target)
+    except RuntimeError as err:
+        raise ServerError(f"cannot listen on {target}: {err}") from None
+    if port == 0 and not target.startswith("unix:"):
+        raise ServerError(f"cannot listen on {target}: address in use or not available")
+    return port
+
+
+def _prepare_socket(target: str) -> None:
+    path = target[len("unix://"):]
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)  # a stale socket from a previous run would make the bind fail
+    except OSError as err:
+        raise ServerError(f"cannot listen on {target}: {err.strerror}") from None
+
+
+def create_server(observer: Observer, address: str | None = DEFAULT_ADDRESS, unix_socket: str | None = None,
+                  tls: TLSConfig | None = None, max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
+    """Builds and starts the server; returns it and the bound TCP port (0 when `address` is None).
+    TLS applies to the TCP port; the unix socket is plaintext, protected by file permissions, as in
+    Hubble. Stop it with `server.stop(grace_seconds)`."""
+    creds = server_credentials(tls) if tls else None
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observer"),
+                         options=[("grpc.so_reuseport", 0)])
+    observer_pb2_grpc.add_ObserverServicer_to_server(
+        ObserverServicer(observer, address=address or "", tls=tls is not None), server)
+    flowscope_pb2_grpc.add_FlowBatchesServicer_to_server(FlowBatchesServicer(observer), server)
+    add_health(server)
+    port = _bind(server, address, creds) if address else 0
+    if unix_socket:
+        target = unix_target(unix_socket)
+        _prepare_socket(target)
+        _bind(server, target, None)
+    server.start()
+    return server, port
