@@ -1,0 +1,189 @@
+"""The node collector: endpoint source -> eBPF datapath -> L7 parsers -> Observer (ring, hooks) -> gRPC.
+
+    collector = Collector(CollectorConfig(node_name="node-1"))
+    collector.start()          # loads and attaches the datapath, serves :4244 and the unix socket
+    ...
+    collector.stop()
+
+`flowscope collector` runs exactly this; `flowscope up` embeds it (and adds hooks to collector.observer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from collector.datapath import Datapath, DatapathConfig, Decoder, Enricher
+from collector.endpoints import Endpoint, EndpointCache
+from collector.identity import IdentityAllocator
+from collector.l7 import FqdnCache, L7Config, L7Dispatcher
+from collector.observer import Observer, create_server
+from flowscope.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UNIX_SOCKET = "/var/run/flowscope/hubble.sock"
+DEFAULT_LISTEN_ADDRESS = ":4244"
+DEFAULT_IDENTITY_STATE = "/var/lib/flowscope/identities.json"
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    node_name: str = field(default_factory=socket.gethostname)
+    lab_state: str | None = None  # one lab's state file; None = every lab in lab.DEFAULT_STATE_DIR
+    listen_address: str | None = DEFAULT_LISTEN_ADDRESS  # None: no TCP listener
+    unix_socket: str | None = DEFAULT_UNIX_SOCKET
+    ring_capacity: int = 65536
+    datapath: DatapathConfig = field(default_factory=DatapathConfig)
+    metrics_address: str | None = None  # e.g. ":9965"
+    metrics: tuple[str, ...] | None = None  # FlowMetrics config; None = its defaults
+    identity_state: str | None = DEFAULT_IDENTITY_STATE
+    endpoint_poll_s: float = 1.0
+    detach_on_stop: bool = True  # False keeps the programs (and policy) attached after stop
+
+
+class LabEndpointFeeder:
+    """Keeps an EndpointCache equal to the lab state file(s), re-reading them when they change."""
+
+    def __init__(self, cache: EndpointCache, path: str | None) -> None:
+        self.cache = cache
+        self.path = path
+        self._signature: tuple = ()
+
+    def refresh(self) -> None:
+        import lab  # the lab is the endpoint source on one machine; Kubernetes feeds the cache elsewhere
+
+        files = [pathlib.Path(self.path)] if self.path else sorted(pathlib.Path(lab.DEFAULT_STATE_DIR).glob("*.json"))
+        signature = tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists())
+        if signature == self._signature:
+            return
+        self._signature = signature
+        endpoints: list[Endpoint] = []
+        if signature:
+            try:
+                endpoints = lab.endpoints_from_state(self.path)
+            except Exception as err:  # a half-written file: try again on the next poll
+                log.warning("reading lab state: %s", err)
+                self._signature = ()
+                return
+        self.cache.replace(endpoints)
+        log.info("endpoints: %d pods (%d on node %s)", len(endpoints), len(self.cache.local_endpoints()),
+                 self.cache.node_name or "*")
+
+
+class Collector:
+    """One node's collector. `endpoints` defaults to a cache fed from the lab state; `policy_maps` is the
+    enforcer's PolicyMaps (its cflags compile enforcement in), `policy_names` its PolicyNames."""
+
+    def __init__(self, config: CollectorConfig, endpoints: EndpointCache | None = None,
+                 observer: Observer | None = None, policy_maps=None, policy_names=None,
+                 l7_config: L7Config | None = None) -> None:
+        self.config = config
+        self.endpoints = endpoints if endpoints is not None else EndpointCache(config.node_name)
+        self._feeder = None if endpoints is not None else LabEndpointFeeder(self.endpoints, config.lab_state)
+        self.observer = observer if observer is not None else Observer(config.node_name, config.ring_capacity)
+        self.fqdn = FqdnCache()
+        self.l7 = L7Dispatcher(l7_config or _l7_config(config.datapath), fqdn=self.fqdn,
+                               endpoint_of=self._endpoint_of)
+        dp_config = config.datapath
+        if policy_maps is not None:
+            dp_config = _with_cflags(dp_config, policy_maps.cflags())
+        self.policy_maps = policy_maps
+        self.identities = IdentityAllocator(config.identity_state)
+        self.decoder = Decoder(Enricher(self.endpoints, self.identities), config.node_name, l7=self.l7,
+                               names=self.fqdn, policies=policy_names)
+        self.datapath = Datapath(dp_config, self.endpoints, self.decoder, self.observer.publish,
+                                 self.observer.publish_lost)
+        self.server = None
+        self.grpc_port = 0
+        self.metrics_server = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._feeder is not None:
+            if self.config.lab_state and not os.path.exists(self.config.lab_state):
+                raise UserError(f"lab state {self.config.lab_state}: file not found "
+                                "(run `flowscope lab up -f deploy/lab/<topology>.yaml` first)")
+            self._feeder.refresh()
+            self._poller = threading.Thread(target=self._poll_endpoints, name="flowscope-endpoints", daemon=True)
+            self._poller.start()
+        self._start_metrics()
+        self.datapath.start()
+        if self.config.unix_socket:
+            os.makedirs(os.path.dirname(self.config.unix_socket), exist_ok=True)
+        self.server, self.grpc_port = create_server(self.observer, _grpc_address(self.config.listen_address),
+                                                    unix_socket=self.config.unix_socket)
+        log.info("collector %s: %d pod devices attached, Observer API on %s%s", self.config.node_name,
+                 len(self.datapath.attached), self.config.listen_address or "-",
+                 f" and unix://{self.config.unix_socket}" if self.config.unix_socket else "")
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: wait() returns, the caller then calls stop()."""
+        self._stop.set()
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.stop(grace_s).wait()
+        self.datapath.stop(detach=self.config.detach_on_stop)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until stop() (from another thread or a signal handler); True if stopped."""
+        return self._stop.wait(timeout)
+
+    def _poll_endpoints(self) -> None:
+        while not self._stop.wait(self.config.endpoint_poll_s):
+            self._feeder.refresh()
+
+    def _endpoint_of(self, ip: str) -> tuple[str, str] | None:
+        ep = self.endpoints.endpoint_by_ip(ip)
+        return (ep.namespace, ep.pod_name) if ep else None
+
+    def _start_metrics(self) -> None:
+        if not self.config.metrics_address:
+            return
+        from prometheus_client import CollectorRegistry
+
+        from collector.metrics import DEFAULT_METRICS, FlowMetrics, serve
+
+        self.registry = CollectorRegistry()
+        flow_metrics = FlowMetrics(list(self.config.metrics or DEFAULT_METRICS), self.registry)
+        self.observer.hooks.append(flow_metrics.observe)
+        self.metrics_server, _port = serve(self.registry, self.config.metrics_address)
+
+
+def _grpc_address(address: str | None) -> str | None:
+    if address and address.startswith(":"):
+        return "0.0.0.0" + address
+    return address
+
+
+def _l7_config(dp: DatapathConfig) -> L7Config:
+    return L7Config(http_ports=frozenset(dp.l7_ports), kafka_ports=frozenset(dp.stream_ports))
+
+
+def _with_cflags(config: DatapathConfig, extra: list[str]) -> DatapathConfig:
+    from dataclasses import replace
+
+    return replace(config, extra_cflags=(*config.extra_cflags, *extra))
+
+
+def run_collector(config: CollectorConfig, until: Callable[[], bool] | None = None, **kwargs) -> Collector:
+    """Start a collector and block until `until()` is true or stop() is called; returns it stopped."""
+    collector = Collector(config, **kwargs)
+    collector.start()
+    try:
+        while not collector.wait(0.5):
+            if until is not None and until():
+                break
+    finally:
+        collector.stop()
+    return collector

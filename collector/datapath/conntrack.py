@@ -1,0 +1,87 @@
+"""Garbage collection of the in-kernel connection table, and the "end" event of each connection.
+
+The kernel cannot know a connection's last packet (the final ACK comes after both FINs), so the
+collector sweeps the table like Cilium's CT GC: a closed TCP connection idle for `close_grace_s`, or any
+connection idle past its timeout, is removed and reported once with its final counters (the numbers a
+capture of the same device counts)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+from collector.datapath import events as ev
+
+TCP = 6
+ICMP = 1
+ICMPV6 = 58
+TCPF_FIN = 0x01
+TCPF_RST = 0x04
+
+
+@dataclass(frozen=True)
+class GcPolicy:
+    close_grace_ns: int
+    tcp_idle_ns: int
+    other_idle_ns: int
+
+
+def is_closed(proto: int, flags_fwd: int, flags_rev: int) -> bool:
+    if proto != TCP:
+        return False
+    return bool((flags_fwd & flags_rev & TCPF_FIN) or ((flags_fwd | flags_rev) & TCPF_RST))
+
+
+def expired(policy: GcPolicy, now_ns: int, proto: int, last_seen: int, flags_fwd: int, flags_rev: int) -> bool:
+    idle = now_ns - last_seen
+    if is_closed(proto, flags_fwd, flags_rev):
+        return idle >= policy.close_grace_ns
+    return idle >= (policy.tcp_idle_ns if proto == TCP else policy.other_idle_ns)
+
+
+def end_event(key, value) -> ev.FlowEvent:
+    """The connection as its originator sent it, with its final counters."""
+    lo, hi = bytes(key.addr_lo), bytes(key.addr_hi)
+    if value.orig_is_lo:
+        saddr, daddr, sport, dport = lo, hi, key.port_lo, key.port_hi
+    else:
+        saddr, daddr, sport, dport = hi, lo, key.port_hi, key.port_lo
+    if key.proto in (ICMP, ICMPV6):  # ICMP keys carry the echo id; the event carries type/code
+        sport, dport = (8 if key.proto == ICMP else 128), 0
+    return ev.FlowEvent(
+        ts_ns=value.last_seen, first_seen_ns=value.first_seen,
+        packets_fwd=value.packets[0], bytes_fwd=value.bytes[0],
+        packets_rev=value.packets[1], bytes_rev=value.bytes[1],
+        saddr=saddr, daddr=daddr, ifindex=key.ifindex, skb_len=0,
+        policy_id=value.policy_id, remote_identity=value.remote_identity,
+        sport=sport, dport=dport, payload_off=0, cap_len=0, family=key.family, proto=key.proto,
+        kind=ev.EV_END, obs=value.obs, is_reply=0, tcp_flags=value.flags[0] | value.flags[1],
+        verdict=value.verdict, policy_action=0, policy_match=value.policy_match, l7=ev.L7_OFF,
+        flags_fwd=value.flags[0], flags_rev=value.flags[1], seg_len=0)
+
+
+def sweep(table, policy: GcPolicy, now_ns: int) -> list[ev.FlowEvent]:
+    """Remove expired entries from the bcc table; returns their end events."""
+    keys, ended = [], []
+    for key, value in table.items_lookup_batch():
+        if expired(policy, now_ns, key.proto, value.last_seen, value.flags[0], value.flags[1]):
+            keys.append(copy_key(key))
+            ended.append(end_event(key, value))
+    if keys:
+        batch = (table.Key * len(keys))(*keys)
+        try:
+            table.items_delete_batch(batch)
+        except Exception:  # an entry evicted meanwhile (LRU) fails the batch: fall back to one by one
+            for key in keys:
+                try:
+                    del table[key]
+                except KeyError:
+                    pass
+    return ended
+
+
+def copy_key(key):
+    """bcc reuses its ctypes buffers while iterating; keep our own copy."""
+    clone = type(key)()
+    ctypes.memmove(ctypes.addressof(clone), ctypes.addressof(key), ctypes.sizeof(key))
+    return clone

@@ -1,0 +1,206 @@
+"""The running datapath: programs loaded, attached to every local pod device, events decoded into flows.
+
+One thread does everything that touches bcc: it polls the perf buffer (events -> decoder -> sink) and,
+every `sync_interval_s`, follows the endpoint source (attach new pod devices, detach gone ones, refresh
+the maps the programs read) and sweeps the connection table. Nothing an event or a device does can stop
+that thread: bad events are counted, vanished devices are dropped quietly."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from collector.datapath import conntrack, events as ev
+from collector.datapath.attach import DeviceGone, TcAttacher
+from collector.datapath.decoder import DecodeError, Decoder
+from collector.datapath.loader import DatapathConfig, load
+from collector.endpoints import EndpointSource
+from proto.flow import flow_pb2
+
+log = logging.getLogger(__name__)
+
+FlowSink = Callable[[flow_pb2.Flow], None]
+LostSink = Callable[[flow_pb2.LostEvent], None]
+
+
+@dataclass
+class DatapathStats:
+    events: int = 0
+    flows: int = 0
+    decode_errors: int = 0
+    sink_errors: int = 0
+    lost: int = 0
+    ended: int = 0
+    attached: int = 0
+
+
+class Datapath:
+    def __init__(self, config: DatapathConfig, endpoints: EndpointSource, decoder: Decoder, sink: FlowSink,
+                 lost_sink: LostSink | None = None) -> None:
+        self.config = config
+        self.endpoints = endpoints
+        self.decoder = decoder
+        self.sink = sink
+        self.lost_sink = lost_sink
+        self.stats = DatapathStats()
+        self.attached: dict[int, str] = {}  # ifindex -> device
+        self._missing: set[int] = set()
+        self._local_addrs: dict[bytes, int] = {}
+        self._bpf = None
+        self._attacher: TcAttacher | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gc = conntrack.GcPolicy(int(config.close_grace_s * 1e9), int(config.tcp_idle_s * 1e9),
+                                      int(config.other_idle_s * 1e9))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._bpf, fds = load(self.config)
+        self._attacher = TcAttacher(fds)
+        self._configure_l7_ports()
+        self._bpf[b"events"].open_perf_buffer(self._on_event, page_cnt=self.config.perf_pages,
+                                             lost_cb=self._on_lost)
+        self.sync()
+        self._thread = threading.Thread(target=self._run, name="flowscope-datapath", daemon=True)
+        self._thread.start()
+
+    def stop(self, detach: bool = True) -> None:
+        """Stop reading; with detach=False the filters (and any policy they enforce) stay in the kernel."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._attacher is not None:
+            if detach:
+                for ifindex in list(self.attached):
+                    self._attacher.detach(ifindex)
+                self.attached.clear()
+            self._attacher.close()
+            self._attacher = None
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def _run(self) -> None:
+        next_sync = time.monotonic() + self.config.sync_interval_s
+        while not self._stop.is_set():
+            try:
+                self._bpf.perf_buffer_poll(timeout=100)
+                if time.monotonic() >= next_sync:
+                    next_sync = time.monotonic() + self.config.sync_interval_s
+                    self.sync()
+                    self.sweep()
+            except Exception:  # keep observing whatever one step did
+                log.exception("datapath loop")
+                time.sleep(0.1)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _on_event(self, _cpu: int, data, size: int) -> None:
+        self.stats.events += 1
+        try:
+            flows = self.decoder.decode(ctypes.string_at(data, size))
+        except DecodeError:
+            self.stats.decode_errors += 1
+            return
+        except Exception:
+            self.stats.decode_errors += 1
+            log.exception("decoding a datapath event")
+            return
+        self._publish(flows)
+
+    def _publish(self, flows: list[flow_pb2.Flow]) -> None:
+        sink = self.sink
+        for flow in flows:
+            try:
+                sink(flow)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.exception("publishing a flow")
+        self.stats.flows += len(flows)
+
+    def _on_lost(self, count: int) -> None:
+        self.stats.lost += count
+        if self.lost_sink is not None:
+            self.lost_sink(flow_pb2.LostEvent(source=flow_pb2.PERF_EVENT_RING_BUFFER, num_events_lost=count))
+
+    def sweep(self) -> None:
+        """Remove finished connections; report each once (aggregation medium and max)."""
+        ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns())
+        self.stats.ended += len(ended)
+        for event in ended:
+            self.decoder.close_connection(event)
+            if self.config.aggregation != "none":
+                try:
+                    self._publish(self.decoder.decode_event(event))
+                except DecodeError:
+                    self.stats.decode_errors += 1
+
+    # -- following pods --------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Attach to new local pod devices, detach from gone ones, refresh maps and caches."""
+        links = self._attacher.link_names()
+        wanted: dict[int, str] = {}
+        for ep in self.endpoints.local_endpoints():
+            ifindex = ep.ifindex or next((i for i, n in links.items() if n == ep.device), 0)
+            if ifindex and links.get(ifindex) == ep.device:
+                wanted[ifindex] = ep.device
+            elif ep.device and ifindex not in self._missing:
+                self._missing.add(ifindex)
+                log.info("pod %s/%s: device %s not found, not attached", ep.namespace, ep.pod_name, ep.device)
+        for ifindex in set(self.attached) - set(wanted):
+            self._attacher.detach(ifindex)
+            log.info("detached from %s (ifindex %d)", self.attached.pop(ifindex), ifindex)
+        for ifindex, device in wanted.items():
+            if ifindex in self.attached:
+                continue
+            try:
+                self._attacher.attach(ifindex)
+            except DeviceGone:
+                log.info("device %s vanished while attaching", device)
+                continue
+            self.attached[ifindex] = device
+            self._missing.discard(ifindex)
+            log.info("attached to %s (ifindex %d)", device, ifindex)
+        self.stats.attached = len(self.attached)
+        self._sync_local_addrs()
+        self.decoder.interfaces = links
+        self.decoder.enricher.set_host_ips(self._attacher.host_addresses())
+        self.decoder.sync_clock()
+
+    def _sync_local_addrs(self) -> None:
+        wanted = {}
+        for ep in self.endpoints.local_endpoints():
+            for ip in ep.ips:
+                if ip:
+                    wanted[ipaddress.ip_address(ip).packed.ljust(16, b"\0")] = ep.ifindex
+        table = self._bpf[b"local_addrs"]
+        for addr in set(self._local_addrs) - set(wanted):
+            try:
+                del table[_addr_key(table, addr)]
+            except KeyError:
+                pass
+        for addr, ifindex in wanted.items():
+            if self._local_addrs.get(addr) != ifindex:
+                table[_addr_key(table, addr)] = table.Leaf(ifindex)
+        self._local_addrs = wanted
+
+    def _configure_l7_ports(self) -> None:
+        table = self._bpf[b"l7_ports"]
+        table.clear()
+        for port in self.config.l7_ports:
+            table[table.Key(port)] = table.Leaf(ev.L7_PREFIX)
+        for port in self.config.stream_ports:
+            table[table.Key(port)] = table.Leaf(ev.L7_STREAM)
+
+
+def _addr_key(table, addr: bytes):
+    key = table.Key()
+    ctypes.memmove(ctypes.addressof(key), addr, 16)
+    return key

@@ -1,0 +1,265 @@
+"""Datapath event -> flow.Flow records (Hubble's shape), enriched with both ends' endpoints.
+
+One event gives at most: an L3/L4 flow (trace or drop), a policy-verdict flow for a new connection of a
+policy-selected endpoint, and the L7 flows the L7 dispatcher makes from the event's payload. The hot
+path is table lookups and field assignments; everything that can be precomputed is (addresses, endpoint
+messages, flag messages, summaries)."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+import uuid
+from typing import Protocol
+
+from collector.datapath import events as ev
+from collector.datapath.enrich import Enricher
+from collector.datapath.summary import TCP_FLAGS, TCP_SUMMARY, icmp_summary
+from collector.l7 import ConnKey
+from flowscope.errors import UserError
+from proto.flow import flow_pb2
+from google.protobuf import wrappers_pb2
+
+# Hubble's monitor event types and trace sub-types (observation points of Cilium's monitor API).
+EVENT_DROP = 1
+EVENT_TRACE = 4
+EVENT_POLICY_VERDICT = 5
+EVENT_L7 = 129
+TRACE_TO_LXC = 0
+TRACE_FROM_LXC = 5
+DROP_POLICY_DENIED = flow_pb2.POLICY_DENIED
+DROP_POLICY_DENY = flow_pb2.POLICY_DENY
+
+_TRUE = wrappers_pb2.BoolValue(value=True)
+_FALSE = wrappers_pb2.BoolValue(value=False)
+_ADDR_CACHE_LIMIT = 65536
+
+
+class DecodeError(UserError):
+    """An event the decoder cannot read (short, unknown family). Counted and skipped, never fatal."""
+
+
+class PolicyNames(Protocol):
+    """Supplied by the enforcer (enforcer.datapath.PolicyNames)."""
+
+    def policy_for_id(self, policy_id: int) -> flow_pb2.Policy | None: ...
+
+
+class L7Sink(Protocol):
+    """collector.l7.L7Dispatcher's interface, as the contract gives it."""
+
+    def on_segment(self, conn, from_client: bool, payload: bytes, segment_len: int, ts_ns: int) -> list: ...
+
+    def on_close(self, conn) -> None: ...
+
+
+class NameSource(Protocol):
+    """collector.l7.FqdnCache's read side (the L7 dispatcher feeds it with DNS answers)."""
+
+    def names_for_ip(self, ip: str) -> list[str]: ...
+
+
+class Decoder:
+    def __init__(self, enricher: Enricher, node_name: str = "", l7: L7Sink | None = None,
+                 names: NameSource | None = None, policies: PolicyNames | None = None) -> None:
+        self.enricher = enricher
+        self.node_name = node_name
+        self.l7 = l7
+        self.names = names
+        self.policies = policies
+        self.interfaces: dict[int, str] = {}
+        self.errors = 0
+        self._addrs: dict[bytes, str] = {}
+        self._uuid_prefix = str(uuid.uuid4())[:24]
+        self._seq = itertools.count()
+        self.sync_clock()
+
+    def sync_clock(self) -> None:
+        """Kernel timestamps are CLOCK_MONOTONIC; flows carry wall-clock time."""
+        self._offset = time.time_ns() - time.monotonic_ns()
+
+    def decode(self, raw: bytes) -> list[flow_pb2.Flow]:
+        """All flows of one perf event. Raises DecodeError for an unreadable event."""
+        try:
+            event = ev.unpack_event(raw)
+        except Exception as err:  # struct.error: short read
+            raise DecodeError(f"datapath event of {len(raw)} bytes: expected {ev.FLOW_EVENT_SIZE}") from err
+        payload = b""
+        if event.l7:
+            start = ev.FLOW_EVENT_SIZE + event.payload_off
+            payload = raw[start:ev.FLOW_EVENT_SIZE + event.cap_len]
+        return self.decode_event(event, payload)
+
+    def decode_event(self, event: ev.FlowEvent, payload: bytes = b"") -> list[flow_pb2.Flow]:
+        if event.family not in (4, 6):
+            raise DecodeError(f"datapath event family {event.family}: expected 4 or 6")
+        flows: list[flow_pb2.Flow] = []
+        src = self._addr(event.saddr, event.family)
+        dst = self._addr(event.daddr, event.family)
+        if event.kind != ev.EV_NONE:
+            flow = self._l3l4(event, src, dst)
+            flows.append(flow)
+            if event.kind == ev.EV_NEW and (event.policy_match or event.verdict == ev.VERDICT_AUDIT):
+                flows.append(self._policy_verdict(flow, event))
+        if payload and self.l7 is not None and event.proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+            flows.extend(self._l7(event, src, dst, payload))
+        return flows
+
+    def close_connection(self, event: ev.FlowEvent) -> None:
+        """The connection left the table: let the L7 parsers free its state."""
+        if self.l7 is not None and event.proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+            src = self._addr(event.saddr, event.family)
+            dst = self._addr(event.daddr, event.family)
+            family = socket.AF_INET if event.family == 4 else socket.AF_INET6
+            self.l7.on_close(ConnKey(family, src, event.sport, dst, event.dport, event.proto))
+
+    def _addr(self, raw: bytes, family: int) -> str:
+        key = raw if family == 6 else raw[:4]
+        text = self._addrs.get(key)
+        if text is None:
+            text = socket.inet_ntop(socket.AF_INET6 if family == 6 else socket.AF_INET, key)
+            if len(self._addrs) >= _ADDR_CACHE_LIMIT:
+                self._addrs = {}
+            self._addrs[key] = text
+        return text
+
+    def _base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int) -> flow_pb2.Flow:
+        """Fields every flow of this event shares: time, IP, endpoints, names, node, interface, uuid."""
+        flow = flow_pb2.Flow()
+        wall = event.ts_ns + self._offset
+        flow.time.seconds = wall // 1_000_000_000
+        flow.time.nanos = wall % 1_000_000_000
+        ip = flow.IP
+        ip.source = src
+        ip.destination = dst
+        ip.ipVersion = flow_pb2.IPv4 if event.family == 4 else flow_pb2.IPv6
+        source = self.enricher.peer(src)
+        destination = self.enricher.peer(dst)
+        flow.source.CopyFrom(source.endpoint)
+        flow.destination.CopyFrom(destination.endpoint)
+        if self.names is not None:
+            if not source.is_pod:
+                flow.source_names.extend(self.names.names_for_ip(src))
+            if not destination.is_pod:
+                flow.destination_names.extend(self.names.names_for_ip(dst))
+        flow.node_name = self.node_name
+        iface = flow.interface
+        iface.index = event.ifindex
+        iface.name = self.interfaces.get(event.ifindex, "")
+        flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
+        proto = event.proto
+        if proto == socket.IPPROTO_TCP:
+            tcp = flow.l4.TCP
+            tcp.source_port = sport
+            tcp.destination_port = dport
+        elif proto == socket.IPPROTO_UDP:
+            udp = flow.l4.UDP
+            udp.source_port = sport
+            udp.destination_port = dport
+        return flow
+
+    def _l3l4(self, event: ev.FlowEvent, src: str, dst: str) -> flow_pb2.Flow:
+        flow = self._base(event, src, dst, event.sport, event.dport)
+        flow.Type = flow_pb2.L3_L4
+        proto = event.proto
+        if proto == socket.IPPROTO_TCP:
+            flags = event.tcp_flags if event.kind != ev.EV_END else event.flags_fwd | event.flags_rev
+            flow.l4.TCP.flags.CopyFrom(TCP_FLAGS[flags])
+            flow.Summary = TCP_SUMMARY[flags]
+        elif proto == socket.IPPROTO_UDP:
+            flow.Summary = "UDP"
+        elif proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+            icmp = flow.l4.ICMPv4 if proto == socket.IPPROTO_ICMP else flow.l4.ICMPv6
+            icmp.type = event.sport
+            icmp.code = event.dport
+            flow.Summary = icmp_summary(proto == socket.IPPROTO_ICMPV6, event.sport)
+        else:
+            flow.Summary = f"IP protocol {proto}"
+        if event.kind == ev.EV_END:
+            flow.Summary += " (connection closed)"
+        to_pod = event.obs == ev.OBS_TO_POD
+        flow.trace_observation_point = flow_pb2.TO_ENDPOINT if to_pod else flow_pb2.FROM_ENDPOINT
+        flow.is_reply.CopyFrom(_TRUE if event.is_reply else _FALSE)
+        # The connection's direction from the pod's point of view: a reply travels against it.
+        flow.traffic_direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
+        if event.kind == ev.EV_DROP:
+            self._drop(flow, event)
+        else:
+            flow.verdict = flow_pb2.AUDIT if event.verdict == ev.VERDICT_AUDIT else flow_pb2.FORWARDED
+            flow.event_type.type = EVENT_TRACE
+            flow.event_type.sub_type = TRACE_TO_LXC if to_pod else TRACE_FROM_LXC
+            if event.policy_id:
+                self._policies(flow, event, allowed=event.verdict != ev.VERDICT_AUDIT)
+            counters = flow.counters
+            counters.packets_forward = event.packets_fwd
+            counters.bytes_forward = event.bytes_fwd
+            counters.packets_reverse = event.packets_rev
+            counters.bytes_reverse = event.bytes_rev
+            first = event.first_seen_ns + self._offset
+            counters.first_seen.seconds = first // 1_000_000_000
+            counters.first_seen.nanos = first % 1_000_000_000
+            counters.duration_ns = max(0, event.ts_ns - event.first_seen_ns)
+        return flow
+
+    def _drop(self, flow: flow_pb2.Flow, event: ev.FlowEvent) -> None:
+        reason = DROP_POLICY_DENY if event.policy_action == ev.POLICY_ACTION_DENY_EXPLICIT else DROP_POLICY_DENIED
+        flow.verdict = flow_pb2.DROPPED
+        flow.drop_reason = reason
+        flow.drop_reason_desc = reason
+        flow.event_type.type = EVENT_DROP
+        flow.event_type.sub_type = reason
+        flow.policy_match_type = event.policy_match
+        flow.Summary = f"{flow.Summary} ({flow_pb2.DropReason.Name(reason)})"
+        self._policies(flow, event, allowed=False)
+
+    def _policies(self, flow: flow_pb2.Flow, event: ev.FlowEvent, allowed: bool) -> None:
+        """*_allowed_by / *_denied_by, on the side of the pod whose policy decided."""
+        if self.policies is None or not event.policy_id:
+            return
+        policy = self.policies.policy_for_id(event.policy_id)
+        if policy is None:
+            return
+        ingress = flow.traffic_direction == flow_pb2.INGRESS
+        if allowed:
+            target = flow.ingress_allowed_by if ingress else flow.egress_allowed_by
+        else:
+            target = flow.ingress_denied_by if ingress else flow.egress_denied_by
+        target.add().CopyFrom(policy)
+
+    def _policy_verdict(self, trace: flow_pb2.Flow, event: ev.FlowEvent) -> flow_pb2.Flow:
+        flow = flow_pb2.Flow()
+        flow.CopyFrom(trace)
+        flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
+        flow.event_type.type = EVENT_POLICY_VERDICT
+        flow.event_type.sub_type = 0
+        flow.policy_match_type = event.policy_match
+        flow.ClearField("counters")
+        return flow
+
+    def _l7(self, event: ev.FlowEvent, src: str, dst: str, payload: bytes) -> list[flow_pb2.Flow]:
+        if event.is_reply:
+            client, cport, server, sport = dst, event.dport, src, event.sport
+        else:
+            client, cport, server, sport = src, event.sport, dst, event.dport
+        family = socket.AF_INET if event.family == 4 else socket.AF_INET6
+        conn = ConnKey(family, client, cport, server, sport, event.proto)
+        records = self.l7.on_segment(conn, not event.is_reply, payload, event.seg_len, event.ts_ns)
+        flows = []
+        to_pod = event.obs == ev.OBS_TO_POD
+        direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
+        for record in records:
+            if record.is_reply:
+                flow = self._base(event, server, client, sport, cport)
+            else:
+                flow = self._base(event, client, server, cport, sport)
+            flow.Type = flow_pb2.L7
+            flow.verdict = flow_pb2.FORWARDED
+            flow.event_type.type = EVENT_L7
+            flow.traffic_direction = direction
+            flow.is_reply.CopyFrom(_TRUE if record.is_reply else _FALSE)
+            flow.l7.CopyFrom(record.layer7)
+            flow.Summary = record.summary
+            flow.l7_partial = record.partial
+            flows.append(flow)
+        return flows
