@@ -52,6 +52,7 @@ class Observer:
         self._rate: collections.deque[list[int]] = collections.deque()  # [second, flows]
         self._stats_lock = threading.Lock()
         self._new_uuid = uuid_factory()
+        self._followers = 0
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -129,14 +130,28 @@ class Observer:
         a little for fuller chunks (the batched node -> relay stream).
         """
         stop = stop or threading.Event()
-        oldest, end, entries = self._ring.read(0)
+        _, end, entries = self._ring.read(0)
         if not query.follow or query.since_ns is not None or query.number:
             history = self._responses(_history(entries, query), query)
             if history:
                 yield history
         if not query.follow:
             return
-        next_seq = end
+        with self._stats_lock:
+            self._followers += 1
+        try:
+            yield from self._follow(query, stop, end, poll, min_chunk, linger)
+        finally:
+            with self._stats_lock:
+                self._followers -= 1
+
+    @property
+    def followers(self) -> int:
+        """Follow streams currently reading (each has seen everything published before it counted)."""
+        return self._followers
+
+    def _follow(self, query: FlowQuery, stop: threading.Event, next_seq: int, poll: float, min_chunk: int,
+                linger: float) -> Iterator[list[observer_pb2.GetFlowsResponse]]:
         while not stop.is_set():
             if query.until_ns is not None and self.clock() > query.until_ns:
                 return
