@@ -1,0 +1,57 @@
+"""Counters and aggregation checked against tcpdump on the same device."""
+
+from __future__ import annotations
+
+import pytest
+
+from proto.flow import flow_pb2
+from tests.collector.datapath.helpers import TOPOLOGY, Capture, curl, of_connection, wait_listening
+
+pytestmark = pytest.mark.root
+
+
+def directions(packets, client_ip: str, client_port: int):
+    forward = [p for p in packets if (p[0], p[1]) == (client_ip, client_port)]
+    reverse = [p for p in packets if (p[2], p[3]) == (client_ip, client_port)]
+    return forward, reverse
+
+
+def test_finished_connection_counts_equal_capture(lab_factory, collector_factory, tmp_path):
+    lab = lab_factory(TOPOLOGY)
+    run = collector_factory(lab, aggregation="medium")
+    wait_listening(lab, "server", 8080)
+    server, client = lab.pod("server"), lab.pod("client")
+    capture = Capture(server.device, str(tmp_path / "server.pcap"))
+    port = curl(lab, "client", f"http://{server.ipv4}:8080/bash")  # ~1 MB: large (GSO) segments too
+    ended = run.wait_for(lambda f: of_connection(port)(f) and f.interface.name == server.device
+                         and "closed" in f.Summary)
+    packets = capture.stop()
+    forward, reverse = directions(packets, client.ipv4, port)
+    assert len(ended) == 1, "one end-of-connection flow per device"
+    counters = ended[0].counters
+    assert (counters.packets_forward, counters.bytes_forward) == (len(forward), sum(p[4] for p in forward))
+    assert (counters.packets_reverse, counters.bytes_reverse) == (len(reverse), sum(p[4] for p in reverse))
+    assert counters.bytes_reverse > 1_000_000 and counters.duration_ns > 0
+
+    # aggregation medium: a handful of L3/L4 flows per device for this short connection
+    at_server = run.snapshot(lambda f: of_connection(port)(f) and f.interface.name == server.device)
+    assert 3 <= len(at_server) <= 6 < len(packets), [f.Summary for f in at_server]
+    assert [f.Summary for f in at_server[:2]] == ["TCP Flags: SYN", "TCP Flags: SYN, ACK"]
+
+
+def test_aggregation_none_gives_one_flow_per_packet(lab_factory, collector_factory, tmp_path):
+    lab = lab_factory(TOPOLOGY)
+    run = collector_factory(lab, aggregation="none")
+    wait_listening(lab, "server", 8080)
+    server, client = lab.pod("server"), lab.pod("client")
+    capture = Capture(client.device, str(tmp_path / "client.pcap"))
+    port = curl(lab, "client", f"http://{server.ipv4}:8080/")
+    packets = capture.stop()
+    forward, reverse = directions(packets, client.ipv4, port)
+    flows = run.wait_for(lambda f: of_connection(port)(f) and f.interface.name == client.device,
+                         count=len(packets))
+    assert len(flows) == len(forward) + len(reverse) == len(packets)
+    assert sum(1 for f in flows if f.is_reply.value) == len(reverse)
+    last = flows[-1].counters
+    assert last.packets_forward + last.packets_reverse == len(packets)
+    assert all(f.Type == flow_pb2.L3_L4 for f in flows)
