@@ -215,6 +215,21 @@ class DropDecoder:
             flow.l4.ICMPv6.type, flow.l4.ICMPv6.code = event.sport, event.dport
 
 
+def concerns_node(flow: flow_pb2.Flow, endpoints: EndpointSource | None, only_known: bool = True) -> bool:
+    """Whether this node's collector reports the drop. A drop concerns the pod it happened to: the
+    destination pod if there is one (dropped on the way in), else the source pod; with several
+    collectors on one machine (lab nodes) each reports only its own pods' drops."""
+    if flow.destination.pod_name:
+        ip = flow.IP.destination
+    elif flow.source.pod_name:
+        ip = flow.IP.source
+    else:
+        return not only_known
+    ep = endpoints.endpoint_by_ip(ip) if endpoints is not None else None
+    node = getattr(endpoints, "node_name", "")
+    return ep is not None and (not node or ep.node_name in ("", node))
+
+
 def _ifname(ifindex: int) -> str:
     try:
         return socket.if_indextoname(ifindex)
@@ -279,7 +294,7 @@ class KernelDrops:
         except KernelDropsError:
             self.errors += 1
             return
-        if self.only_known and not (flow.source.pod_name or flow.destination.pod_name):
+        if self.endpoints is not None and not concerns_node(flow, self.endpoints, self.only_known):
             return
         self.on_flow(flow)
 

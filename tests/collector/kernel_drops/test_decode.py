@@ -7,7 +7,7 @@ import pytest
 
 from collector.btf import BtfError, load_btf
 from collector.endpoints import Endpoint, EndpointCache
-from collector.kernel_drops import (DROP_EVENT_FORMAT, DropDecoder, KernelDrops, KernelDropsError,
+from collector.kernel_drops import (DROP_EVENT_FORMAT, DropDecoder, concerns_node, KernelDrops, KernelDropsError,
                                     program_cflags, reason_names, tracepoint_offsets)
 from proto.flow import flow_pb2
 
@@ -91,3 +91,20 @@ def test_missing_btf_and_tracepoint_give_one_line_errors(tmp_path):
         load_btf(str(tmp_path / "junk"))
     with pytest.raises(KernelDropsError, match="tracepoint skb:kfree_skb not found under .*mount tracefs"):
         tracepoint_offsets([str(tmp_path)])
+
+
+def test_each_node_reports_the_drops_of_its_own_pods(btf):
+    reasons = {v: k for k, v in reason_names(btf).items()}
+    on_a = Endpoint(namespace="shop", pod_name="a", ips=("10.244.0.2",), node_name="node-a")
+    on_b = Endpoint(namespace="shop", pod_name="b", ips=("10.244.0.3",), node_name="node-b")
+    caches = {}
+    for node in ("node-a", "node-b"):
+        caches[node] = EndpointCache(node)
+        caches[node].replace([on_a, on_b])
+    decode = DropDecoder(reasons, caches["node-a"]).decode
+    a_to_b = decode(event("10.244.0.2", "10.244.0.3", reasons["NO_SOCKET"]))
+    a_to_world = decode(event("10.244.0.2", "192.0.2.9", reasons["NO_SOCKET"]))
+    world = decode(event("192.0.2.8", "192.0.2.9", reasons["NO_SOCKET"]))
+    assert [concerns_node(f, caches["node-a"]) for f in (a_to_b, a_to_world, world)] == [False, True, False]
+    assert [concerns_node(f, caches["node-b"]) for f in (a_to_b, a_to_world, world)] == [True, False, False]
+    assert concerns_node(world, caches["node-a"], only_known=False)
