@@ -7,10 +7,12 @@ import logging
 import signal
 import threading
 
+from collector.observer.tls import ClientTLS, TLSConfig
 from flowscope.errors import UserError
 from relay.core import Relay, RelayOptions
 from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
-from relay.tls import TLSFiles
+from relay.service import create_server
+
 
 log = logging.getLogger("relay")
 
@@ -23,8 +25,6 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
     group.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     group.add_argument("--tls-client-ca", help="CA that signs client certificates (enables mutual TLS)")
-    group.add_argument("--tls-allow-no-client-cert", action="store_true",
-                       help="with --tls-client-ca, still accept clients without a certificate")
     group = parser.add_argument_group("TLS towards the node collectors")
     group.add_argument("--collector-tls", action="store_true", help="connect to collectors with TLS")
     group.add_argument("--collector-tls-ca", help="CA that signs the collectors' certificates")
@@ -33,18 +33,19 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--collector-tls-server-name", help="name expected in the collectors' certificates")
 
 
-def server_tls(args) -> TLSFiles | None:
+def server_tls(args) -> TLSConfig | None:
     if not (args.tls_cert or args.tls_key or args.tls_client_ca):
         return None
-    return TLSFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_client_ca,
-                    require_client_cert=bool(args.tls_client_ca) and not args.tls_allow_no_client_cert)
+    if not (args.tls_cert and args.tls_key):
+        raise UserError("TLS for clients needs both --tls-cert and --tls-key")
+    return TLSConfig(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
 
 
-def collector_tls(args) -> TLSFiles | None:
+def collector_tls(args) -> ClientTLS | None:
     if not (args.collector_tls or args.collector_tls_ca or args.collector_tls_cert):
         return None
-    return TLSFiles(cert=args.collector_tls_cert, key=args.collector_tls_key, ca=args.collector_tls_ca,
-                    server_name=args.collector_tls_server_name)
+    return ClientTLS(ca=args.collector_tls_ca, cert=args.collector_tls_cert, key=args.collector_tls_key,
+                     server_name=args.collector_tls_server_name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +104,6 @@ def start_http_api(relay: Relay, address: str | None):
 
 
 def run(args) -> int:
-    from relay.service import create_server
     store, writer = open_storage(args.storage)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
     watchers: list[PeerWatcher] = []

@@ -3,6 +3,7 @@ peer.Peer Notify stream (another relay, or any server of the Peer service)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -13,7 +14,7 @@ import grpc
 from flowscope.errors import UserError
 from proto.peer import peer_pb2, peer_pb2_grpc
 from relay.node import Peer
-from relay.tls import TLSFiles, secure_channel
+from collector.observer.tls import ClientTLS, channel as secure_channel
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def normalize_address(address: str) -> str:
     return f"localhost{address}" if address.startswith(":") else address
 
 
-def parse_peer(spec: str, tls: TLSFiles | None = None) -> Peer:
+def parse_peer(spec: str, tls: ClientTLS | None = None) -> Peer:
     """A --peer value: "name=host:port" (or just "host:port", named after the address)."""
     name, sep, address = spec.partition("=")
     if not sep:
@@ -44,7 +45,7 @@ def parse_peer(spec: str, tls: TLSFiles | None = None) -> Peer:
     return Peer(name=name, address=normalize_address(address), tls=tls)
 
 
-def peers_from_lab(path: str, tls: TLSFiles | None = None, host: str = "localhost",
+def peers_from_lab(path: str, tls: ClientTLS | None = None, host: str = "localhost",
                    base_port: int = LAB_COLLECTOR_BASE_PORT) -> list[Peer]:
     """One peer per lab node: node i's collector on host:base_port+i."""
     from lab.state import load_state
@@ -58,7 +59,7 @@ class PeerWatcher:
     reconnects with backoff when the peer service goes away."""
 
     def __init__(self, address: str, on_add: Callable[[Peer], None], on_remove: Callable[[str], None],
-                 tls: TLSFiles | None = None, node_tls: TLSFiles | None = None,
+                 tls: ClientTLS | None = None, node_tls: ClientTLS | None = None,
                  backoff: tuple[float, float] = (0.5, 10.0)) -> None:
         self.address = normalize_address(address)
         self._on_add, self._on_remove = on_add, on_remove
@@ -81,7 +82,7 @@ class PeerWatcher:
     def _peer(self, change: peer_pb2.ChangeNotification) -> Peer:
         tls = self._node_tls
         if tls is not None and change.tls.server_name:
-            tls = TLSFiles(cert=tls.cert, key=tls.key, ca=tls.ca, server_name=change.tls.server_name)
+            tls = dataclasses.replace(tls, server_name=change.tls.server_name)
         return Peer(name=change.name, address=normalize_address(change.address), tls=tls)
 
     def _run(self) -> None:

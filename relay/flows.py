@@ -8,68 +8,18 @@ both in storage and in memory or the live queue are sent once (dedup by uuid at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from collector.filters import build_request_filter
-from flowscope.errors import UserError
-from proto.flow import flow_pb2
+from collector.filters import in_range
+from collector.observer.request import FlowQuery
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
 from relay import history
 from relay.hub import now_timestamp
 from relay.merge import response_time_ns
 
-ALL = 2**64 - 1  # what `hubble observe --all` sends
-MAX_NUMBER = 10_000_000
 STORAGE_LIMIT = 1_000_000
 SEAM_SLACK_NS = 5_000_000_000
-
-
-class InvalidRequest(UserError):
-    """A GetFlows request the relay cannot answer; sent back as INVALID_ARGUMENT."""
-
-
-@dataclass(frozen=True)
-class FlowQuery:
-    number: int  # 0 = no limit
-    first: bool
-    follow: bool
-    since_ns: int | None
-    until_ns: int | None
-    match: Callable[[flow_pb2.Flow], bool]
-    whitelist: tuple[flow_pb2.FlowFilter, ...]
-    blacklist: tuple[flow_pb2.FlowFilter, ...]
-
-    def in_window(self, t: int) -> bool:
-        return (self.since_ns is None or t >= self.since_ns) and (self.until_ns is None or t <= self.until_ns)
-
-
-def _ns(request, field: str) -> int | None:
-    if not request.HasField(field):
-        return None
-    stamp = getattr(request, field)
-    return stamp.seconds * 1_000_000_000 + stamp.nanos
-
-
-def parse_request(request: observer_pb2.GetFlowsRequest) -> FlowQuery:
-    """Validate a GetFlowsRequest; raises InvalidRequest (or collector.filters.FilterError)."""
-    since, until = _ns(request, "since"), _ns(request, "until")
-    if since is not None and until is not None and since > until:
-        raise InvalidRequest(f"since ({request.since.ToJsonString()}) is after until "
-                             f"({request.until.ToJsonString()})")
-    number = request.number
-    if number == ALL:
-        number = 0
-    elif number > MAX_NUMBER:
-        raise InvalidRequest(f"number {number} is too large: at most {MAX_NUMBER} flows per request "
-                             f"(use --all, or since/until)")
-    if request.first and request.follow:
-        raise InvalidRequest("first and follow cannot be combined")
-    match = build_request_filter(list(request.whitelist), list(request.blacklist))
-    return FlowQuery(number=number, first=request.first, follow=request.follow, since_ns=since,
-                     until_ns=until, match=match, whitelist=tuple(request.whitelist),
-                     blacklist=tuple(request.blacklist))
 
 
 def _trim(flows: list[observer_pb2.GetFlowsResponse], query: FlowQuery) -> list[observer_pb2.GetFlowsResponse]:
@@ -78,10 +28,14 @@ def _trim(flows: list[observer_pb2.GetFlowsResponse], query: FlowQuery) -> list[
     return flows
 
 
-def select_history(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse], store,
-                   ) -> list[observer_pb2.GetFlowsResponse]:
+def _in_window(query: FlowQuery, response: observer_pb2.GetFlowsResponse) -> bool:
+    return in_range(response_time_ns(response), query.since_ns, query.until_ns)
+
+
+def select_history(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
+                   ring: list[observer_pb2.GetFlowsResponse], store) -> list[observer_pb2.GetFlowsResponse]:
     """The flows the request asks for from before now: ring, plus storage where the ring falls short."""
-    matched = [r for r in ring if query.in_window(response_time_ns(r)) and query.match(r.flow)]
+    matched = [r for r in ring if _in_window(query, r) and query.match(r.flow)]
     if store is None:
         return _trim(matched, query)
     ring_oldest = response_time_ns(ring[0]) if ring else None
@@ -90,7 +44,7 @@ def select_history(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse], 
     if not (reaches_back or too_few):
         return _trim(matched, query)
     limit = query.number or STORAGE_LIMIT
-    stored = history.stored_flows(store, query, limit)
+    stored = history.stored_flows(store, request, query, limit)
     in_memory = {r.flow.uuid for r in matched}
     merged = [r for r in stored if r.flow.uuid not in in_memory and query.match(r.flow)] + matched
     merged.sort(key=response_time_ns)
@@ -106,13 +60,25 @@ def node_problems(relay) -> Iterator[observer_pb2.GetFlowsResponse]:
             yield observer_pb2.GetFlowsResponse(node_status=event, time=now_timestamp())
 
 
-def stream_flows(query: FlowQuery, relay, active: Callable[[], bool],
+def masked(response: observer_pb2.GetFlowsResponse, query: FlowQuery) -> observer_pb2.GetFlowsResponse:
+    """The response with only the flow fields the request's field mask asks for."""
+    if query.field_mask is None or not response.HasField("flow"):
+        return response
+    out = observer_pb2.GetFlowsResponse(node_name=response.node_name, time=response.time)
+    query.field_mask.MergeMessage(response.flow, out.flow)
+    return out
+
+
+def stream_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest, relay, active: Callable[[], bool],
                  poll: float = 0.5) -> Iterator[observer_pb2.GetFlowsResponse]:
     """The whole GetFlows answer: history, then (under follow) live responses until `active` fails."""
     ring, subscriber = relay.hub.snapshot(query.follow)
     try:
-        past = select_history(query, ring, relay.store)
-        yield from past
+        # Like a node: under follow, history only when asked for (number or since).
+        wants_history = not query.follow or query.since_ns is not None or query.number
+        past = select_history(query, request, ring, relay.store) if wants_history else []
+        for response in past:
+            yield masked(response, query)
         if subscriber is None:
             return
         yield from node_problems(relay)
@@ -132,7 +98,7 @@ def stream_flows(query: FlowQuery, relay, active: Callable[[], bool],
                             continue
                         if t > seam_end:
                             seam = set()
-                yield response
+                yield masked(response, query)
             if subscriber.closed:
                 return
     finally:

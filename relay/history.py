@@ -24,9 +24,10 @@ def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
     return response
 
 
-def stored_flows(store, query, limit: int) -> list[observer_pb2.GetFlowsResponse]:
-    """Flows from storage for a relay.flows.FlowQuery, oldest first."""
-    flows = store.query_flows(whitelist=list(query.whitelist), blacklist=list(query.blacklist),
+def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, limit: int,
+                 ) -> list[observer_pb2.GetFlowsResponse]:
+    """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first."""
+    flows = store.query_flows(whitelist=list(request.whitelist), blacklist=list(request.blacklist),
                               since=_when(query.since_ns), until=_when(query.until_ns), limit=limit,
                               first=query.first)
     out = [_response(f) for f in flows]

@@ -22,7 +22,8 @@ from google.protobuf import timestamp_pb2
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
-from relay.tls import TLSFiles, TLSError, diagnose_handshake, secure_channel
+from collector.observer.tls import ClientTLS, TLSError, channel as secure_channel
+from relay.tls import diagnose_handshake
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Peer:
 
     name: str
     address: str
-    tls: TLSFiles | None = None
+    tls: ClientTLS | None = None
 
 
 class SeenUUIDs:

@@ -3,21 +3,20 @@ peer.Peer (the nodes the relay follows, for tools) and gRPC health ("hubble.serv
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from flowscope.errors import UserError
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.peer import peer_pb2_grpc
 from relay import history
-from relay.flows import parse_request, stream_flows
-from relay.tls import TLSFiles, server_credentials
-
-HEALTH_SERVICE = "hubble.server.Observer"
-
+from collector.observer import ServerError, TLSConfig, add_health, parse_request
+from collector.observer.request import time_bounds
+from collector.observer.tls import server_credentials
+from relay.flows import stream_flows
 
 class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     """observer.Observer answered for the whole cluster."""
@@ -30,14 +29,13 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
             query = parse_request(request)
         except UserError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        yield from stream_flows(query, self.relay, context.is_active)
+        yield from stream_flows(query, request, self.relay, context.is_active)
 
     def GetAgentEvents(self, request, context):
-        # The relay has no agent events of its own and nodes do not forward theirs: an empty answer.
-        return iter(())
+        yield from _no_events(request, context)
 
     def GetDebugEvents(self, request, context):
-        return iter(())
+        yield from _no_events(request, context)
 
     def GetNodes(self, request, context):
         return observer_pb2.GetNodesResponse(nodes=[node.describe() for node in self.relay.nodes()])
@@ -68,23 +66,36 @@ class RelayPeerServicer(peer_pb2_grpc.PeerServicer):
             self.relay.unwatch_peers(changes)
 
 
-def create_server(relay, address: str = "0.0.0.0:4245", tls: TLSFiles | None = None,
+def _no_events(request, context):
+    """Nodes do not forward agent or debug events: an honest empty answer, held open under follow."""
+    try:
+        time_bounds(request)
+    except UserError as err:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    if request.follow:
+        done = threading.Event()
+        context.add_callback(done.set)
+        done.wait()
+    return iter(())
+
+
+def create_server(relay, address: str = "0.0.0.0:4245", tls: TLSConfig | None = None,
                   max_workers: int = 64) -> tuple[grpc.Server, int]:
     """Serve the relay's APIs on `address` (port 0 picks one); returns the started server and port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="relay-rpc"),
                          options=[("grpc.so_reuseport", 0)])
     observer_pb2_grpc.add_ObserverServicer_to_server(RelayObserverServicer(relay), server)
     peer_pb2_grpc.add_PeerServicer_to_server(RelayPeerServicer(relay), server)
-    health_servicer = health.HealthServicer()
-    for name in ("", HEALTH_SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if tls is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, server_credentials(tls))
+    add_health(server)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, server_credentials(tls))
+    except RuntimeError as err:
+        raise ServerError(f"relay: cannot listen on {address}: {err}") from None
     if port == 0:
-        raise UserError(f"relay: cannot listen on {address} (address in use or not valid)")
+        raise ServerError(f"relay: cannot listen on {address}: address in use or not available")
     server.start()
     return server, port
 

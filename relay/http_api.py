@@ -1,0 +1,354 @@
+"""A JSON HTTP API over the flow store, shaped for Grafana's Infinity datasource and for scripts.
+
+    server, port = create_http_api(store, "127.0.0.1:8080")   # serves in a daemon thread
+    ...
+    server.shutdown(); server.server_close()
+
+GET endpoints (all answers are JSON; lists are top-level arrays so Infinity needs no root selector):
+  /api/v1/flows       flows, newest last. namespace, pod, label, verdict, protocol, since, until, limit,
+                      first, format (table: flat rows [default]; hubble: Hubble's export objects)
+  /api/v1/servicemap  {"nodes": [...], "edges": [...]} with the fields Grafana's Node Graph reads
+                      (nodes: id, title, subtitle, mainstat, secondarystat; edges: id, source, target,
+                      mainstat, secondarystat, detail__*). since, until, namespace
+  /api/v1/red         HTTP rate/errors/duration per server workload and step. since, until, step,
+                      namespace, workload
+  /api/v1/dns         {"series": [...], "top_queries": [...]}. since, until, step, namespace, workload, limit
+  /api/v1/drops       drops by reason. since, until, namespace, limit
+  /api/v1/talkers     top client -> server pairs. since, until, namespace, limit, by (bytes|flows)
+  /api/v1/namespaces  [{"namespace": ...}] with flows since `since`
+  /api/v1/nodes       nodes that stored flows since `since`
+
+namespace, pod and label are bidirectional like `hubble observe --namespace/--pod/--label`: a flow
+matches when its source OR its destination matches; a parameter given twice lists alternatives.
+Times (since/until): RFC 3339, a Unix time in s, ms (Grafana's ${__from}) or ns, or a duration before
+now ("15m", "2h", "1d"). Aggregates default to the last hour. A bad parameter gets HTTP 400 and
+{"error": "parameter 'x': ..."}; an unknown path 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from google.protobuf import json_format
+
+from collector.filters import FilterError, build_filter
+from flowscope.errors import UserError
+from proto.flow import flow_pb2
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+DEFAULT_WINDOW_NS = 3600 * NS
+MAX_LIMIT = 10_000
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+VERDICTS = {name.lower(): number for name, number in flow_pb2.Verdict.items() if number}
+PROTOCOLS = ("tcp", "udp", "sctp", "icmp", "icmpv4", "icmpv6", "dns", "http", "kafka")
+
+
+class BadParameter(UserError):
+    """A query parameter the API cannot use; answered with HTTP 400."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"parameter {name!r}: {message}")
+
+
+class Params:
+    """The query string of one request. Every parameter read is checked; unknown ones are refused."""
+
+    def __init__(self, query: str, allowed: tuple[str, ...], now_ns: int) -> None:
+        self.values = urllib.parse.parse_qs(query, keep_blank_values=True)
+        self.now_ns = now_ns
+        for name in self.values:
+            if name not in allowed:
+                raise BadParameter(name, f"unknown parameter; expected one of {', '.join(allowed)}")
+
+    def all(self, name: str) -> list[str]:
+        return [v for value in self.values.get(name, []) for v in value.split(",") if v]
+
+    def one(self, name: str) -> str | None:
+        values = self.values.get(name)
+        if values and len(values) > 1:
+            raise BadParameter(name, "given more than once")
+        return values[0] if values else None
+
+    def int(self, name: str, default: int, low: int = 1, high: int = MAX_LIMIT) -> int:
+        value = self.one(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise BadParameter(name, f"{value!r} is not a whole number from {low} to {high}")
+        return int(value)
+
+    def bool(self, name: str) -> bool:
+        value = self.one(name)
+        if value is None:
+            return False
+        if value.lower() not in ("true", "false", "1", "0", ""):
+            raise BadParameter(name, f"{value!r}: expected true or false")
+        return value.lower() in ("true", "1", "")
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.one(name) or default
+        if value not in choices:
+            raise BadParameter(name, f"{value!r}: expected one of {', '.join(choices)}")
+        return value
+
+    def time(self, name: str, default: int | None) -> int | None:
+        value = self.one(name)
+        return default if value is None or value == "" else parse_time(name, value, self.now_ns)
+
+    def window(self) -> tuple[int, int]:
+        until = self.time("until", self.now_ns)
+        since = self.time("since", until - DEFAULT_WINDOW_NS)
+        if since > until:
+            raise BadParameter("since", "is after 'until'")
+        return since, until
+
+
+def parse_time(name: str, value: str, now_ns: int) -> int:
+    """RFC 3339, a Unix time (s, ms or ns by magnitude), or a duration before now."""
+    match = DURATION.match(value)
+    if match:
+        return now_ns - int(float(match[1]) * DURATION_UNITS[match[2]] * NS)
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None and number >= 0:
+        scale = NS if number < 1e11 else 1_000_000 if number < 1e14 else 1
+        return int(number * scale)
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParameter(name, f"{value!r}: expected RFC 3339, Unix seconds/milliseconds/nanoseconds, "
+                                 "or a duration such as 15m") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return int(parsed.timestamp() * NS)
+
+
+def rfc3339(ns: int) -> str:
+    moment = datetime.datetime.fromtimestamp(ns // NS, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % NS:09d}Z"
+
+
+def _checked(name: str, flow_filter: flow_pb2.FlowFilter) -> flow_pb2.FlowFilter:
+    try:
+        build_filter(flow_filter)
+    except FilterError as err:
+        raise BadParameter(name, str(err)) from None
+    return flow_filter
+
+
+def flow_filters(params: Params) -> list[flow_pb2.FlowFilter]:
+    """The whitelist of a /flows request: one filter per side when a bidirectional parameter is set."""
+    common = flow_pb2.FlowFilter()
+    for value in params.all("verdict"):
+        if value.lower() not in VERDICTS:
+            raise BadParameter("verdict", f"{value!r}: expected one of {', '.join(v.upper() for v in VERDICTS)}")
+        common.verdict.append(VERDICTS[value.lower()])
+    for value in params.all("protocol"):
+        if value.lower() not in PROTOCOLS:
+            raise BadParameter("protocol", f"{value!r}: expected one of {', '.join(PROTOCOLS)}")
+        common.protocol.append(value.lower())
+    namespaces, pods, labels = params.all("namespace"), params.all("pod"), params.all("label")
+    if pods and len(namespaces) > 1:
+        raise BadParameter("namespace", "only one namespace may qualify 'pod'")
+    pod_values = [p if "/" in p else f"{namespaces[0] if namespaces else 'default'}/{p}" for p in pods]
+    if not pods:
+        pod_values = [f"{ns}/" for ns in namespaces]
+    if not (pod_values or labels):
+        return [common] if common.ListFields() else []
+    sides = []
+    for side in ("source", "destination"):
+        flow_filter = flow_pb2.FlowFilter()
+        flow_filter.CopyFrom(common)
+        getattr(flow_filter, f"{side}_pod").extend(pod_values)
+        getattr(flow_filter, f"{side}_label").extend(labels)
+        sides.append(flow_filter)
+    _checked("pod" if pods else "namespace", flow_pb2.FlowFilter(source_pod=pod_values))
+    _checked("label", flow_pb2.FlowFilter(source_label=labels))
+    return sides
+
+
+def _endpoint_row(prefix: str, ep: flow_pb2.Endpoint, ip: str, port: int) -> dict:
+    return {f"{prefix}_namespace": ep.namespace, f"{prefix}_pod": ep.pod_name,
+            f"{prefix}_workload": ep.workloads[0].name if ep.workloads else "",
+            f"{prefix}_identity": ep.identity, f"{prefix}_ip": ip, f"{prefix}_port": port}
+
+
+def flow_row(flow: flow_pb2.Flow) -> dict:
+    """One flow as a flat row for a Grafana table."""
+    l4 = flow.l4.WhichOneof("protocol") or ""
+    ports = getattr(flow.l4, l4) if l4 in ("TCP", "UDP", "SCTP") else None
+    record = flow.l7.WhichOneof("record") if flow.HasField("l7") else None
+    row = {"time": rfc3339(flow.time.seconds * NS + flow.time.nanos), "uuid": flow.uuid, "node": flow.node_name,
+           "verdict": flow_pb2.Verdict.Name(flow.verdict),
+           "drop_reason": flow_pb2.DropReason.Name(flow.drop_reason_desc) if flow.drop_reason_desc else "",
+           "direction": flow_pb2.TrafficDirection.Name(flow.traffic_direction),
+           "is_reply": flow.is_reply.value if flow.HasField("is_reply") else None,
+           "protocol": l4, "l7": record or "", "summary": flow.Summary}
+    row.update(_endpoint_row("source", flow.source, flow.IP.source, ports.source_port if ports else 0))
+    row.update(_endpoint_row("destination", flow.destination, flow.IP.destination,
+                             ports.destination_port if ports else 0))
+    if record == "http":
+        row.update(http_method=flow.l7.http.method, http_url=flow.l7.http.url, http_code=flow.l7.http.code,
+                   latency_ms=flow.l7.latency_ns / 1e6)
+    elif record == "dns":
+        row.update(dns_query=flow.l7.dns.query, dns_rcode=flow.l7.dns.rcode, dns_ips=list(flow.l7.dns.ips))
+    return row
+
+
+def hubble_json(flow: flow_pb2.Flow) -> dict:
+    """Hubble's export format: {"flow": {...}, "node_name": ..., "time": ...} with proto field names."""
+    return {"flow": json_format.MessageToDict(flow, preserving_proto_field_name=True),
+            "node_name": flow.node_name, "time": rfc3339(flow.time.seconds * NS + flow.time.nanos)}
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def get_flows(store, params: Params):
+    whitelist = flow_filters(params)
+    as_hubble = params.choice("format", ("table", "hubble"), "table") == "hubble"
+    flows = store.query_flows(whitelist=whitelist, since=params.time("since", None),
+                              until=params.time("until", None), limit=params.int("limit", 100),
+                              first=params.bool("first"))
+    return [hubble_json(f) if as_hubble else flow_row(f) for f in flows]
+
+
+def get_servicemap(store, params: Params):
+    since, until = params.window()
+    service_map = store.service_map(since, until, params.all("namespace") or None)
+    nodes = [{"id": n.id, "title": n.workload, "subtitle": n.namespace or n.kind, "mainstat": n.flows_in,
+              "secondarystat": n.flows_out, "detail__kind": n.kind, "detail__namespace": n.namespace}
+             for n in service_map.nodes]
+    edges = [{"id": f"{e.source}->{e.target}:{e.port}/{e.protocol}/{e.verdict}", "source": e.source,
+              "target": e.target, "mainstat": e.flows, "secondarystat": e.error_rate,
+              "color": "red" if e.verdict == "DROPPED" else "green", "detail__port": e.port,
+              "detail__protocol": e.protocol, "detail__verdict": e.verdict, "detail__bytes": e.bytes,
+              "detail__requests": e.requests, "detail__errors": e.errors, "detail__p95_ms": _ms(e.p95_ns),
+              "detail__l7": ",".join(e.l7)} for e in service_map.edges]
+    return {"nodes": nodes, "edges": edges}
+
+
+def get_red(store, params: Params):
+    since, until = params.window()
+    points = store.http_red(since, until, step_s=params.int("step", 60, 60, 86400),
+                            namespace=params.one("namespace"), workload=params.one("workload"))
+    return [{"time": rfc3339(p.time_ns), "namespace": p.namespace, "workload": p.workload,
+             "requests": p.requests, "rate": p.rate, "errors": p.errors, "client_errors": p.client_errors,
+             "error_ratio": p.error_ratio, "p50_ms": _ms(p.p50_ns), "p95_ms": _ms(p.p95_ns),
+             "p99_ms": _ms(p.p99_ns)} for p in points]
+
+
+def get_dns(store, params: Params):
+    since, until = params.window()
+    summary = store.dns_summary(since, until, step_s=params.int("step", 60, 60, 86400),
+                                namespace=params.one("namespace"), workload=params.one("workload"),
+                                limit=params.int("limit", 10))
+    series = [dict(dataclasses.asdict(p), time=rfc3339(p.time_ns), p50_ms=_ms(p.p50_ns), p95_ms=_ms(p.p95_ns),
+                   p99_ms=_ms(p.p99_ns)) for p in summary.series]
+    return {"series": series, "top_queries": [dataclasses.asdict(q) for q in summary.top_queries]}
+
+
+def get_drops(store, params: Params):
+    since, until = params.window()
+    return [dataclasses.asdict(d) for d in store.drops_by_reason(
+        since, until, params.all("namespace") or None, limit=params.int("limit", 20))]
+
+
+def get_talkers(store, params: Params):
+    since, until = params.window()
+    return [dataclasses.asdict(t) for t in store.top_talkers(
+        since, until, limit=params.int("limit", 10), by=params.choice("by", ("bytes", "flows"), "bytes"),
+        namespaces=params.all("namespace") or None)]
+
+
+def get_namespaces(store, params: Params):
+    return [{"namespace": ns} for ns in store.namespaces(params.time("since", params.now_ns - DEFAULT_WINDOW_NS))]
+
+
+def get_nodes(store, params: Params):
+    return [dict(dataclasses.asdict(n), first=rfc3339(n.first_ns), last=rfc3339(n.last_ns))
+            for n in store.nodes(params.time("since", params.now_ns - DEFAULT_WINDOW_NS))]
+
+
+WINDOW = ("since", "until")
+# path -> (handler, accepted parameters)
+ROUTES: dict[str, tuple[Callable, tuple[str, ...]]] = {
+    "/api/v1/flows": (get_flows, ("namespace", "pod", "label", "verdict", "protocol", "limit", "first",
+                                  "format") + WINDOW),
+    "/api/v1/servicemap": (get_servicemap, ("namespace",) + WINDOW),
+    "/api/v1/red": (get_red, ("step", "namespace", "workload") + WINDOW),
+    "/api/v1/dns": (get_dns, ("step", "namespace", "workload", "limit") + WINDOW),
+    "/api/v1/drops": (get_drops, ("namespace", "limit") + WINDOW),
+    "/api/v1/talkers": (get_talkers, ("namespace", "limit", "by") + WINDOW),
+    "/api/v1/namespaces": (get_namespaces, ("since",)),
+    "/api/v1/nodes": (get_nodes, ("since",)),
+}
+
+
+def _handler_class(store, clock: Callable[[], int]):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "flowscope-http-api"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            url = urllib.parse.urlsplit(self.path)
+            route = ROUTES.get(url.path.rstrip("/"))
+            if route is None:
+                self._send(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {url.path!r}; "
+                                                           f"expected one of {', '.join(ROUTES)}"})
+                return
+            handler, allowed = route
+            try:
+                body = handler(store, Params(url.query, allowed, clock()))
+            except UserError as err:  # BadParameter, FilterError, StorageError: the caller's to fix
+                self._send(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+                return
+            except Exception:
+                log.exception("http api: %s", self.path)
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the relay's log"})
+                return
+            self._send(HTTPStatus.OK, body)
+
+        def _send(self, status: HTTPStatus, body) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt: str, *args) -> None:
+            log.debug("http api: " + fmt, *args)
+
+    return Handler
+
+
+def create_http_api(store, address: str = "127.0.0.1:0",
+                    clock: Callable[[], int] = time.time_ns) -> tuple[ThreadingHTTPServer, int]:
+    """Serve the API for `store` (a storage FlowStore) on `address` ("host:port"; port 0 = any free one)
+    in a daemon thread. Returns (server, port); stop with `server.shutdown(); server.server_close()`."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError(f"http api address {address!r}: expected host:port, e.g. 127.0.0.1:8080")
+    try:
+        server = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), _handler_class(store, clock))
+    except OSError as err:
+        raise UserError(f"http api address {address!r}: cannot listen: {err.strerror}") from None
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="flowscope-http-api", daemon=True).start()
+    return server, server.server_port

@@ -1,0 +1,80 @@
+"""Helpers for relay tests: real collector Observer servers ("nodes") fed with flows by the test."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+
+from collector.observer import Observer, create_server
+from proto.flow import flow_pb2
+from proto.observer import observer_pb2, observer_pb2_grpc
+
+
+def make_flow(t_ns: int, src: str, dst: str, namespace: str = "shop", port: int = 80,
+              protocol: str = "tcp", verdict: int = flow_pb2.FORWARDED) -> flow_pb2.Flow:
+    """A flow between two pods of `namespace`, as a collector would publish it."""
+    flow = flow_pb2.Flow(uuid=str(uuid.uuid4()), verdict=verdict, Type=flow_pb2.L3_L4,
+                         traffic_direction=flow_pb2.EGRESS)
+    flow.time.FromNanoseconds(t_ns)
+    flow.IP.source, flow.IP.destination, flow.IP.ipVersion = "10.244.0.1", "10.244.0.2", flow_pb2.IPv4
+    l4 = flow.l4.TCP if protocol == "tcp" else flow.l4.UDP
+    l4.source_port, l4.destination_port = 40000, port
+    for ep, pod in ((flow.source, src), (flow.destination, dst)):
+        ep.namespace, ep.pod_name = namespace, pod
+        ep.labels.extend([f"k8s:app={pod.split('-')[0]}", f"k8s:io.kubernetes.pod.namespace={namespace}"])
+    flow.event_type.type = 4
+    flow.Summary = f"{protocol.upper()} Flags: SYN" if protocol == "tcp" else "UDP"
+    return flow
+
+
+@dataclass
+class Node:
+    """A real collector Observer with its gRPC server; `restart()` brings it back on the same port."""
+
+    name: str
+    observer: Observer
+    server: grpc.Server
+    port: int
+    tls: object = None
+    published: list[flow_pb2.Flow] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, name: str, tls=None, ring_capacity: int = 65536) -> "Node":
+        observer = Observer(name, ring_capacity=ring_capacity)
+        server, port = create_server(observer, "localhost:0", tls=tls)
+        return cls(name, observer, server, port, tls)
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+    def publish(self, *flows: flow_pb2.Flow) -> None:
+        for flow in flows:
+            self.observer.publish(flow)
+            self.published.append(flow)
+
+    def kill(self) -> None:
+        self.server.stop(grace=0).wait()
+
+    def restart(self) -> None:
+        self.server, port = create_server(self.observer, self.address, tls=self.tls)
+        assert port == self.port
+
+    def stop(self) -> None:
+        self.kill()
+
+
+def stub(address: str) -> observer_pb2_grpc.ObserverStub:
+    return observer_pb2_grpc.ObserverStub(grpc.insecure_channel(address))
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
