@@ -115,12 +115,18 @@ def _peer(key: str, item: Field, namespace: str | None) -> list[Peer]:
 
 
 def _fqdn(item: Field) -> FqdnPeer:
+    name, pattern = _name_match(item)
+    return FqdnPeer(name, pattern)
+
+
+def _name_match(item: Field) -> tuple[str | None, str | None]:
+    """(matchName, matchPattern): exactly one is given (toFQDNs and rules.dns share the shape)."""
     parts = item.mapping(("matchName", "matchPattern"))
     if len(parts) != 1:
         raise item.fail("give exactly one of matchName or matchPattern")
     if "matchName" in parts:
-        return FqdnPeer(match_name=_dns_name(parts["matchName"], pattern=False))
-    return FqdnPeer(match_pattern=_dns_name(parts["matchPattern"], pattern=True))
+        return _dns_name(parts["matchName"], pattern=False), None
+    return None, _dns_name(parts["matchPattern"], pattern=True)
 
 
 def _dns_name(field: Field, pattern: bool) -> str:
@@ -196,9 +202,5 @@ def _regex(field: Field) -> str:
 
 
 def _dns(field: Field) -> DnsRule:
-    parts = field.mapping(("matchName", "matchPattern"))
-    if len(parts) != 1:
-        raise field.fail("give exactly one of matchName or matchPattern")
-    if "matchName" in parts:
-        return DnsRule(match_name=_dns_name(parts["matchName"], pattern=False))
-    return DnsRule(match_pattern=_dns_name(parts["matchPattern"], pattern=True))
+    name, pattern = _name_match(field)
+    return DnsRule(name, pattern)
