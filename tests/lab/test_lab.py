@@ -25,6 +25,7 @@ SHOP = {
          "labels": {"app": "backend"}, "command": "exec $FLOWSCOPE_PYTHON -m lab.apps.httpd --port 8080"},
         {"name": "client", "namespace": "shop", "labels": {"app": "client"}},
     ],
+    "services": [{"name": "api", "namespace": "shop", "selector": {"app": "backend"}}],
     "world": [{"name": "ext", "dnsNames": ["api.example.com"]}],
 }
 
@@ -79,6 +80,8 @@ def test_http_and_dns_through_the_lab_dnsmasq(lab_factory):
     assert sorted(dig.stdout.split()) == sorted(b.ipv4 for b in backends)
     dig = shop.exec("client", ["dig", "+short", "backend.shop.svc.cluster.local", "AAAA"], check=True)
     assert sorted(dig.stdout.split()) == sorted(b.ipv6 for b in backends)
+    dig = shop.exec("client", ["dig", "+short", "api.shop.svc.cluster.local"], check=True)
+    assert sorted(dig.stdout.split()) == sorted(b.ipv4 for b in backends)
     pod_name = f"{backends[0].name}.shop.pod.cluster.local"
     assert shop.exec("client", ["dig", "+short", pod_name], check=True).stdout.split() == [backends[0].ipv4]
     assert shop.exec("client", ["dig", "+short", "api.example.com"], check=True).stdout.split() == \
