@@ -1,0 +1,311 @@
+"""HTTP/1.0 and 1.1 over one TCP connection, seen as payload prefixes of its segments.
+
+Each direction is a small state machine over the byte stream. Bodies are skipped by count (the
+segment's full length, not just the bytes we saw), so a 512-byte prefix of a 64 KB segment still
+keeps us in step. When bytes we must read (a head, a chunk-size line) fall in the unseen part of a
+segment we lose sync, count it, and wait for a segment that starts like a message again. Responses
+match requests first-in first-out (keep-alive and pipelining). Upgrade and CONNECT hand the
+connection over (h2c to the HTTP/2 parser; anything else is left alone).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .httprecord import build_url, request_record, response_record
+from .stream import consume, unseen_bytes
+from .types import L7Config, L7Record, L7Stats
+
+METHODS = frozenset({
+    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"PURGE",
+})
+_METHOD_PREFIXES = tuple(m + b" " for m in METHODS)
+
+# Per-direction states.
+START, BODY, CHUNK_SIZE, CHUNK_DATA, TRAILERS, UNTIL_CLOSE, RESYNC, DONE = range(8)
+_MAX_LINE = 1024  # chunk-size and trailer lines are short; longer means garbage
+
+
+def looks_like_request(payload: bytes) -> bool:
+    return payload.startswith(_METHOD_PREFIXES)
+
+
+def looks_like_response(payload: bytes) -> bool:
+    return payload.startswith((b"HTTP/1.1 ", b"HTTP/1.0 "))
+
+
+@dataclass(slots=True)
+class _Pending:
+    method: str
+    url: str
+    protocol: str
+    ts_ns: int
+    upgrade: str  # lower-case Upgrade header of the request ("" if none)
+
+
+class _Direction:
+    __slots__ = ("is_client", "state", "buf", "remaining")
+
+    def __init__(self, is_client: bool, state: int) -> None:
+        self.is_client = is_client
+        self.state = state
+        self.buf = bytearray()
+        self.remaining = 0
+
+
+class Http1Parser:
+    """One connection's HTTP/1 parser. `feed` returns the records completed by a segment;
+    after an h2c upgrade `replacement` holds the HTTP/2 parser that takes over."""
+
+    protocol = "http"
+
+    def __init__(self, config: L7Config, stats: L7Stats, server_host: str, synced: bool = True) -> None:
+        self.config = config
+        self.stats = stats
+        self.server_host = server_host  # "ip:port" for requests without a Host header
+        first = START if synced else RESYNC
+        self.client = _Direction(True, first)
+        self.server = _Direction(False, first)
+        self.pending: deque[_Pending] = deque()
+        self.replacement = None
+        self.leftover: tuple[bytes, int] | None = None  # server bytes after "101 Switching Protocols"
+
+    # -- stream handling ---------------------------------------------------------------------------
+    def feed(self, from_client: bool, payload: bytes, segment_len: int, ts_ns: int) -> list[L7Record]:
+        d = self.client if from_client else self.server
+        out: list[L7Record] = []
+        n = len(payload)
+        missing = unseen_bytes(payload, segment_len)
+        if d.state == DONE:
+            return out
+        if d.state == RESYNC:
+            if not (looks_like_request(payload) if d.is_client else looks_like_response(payload)):
+                return out
+            d.state = START
+            d.buf.clear()
+        pos = 0
+        while True:
+            state = d.state
+            if state == BODY or state == CHUNK_DATA:
+                pos, d.remaining, missing, _ = consume(d.remaining, pos, n, missing)
+                if d.remaining:
+                    return out
+                d.state = START if state == BODY else CHUNK_SIZE
+                if pos >= n and missing:
+                    return self._lost(d, out, "lost_sync", ts_ns)
+                continue
+            if state == UNTIL_CLOSE or state == DONE or state == RESYNC:
+                return out
+            if pos >= n:
+                if missing:
+                    return self._lost(d, out, "truncated", ts_ns)
+                return out
+            if state == START:
+                pos = self._head(d, payload, pos, ts_ns, out)
+                if pos < 0:
+                    return self._more(d, out, missing, ts_ns)
+                if d.state == DONE and self.leftover is None and self.replacement is not None and pos < n + missing:
+                    self.leftover = (payload[pos:], n + missing - pos)
+                    return out
+            elif state == CHUNK_SIZE:
+                pos = self._chunk_size(d, payload, pos)
+                if pos < 0:
+                    return self._more(d, out, missing, ts_ns)
+            elif state == TRAILERS:
+                pos = self._trailers(d, payload, pos)
+                if pos < 0:
+                    return self._more(d, out, missing, ts_ns)
+
+    def _more(self, d: _Direction, out: list[L7Record], missing: int, ts_ns: int) -> list[L7Record]:
+        """A step needs more bytes: fine at the end of a segment, lost sync if this segment had unseen bytes."""
+        if missing and d.state not in (RESYNC, DONE):
+            return self._lost(d, out, "truncated", ts_ns)
+        return out
+
+    def _lost(self, d: _Direction, out: list[L7Record], kind: str, ts_ns: int) -> list[L7Record]:
+        """Bytes we needed were not in the prefix: count it and wait for a segment that starts a message.
+        A head cut short still yields a partial record from its start line and complete header lines."""
+        self.stats.error(self.protocol, kind)
+        if d.state == START and b"\r\n" in d.buf:
+            lines = bytes(d.buf).split(b"\r\n")[:-1]
+            d.buf.clear()
+            self._message(d, lines, ts_ns, out, partial=True)
+        if d.state != DONE:
+            d.state = RESYNC
+        d.buf.clear()
+        return out
+
+    def _line_until(self, d: _Direction, payload: bytes, pos: int, sep: bytes, cap: int) -> tuple[bytes | None, int]:
+        """Bytes up to and including `sep`, joining a part kept from earlier segments; (None, -1) when
+        the rest of the payload was buffered and more is needed."""
+        if d.buf:
+            start = max(len(d.buf) - len(sep) + 1, 0)
+            d.buf += payload[pos:]
+            end = d.buf.find(sep, start)
+            if end < 0:
+                if len(d.buf) > cap:
+                    self.stats.error(self.protocol, "header_too_large")
+                    d.state = RESYNC
+                    d.buf.clear()
+                return None, -1
+            end += len(sep)
+            consumed = end - (len(d.buf) - (len(payload) - pos))
+            line = bytes(d.buf[:end])
+            d.buf.clear()
+            return line, pos + consumed
+        end = payload.find(sep, pos)
+        if end < 0:
+            if len(payload) - pos > cap:
+                self.stats.error(self.protocol, "header_too_large")
+                d.state = RESYNC
+                return None, -1
+            d.buf += payload[pos:]
+            return None, -1
+        end += len(sep)
+        return payload[pos:end], end
+
+    # -- message heads -------------------------------------------------------------------------------
+    def _head(self, d: _Direction, payload: bytes, pos: int, ts_ns: int, out: list[L7Record]) -> int:
+        if not d.buf:  # blank lines between messages are allowed (RFC 9112 2.2)
+            while payload.startswith(b"\r\n", pos):
+                pos += 2
+            if pos >= len(payload):
+                return pos
+            if not (looks_like_request(payload[pos:pos + 16]) if d.is_client
+                    else looks_like_response(payload[pos:pos + 16])):
+                if not (len(payload) - pos < 16 and self._could_start(d, payload[pos:])):
+                    self.stats.error(self.protocol, "not_http")
+                    d.state = RESYNC
+                    return -1
+        head, pos = self._line_until(d, payload, pos, b"\r\n\r\n", self.config.max_header_bytes)
+        if head is None:
+            return -1
+        self._message(d, head.split(b"\r\n"), ts_ns, out, partial=False)
+        return pos if d.state != RESYNC else -1
+
+    def _message(self, d: _Direction, lines: list[bytes], ts_ns: int, out: list[L7Record], partial: bool) -> None:
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if sep:
+                headers.append((name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
+        if d.is_client:
+            self._request(d, lines[0], headers, ts_ns, out, partial)
+        else:
+            self._response(d, lines[0], headers, ts_ns, out, partial)
+
+    def _could_start(self, d: _Direction, tail: bytes) -> bool:
+        """A short tail of a segment that may be the beginning of a start line split across segments."""
+        if d.is_client:
+            return any(p.startswith(tail) or tail.startswith(p) for p in _METHOD_PREFIXES)
+        return b"HTTP/1.1 ".startswith(tail[:9]) or b"HTTP/1.0 ".startswith(tail[:9])
+
+    def _request(self, d: _Direction, start: bytes, headers: list[tuple[str, str]], ts_ns: int,
+                 out: list[L7Record], partial: bool) -> None:
+        parts = start.split(b" ")
+        if len(parts) != 3 or parts[0] not in METHODS or not parts[2].startswith(b"HTTP/1."):
+            self.stats.error(self.protocol, "bad_request_line")
+            d.state = RESYNC
+            return
+        method = parts[0].decode("latin-1")
+        target = parts[1].decode("latin-1")
+        protocol = parts[2].decode("latin-1")
+        fields = dict(headers)
+        host = fields.get("host") or self.server_host
+        url = build_url(self.config, "http", host, target) if method != "CONNECT" else target
+        out.append(request_record(self.config, protocol, method, url, headers, partial, self.protocol))
+        if len(self.pending) >= self.config.max_pending:
+            self.pending.popleft()
+            self.stats.error(self.protocol, "pending_overflow")
+        self.pending.append(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower()))
+        self._body(d, fields, False)
+
+    def _response(self, d: _Direction, start: bytes, headers: list[tuple[str, str]], ts_ns: int,
+                  out: list[L7Record], partial: bool) -> None:
+        parts = start.split(b" ", 2)
+        try:
+            code = int(parts[1])
+        except (IndexError, ValueError):
+            code = -1
+        if not 100 <= code <= 999:
+            self.stats.error(self.protocol, "bad_status_line")
+            d.state = RESYNC
+            return
+        if 100 <= code < 200 and code != 101:  # interim: the final response follows
+            return
+        fields = dict(headers)
+        req = self.pending.popleft() if self.pending else None
+        if req is None:
+            self.stats.error(self.protocol, "response_without_request")
+            out.append(response_record(self.config, parts[0].decode("latin-1"), code, "", "", 0, headers,
+                                       True, self.protocol))
+        elif code == 101 and req.upgrade == "h2c":
+            self._to_http2(req)
+            return
+        else:
+            out.append(response_record(self.config, req.protocol, code, req.method, req.url,
+                                       ts_ns - req.ts_ns, headers, partial, self.protocol))
+        if code == 101 or (req is not None and req.method == "CONNECT" and 200 <= code < 300):
+            self.client.state = self.server.state = DONE  # another protocol (or a tunnel) from here on
+            return
+        if (req is not None and req.method == "HEAD") or code in (204, 304):
+            d.state = START
+            return
+        self._body(d, fields, True)
+
+    def _body(self, d: _Direction, fields: dict[str, str], is_response: bool) -> None:
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            d.state = CHUNK_SIZE
+            return
+        length = fields.get("content-length")
+        if length is not None:
+            try:
+                d.remaining = int(length.split(",")[0])
+            except ValueError:
+                d.remaining = -1
+            if d.remaining < 0:
+                self.stats.error(self.protocol, "bad_content_length")
+                d.state = RESYNC
+                return
+            d.state = BODY if d.remaining else START
+            return
+        d.state = UNTIL_CLOSE if is_response else START
+
+    def _chunk_size(self, d: _Direction, payload: bytes, pos: int) -> int:
+        line, pos = self._line_until(d, payload, pos, b"\r\n", _MAX_LINE)
+        if line is None:
+            return -1
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            size = -1
+        if size < 0:
+            self.stats.error(self.protocol, "bad_chunk")
+            d.state = RESYNC
+            return -1
+        if size == 0:
+            d.state = TRAILERS
+        else:
+            d.state = CHUNK_DATA
+            d.remaining = size + 2  # data and its CRLF
+        return pos
+
+    def _trailers(self, d: _Direction, payload: bytes, pos: int) -> int:
+        if not d.buf and payload.startswith(b"\r\n", pos):
+            d.state = START
+            return pos + 2
+        line, pos = self._line_until(d, payload, pos, b"\r\n\r\n", self.config.max_header_bytes)
+        if line is None:
+            return -1
+        d.state = START
+        return pos
+
+    def _to_http2(self, req: _Pending) -> None:
+        """h2c upgrade accepted: HTTP/2 takes over, and the upgrade request is stream 1's request."""
+        from .http2 import Http2Parser  # imported here: http2 imports this module's helpers
+
+        self.replacement = Http2Parser(self.config, self.stats, self.server_host, preface_expected=True,
+                                       upgrade=(req.method, req.url, req.ts_ns))
+        self.client.state = self.server.state = DONE

@@ -1,0 +1,308 @@
+"""HTTP/2 cleartext (h2c) and gRPC on top of it, seen as payload prefixes of TCP segments.
+
+Frames are followed per direction by their 9-byte headers; DATA is skipped by count, so unseen
+bytes of a segment cost nothing. Header blocks (HEADERS + CONTINUATION) are decoded with the `hpack`
+library, one decoder per direction, bounded in table size and decoded header-list size (HPACK bombs
+stop there). If a header block was not seen completely the decoder state is unknown: the direction
+starts again from a fresh decoder, and every record whose block could not be decoded is marked
+partial. A fresh decoder never guesses: entries inserted since the reset keep the peer's indexes,
+and an index into the unknown older part fails to decode (-> partial) instead of naming a wrong header.
+
+Records: a request per stream (":method", ":scheme://:authority:path"), a response per stream with
+":status"; for gRPC (content-type application/grpc*) the response waits for the trailers and carries
+grpc-status / grpc-message as headers, so its latency is the call's latency.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import hpack
+
+from .httprecord import build_url, request_record, response_record
+from .stream import consume, unseen_bytes
+from .types import L7Config, L7Record, L7Stats
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PROTOCOL = "HTTP/2"
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
+_KEEP = frozenset({HEADERS, CONTINUATION, SETTINGS})  # frames whose payload we read; the rest is skipped
+_DEFAULT_MAX_FRAME = 16384
+_LARGEST_FRAME = (1 << 24) - 1
+
+# Per-direction states.
+S_PREFACE, S_HEADER, S_PAYLOAD, S_RESYNC = range(4)
+
+
+@dataclass(slots=True)
+class _Stream:
+    method: str = ""
+    url: str = ""
+    ts_ns: int = 0
+    grpc: bool = False
+    partial: bool = False
+    status: int = 0
+    headers: list = field(default_factory=list)
+
+
+class _Direction:
+    __slots__ = ("is_client", "state", "buf", "remaining", "ftype", "flags", "stream", "lost",
+                 "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame")
+
+    def __init__(self, is_client: bool, state: int, config: L7Config) -> None:
+        self.is_client = is_client
+        self.state = state
+        self.buf = bytearray()
+        self.remaining = 0
+        self.ftype = self.flags = self.stream = 0
+        self.lost = False  # bytes of the current frame's payload were not seen
+        self.decoder = _decoder(config)
+        self.block = bytearray()
+        self.block_stream = 0
+        self.block_flags = 0
+        self.block_lost = False
+        self.max_frame = _DEFAULT_MAX_FRAME  # as advertised by the receiving peer's SETTINGS
+
+
+def _decoder(config: L7Config) -> hpack.Decoder:
+    decoder = hpack.Decoder(max_header_list_size=config.h2_max_header_list)
+    decoder.max_allowed_table_size = config.h2_max_table_size
+    return decoder
+
+
+class Http2Parser:
+    """One connection's HTTP/2 parser. `upgrade` = (method, url, ts_ns) of an HTTP/1.1 request that
+    was upgraded to h2c: it becomes stream 1's request."""
+
+    protocol = "http2"
+    replacement = None
+    leftover = None
+
+    def __init__(self, config: L7Config, stats: L7Stats, server_host: str, preface_expected: bool = True,
+                 upgrade: tuple[str, str, int] | None = None) -> None:
+        self.config = config
+        self.stats = stats
+        self.server_host = server_host
+        self.client = _Direction(True, S_PREFACE if preface_expected else S_RESYNC, config)
+        self.server = _Direction(False, S_HEADER if preface_expected else S_RESYNC, config)
+        self.streams: OrderedDict[int, _Stream] = OrderedDict()
+        if upgrade is not None:
+            self.streams[1] = _Stream(method=upgrade[0], url=upgrade[1], ts_ns=upgrade[2])
+
+    def feed(self, from_client: bool, payload: bytes, segment_len: int, ts_ns: int) -> list[L7Record]:
+        d = self.client if from_client else self.server
+        out: list[L7Record] = []
+        n, pos = len(payload), 0
+        missing = unseen_bytes(payload, segment_len)
+        if d.state == S_RESYNC:
+            if not self._plausible(d, payload):
+                return out
+            d.state = S_HEADER
+        while True:
+            if d.state == S_PAYLOAD:
+                start = pos
+                pos, d.remaining, missing, unseen = consume(d.remaining, pos, n, missing)
+                if d.ftype in _KEEP and not d.lost:
+                    if len(d.buf) + pos - start > self.config.max_header_bytes:
+                        self.stats.error(self.protocol, "oversized_frame")
+                        d.lost = True
+                        d.buf.clear()
+                    else:
+                        d.buf += payload[start:pos]
+                if unseen:
+                    d.lost = True
+                if d.remaining:
+                    return out
+                self._frame(d, ts_ns, out)
+                d.state = S_HEADER
+                d.buf.clear()
+                continue
+            if pos >= n:
+                if missing:
+                    self.stats.error(self.protocol, "lost_sync")
+                    d.state = S_RESYNC
+                    d.buf.clear()
+                return out
+            if d.state == S_PREFACE:
+                want = len(PREFACE) - len(d.buf)
+                d.buf += payload[pos:pos + want]
+                pos += min(want, n - pos)
+                if len(d.buf) < len(PREFACE):
+                    if not PREFACE.startswith(d.buf):
+                        return self._not_http2(d, out)
+                    continue
+                if d.buf != PREFACE:
+                    return self._not_http2(d, out)
+                d.buf.clear()
+                d.state = S_HEADER
+                continue
+            # S_HEADER: 9 bytes, possibly split across segments
+            if d.buf or n - pos < 9:
+                want = 9 - len(d.buf)
+                d.buf += payload[pos:pos + want]
+                pos += min(want, n - pos)
+                if len(d.buf) < 9:
+                    continue
+                header = bytes(d.buf)
+                d.buf.clear()
+            else:
+                header = payload[pos:pos + 9]
+                pos += 9
+            length = int.from_bytes(header[0:3], "big")
+            d.ftype = header[3]
+            d.flags = header[4]
+            d.stream = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+            d.remaining = length
+            d.lost = False
+            d.state = S_PAYLOAD
+            if length > d.max_frame:
+                self.stats.error(self.protocol, "oversized_frame")
+                d.lost = True  # a peer must not send it: skip it by count, never buffer it
+
+    def _not_http2(self, d: _Direction, out: list[L7Record]) -> list[L7Record]:
+        self.stats.error(self.protocol, "bad_preface")
+        d.state = S_RESYNC
+        d.buf.clear()
+        return out
+
+    def _plausible(self, d: _Direction, payload: bytes) -> bool:
+        """Does a segment start with a frame header? Used to find frames again after losing them."""
+        if len(payload) < 9:
+            return False
+        length = int.from_bytes(payload[0:3], "big")
+        ftype = payload[3]
+        stream = int.from_bytes(payload[5:9], "big")
+        if ftype > CONTINUATION or length > d.max_frame or stream & 0x80000000:
+            return False
+        if ftype in (SETTINGS, PING, GOAWAY):
+            return stream == 0
+        return ftype == WINDOW_UPDATE or stream != 0
+
+    # -- frames -------------------------------------------------------------------------------------------
+    def _frame(self, d: _Direction, ts_ns: int, out: list[L7Record]) -> None:
+        ftype = d.ftype
+        if ftype == DATA:
+            if d.flags & END_STREAM and not d.is_client:
+                self._server_end(d.stream, None, ts_ns, out, partial=False)
+        elif ftype == HEADERS:
+            if d.block:
+                self.stats.error(self.protocol, "headers_interleaved")
+            fragment = self._fragment(d)
+            d.block = bytearray(fragment if fragment is not None else b"")
+            d.block_lost = fragment is None
+            d.block_stream = d.stream
+            d.block_flags = d.flags
+            if d.flags & END_HEADERS:
+                self._block_done(d, ts_ns, out)
+        elif ftype == CONTINUATION:
+            if d.lost or len(d.block) + len(d.buf) > self.config.max_header_bytes:
+                d.block_lost = True
+            else:
+                d.block += d.buf
+            if d.flags & END_HEADERS:
+                self._block_done(d, ts_ns, out)
+        elif ftype == RST_STREAM:
+            stream = self.streams.pop(d.stream, None)
+            if stream is not None and stream.method:
+                out.append(self._response(stream, ts_ns, partial=True))
+        elif ftype == SETTINGS and not d.flags & ACK and not d.lost:
+            other = self.server if d.is_client else self.client
+            for i in range(0, len(d.buf) - 5, 6):
+                if int.from_bytes(d.buf[i:i + 2], "big") == 5:  # SETTINGS_MAX_FRAME_SIZE
+                    other.max_frame = min(int.from_bytes(d.buf[i + 2:i + 6], "big"), _LARGEST_FRAME)
+
+    def _fragment(self, d: _Direction) -> bytes | None:
+        """The header block fragment of a HEADERS frame without padding and priority fields."""
+        if d.lost:
+            return None
+        data = bytes(d.buf)
+        start, end = 0, len(data)
+        if d.flags & PADDED:
+            if not data:
+                return None
+            start = 1
+            end -= data[0]
+        if d.flags & PRIORITY_FLAG:
+            start += 5
+        if start > end:
+            self.stats.error(self.protocol, "bad_padding")
+            return None
+        return data[start:end]
+
+    def _block_done(self, d: _Direction, ts_ns: int, out: list[L7Record]) -> None:
+        headers = None
+        if d.block_lost:
+            self.stats.error(self.protocol, "header_block_not_seen")
+            d.decoder = _decoder(self.config)
+        else:
+            try:
+                headers = d.decoder.decode(bytes(d.block))
+            except hpack.OversizedHeaderListError:
+                self.stats.error(self.protocol, "hpack_bomb")
+            except (hpack.HPACKError, ValueError, IndexError, UnicodeDecodeError):
+                self.stats.error(self.protocol, "hpack_error")
+            if headers is None:
+                d.decoder = _decoder(self.config)
+        d.block = bytearray()
+        stream, end_stream = d.block_stream, bool(d.block_flags & END_STREAM)
+        if d.is_client:
+            self._client_headers(stream, headers, ts_ns, out)
+        else:
+            self._server_headers(stream, headers, end_stream, ts_ns, out)
+
+    # -- streams -----------------------------------------------------------------------------------------
+    def _client_headers(self, sid: int, headers: list | None, ts_ns: int, out: list[L7Record]) -> None:
+        if sid in self.streams:  # request trailers
+            return
+        fields = dict(headers or ())
+        method = fields.get(":method", "")
+        url = ""
+        if ":path" in fields:
+            url = build_url(self.config, fields.get(":scheme", "http"), fields.get(":authority", "")
+                            or self.server_host, fields[":path"])
+        partial = headers is None or not method
+        stream = _Stream(method=method, url=url, ts_ns=ts_ns, partial=partial,
+                         grpc=fields.get("content-type", "").startswith("application/grpc"))
+        self._remember(sid, stream)
+        out.append(request_record(self.config, PROTOCOL, method, url, headers or (), partial, self.protocol))
+
+    def _server_headers(self, sid: int, headers: list | None, end_stream: bool, ts_ns: int,
+                        out: list[L7Record]) -> None:
+        stream = self.streams.get(sid)
+        if stream is None:
+            self.stats.error(self.protocol, "response_without_request")
+            stream = _Stream(ts_ns=ts_ns, partial=True)
+            self._remember(sid, stream)
+        if headers is None:
+            stream.partial = True
+        else:
+            status = dict(headers).get(":status")
+            if status is not None:
+                code = int(status) if status.isdigit() else 0
+                if 100 <= code < 200 and not end_stream:
+                    return  # interim response
+                stream.status = code
+            stream.headers.extend(headers)
+        if end_stream or not stream.grpc:
+            self._server_end(sid, stream, ts_ns, out, stream.partial)
+
+    def _server_end(self, sid: int, stream: _Stream | None, ts_ns: int, out: list[L7Record],
+                    partial: bool) -> None:
+        if stream is None:
+            stream = self.streams.get(sid)
+            if stream is None or not stream.grpc:  # non-gRPC responses were emitted at their headers
+                return
+        del self.streams[sid]
+        out.append(self._response(stream, ts_ns, partial or stream.partial))
+
+    def _response(self, stream: _Stream, ts_ns: int, partial: bool) -> L7Record:
+        return response_record(self.config, PROTOCOL, stream.status, stream.method, stream.url,
+                               ts_ns - stream.ts_ns, stream.headers, partial, self.protocol)
+
+    def _remember(self, sid: int, stream: _Stream) -> None:
+        self.streams[sid] = stream
+        if len(self.streams) > self.config.h2_max_streams:
+            self.streams.popitem(last=False)
+            self.stats.error(self.protocol, "stream_overflow")

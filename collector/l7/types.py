@@ -1,0 +1,125 @@
+"""The shapes the L7 dispatcher and its parsers share: connection key, record, config, stats, errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from proto.flow import flow_pb2
+
+REDACTED = "HUBBLE_REDACTED"  # the value Hubble puts in place of a redacted header value
+
+
+class ConnKey(NamedTuple):
+    """One transport connection, oriented client -> server (socket.AF_INET / AF_INET6, IPPROTO_TCP / UDP)."""
+
+    family: int
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    l4proto: int
+
+
+@dataclass(slots=True)
+class L7Record:
+    """One Hubble-shaped Layer7 event. `partial` = some fields could not be known (payload not seen,
+    HPACK state unknown, response without its request); consumers should not count it as complete."""
+
+    layer7: flow_pb2.Layer7
+    is_reply: bool
+    summary: str
+    partial: bool = False
+    protocol: str = ""  # "http", "http2", "dns", "kafka": which parser made it
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """Ports of one protocol for the servers of a namespace (and optionally one pod name prefix).
+    A matching rule replaces the default ports of its protocol for that server."""
+
+    protocol: str  # "http", "http2", "dns", "kafka"
+    ports: frozenset[int]
+    namespace: str
+    pod_prefix: str = ""
+
+
+PROTOCOLS = ("http", "http2", "dns", "kafka")
+
+
+@dataclass(frozen=True)
+class L7Config:
+    """What to parse and how much memory a connection may hold. Defaults follow the issue texts."""
+
+    http_ports: frozenset[int] = frozenset({80, 8080, 8000})
+    http2_ports: frozenset[int] = frozenset()  # h2c by prior knowledge is detected by its preface anyway
+    dns_ports: frozenset[int] = frozenset({53})
+    kafka_ports: frozenset[int] = frozenset({9092})
+    detect_http_by_payload: bool = True  # any TCP payload that starts like HTTP/1.x
+    rules: tuple[PortRule, ...] = ()
+    # Privacy, like Hubble's --hubble-redact-http-*: query strings dropped, header values replaced by
+    # HUBBLE_REDACTED unless the (lower-case) header name is allowed. gRPC status headers are the
+    # error signal of a call, so they are allowed by default.
+    allow_url_query: bool = False
+    header_allow: frozenset[str] = frozenset({"grpc-status", "grpc-message"})
+    include_headers: bool = True
+    max_headers: int = 32
+    # Bounds: memory per collector is at most max_connections * (buffers below).
+    max_connections: int = 16384
+    max_header_bytes: int = 16384  # one HTTP/1 head, one HTTP/2 header block, one Kafka/DNS message prefix
+    max_pending: int = 128  # requests awaiting a response, per connection
+    h2_max_streams: int = 1024
+    h2_max_header_list: int = 65536  # decoded size bound: HPACK bombs stop here
+    h2_max_table_size: int = 65536
+    kafka_max_message: int = 100 * 1024 * 1024
+    fqdn_max_ips: int = 65536
+
+    def ports_for(self, protocol: str, namespace: str = "", pod: str = "") -> frozenset[int]:
+        """Ports of `protocol` for a server in namespace/pod: the most specific matching rule, else defaults."""
+        best: PortRule | None = None
+        for rule in self.rules:
+            if rule.protocol != protocol or rule.namespace != namespace or not pod.startswith(rule.pod_prefix):
+                continue
+            if best is None or len(rule.pod_prefix) > len(best.pod_prefix):
+                best = rule
+        if best is not None:
+            return best.ports
+        return getattr(self, f"{protocol}_ports")
+
+
+@dataclass
+class L7Stats:
+    """Counters of the dispatcher: records and parse errors per protocol, evicted connections."""
+
+    records: Counter = field(default_factory=Counter)  # protocol -> records
+    parse_errors: Counter = field(default_factory=Counter)  # protocol -> errors
+    errors_by_kind: Counter = field(default_factory=Counter)  # (protocol, kind) -> errors
+    evicted_connections: int = 0
+    segments: int = 0
+
+    def error(self, protocol: str, kind: str) -> None:
+        self.parse_errors[protocol] += 1
+        self.errors_by_kind[(protocol, kind)] += 1
+
+
+class L7ParseError(Exception):
+    """A payload a parser cannot make sense of; `kind` names the problem in stats.errors_by_kind."""
+
+    kind = "malformed"
+
+
+class Truncated(L7ParseError):
+    kind = "truncated"
+
+
+class Oversized(L7ParseError):
+    kind = "oversized"
+
+
+class BadLength(L7ParseError):
+    kind = "bad_length"
+
+
+class UnmatchedResponse(L7ParseError):
+    kind = "response_without_request"
