@@ -117,3 +117,44 @@ def test_filters_since_until_and_first(node_factory, relay_factory):
     assert flow_times(window) == [t0 + n * 500_000_000 for n in range(10, 15)]
     first = get(number=3, first=True)
     assert flow_times(first) == [t0, t0 + 500_000_000, t0 + 1_000_000_000]
+
+
+def test_collector_killed_and_restarted_is_reported_and_not_duplicated(node_factory, relay_factory):
+    a, b, running = two_nodes(node_factory, relay_factory)
+    t0 = time.time_ns() - 30_000_000_000
+    a.publish(*[make_flow(t0 + i * 1_000_000, f"a-{i}", "x-0") for i in range(50)])
+    b.publish(*[make_flow(t0 + i * 1_000_000, f"b-{i}", "x-0") for i in range(50)])
+    wait_for(lambda: running.relay.status().seen_flows == 100, what="100 flows")
+    events: list[observer_pb2.GetFlowsResponse] = []
+    call = stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
+    threading.Thread(target=read_until_cancelled, args=(call, events), daemon=True).start()
+    time.sleep(0.3)
+
+    a.kill()
+    wait_for(lambda: running.relay.status().num_unavailable_nodes.value == 1, what="node-a unavailable")
+    status = stub(running.address).ServerStatus(observer_pb2.ServerStatusRequest(), timeout=5)
+    assert list(status.unavailable_nodes) == ["node-a"] and status.num_connected_nodes.value == 1
+    nodes = {n.name: n.state for n in stub(running.address).GetNodes(observer_pb2.GetNodesRequest()).nodes}
+    assert nodes == {"node-a": relay_pb2.NODE_UNAVAILABLE, "node-b": relay_pb2.NODE_CONNECTED}
+    # While it is down, a new follower is told at once which node it cannot hear from.
+    early = stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
+    first = next(early)
+    early.cancel()
+    assert first.node_status.state_change == relay_pb2.NODE_UNAVAILABLE
+    assert list(first.node_status.node_names) == ["node-a"]
+
+    # The collector comes back with its ring (same process): it replays, the relay drops the replay.
+    a.publish(make_flow(time.time_ns(), "a-after", "x-0"))
+    a.restart()
+    wait_for(lambda: running.relay.status().num_connected_nodes.value == 2, what="node-a connected again")
+    wait_for(lambda: running.relay.status().seen_flows == 101, what="the flow published while down")
+    time.sleep(0.5)
+    call.cancel()
+    statuses = [(e.node_status.state_change, list(e.node_status.node_names))
+                for e in events if e.HasField("node_status")]
+    assert statuses == [(relay_pb2.NODE_UNAVAILABLE, ["node-a"]), (relay_pb2.NODE_CONNECTED, ["node-a"])]
+    assert [e.flow.source.pod_name for e in events if e.HasField("flow")] == ["a-after"]
+    everything = list(stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(number=2**64 - 1)))
+    uuids = [r.flow.uuid for r in everything]
+    assert len(uuids) == len(set(uuids)) == 101
+    assert running.relay.nodes()[0].info.duplicates == 50
