@@ -74,6 +74,7 @@ def test_malformed_events_are_typed_errors(decoder):
         decoder.decode(bytes(bad_family))
 
 
+@pytest.mark.root  # tracefs is readable by root only
 def test_offsets_come_from_the_running_kernel(btf):
     flags = dict(f[2:].split("=") for f in program_cflags(btf))
     # The 6.1 headers would say otherwise; these are the running kernel's layout, all distinct.
