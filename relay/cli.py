@@ -96,26 +96,30 @@ def discover(relay: Relay, args) -> list[PeerWatcher]:
     return watchers
 
 
-def start_http_api(relay: Relay, address: str | None):
+def start_http_api(store, address: str | None):
+    """The JSON HTTP API over the store (relay.http_api) in a daemon thread; None when not asked for."""
     if not address:
         return None
-    from relay import http_api
-    return http_api.serve(relay, listen_address(address))
+    if store is None:
+        raise UserError("--http-api-address needs a flow store (--storage is 'none')")
+    from relay.http_api import create_http_api
+    return create_http_api(store, listen_address(address))[0]
 
 
 def run(args) -> int:
     store, writer = open_storage(args.storage)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
     watchers: list[PeerWatcher] = []
-    server = None
+    server = http = None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         server, port = create_server(relay, listen_address(args.listen_address), server_tls(args))
         watchers = discover(relay, args)
-        start_http_api(relay, args.http_api_address)
-        log.info("relay serving the Observer API on port %d, storage %s", port,
-                 store.url if hasattr(store, "url") else args.storage)
+        http = start_http_api(store, args.http_api_address)
+        log.info("relay: Observer API on port %d, storage %s%s", port,
+                 store.url.redacted() if store is not None else "none",
+                 f", HTTP API on {args.http_api_address}" if http else "")
         stop.wait()
     except KeyboardInterrupt:
         pass
@@ -125,6 +129,8 @@ def run(args) -> int:
         if server is not None:
             server.stop(grace=2).wait()
         relay.stop()
+        if http is not None:
+            http.shutdown()
         if writer is not None:
             writer.close()
     return 0

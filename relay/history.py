@@ -3,19 +3,11 @@ and the namespaces seen lately. Every storage call of the relay is here, in one 
 
 from __future__ import annotations
 
-import datetime
-
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from relay.node import REPLAY_SLACK_NS
 
 NAMESPACE_WINDOW_S = 3600
-
-
-def _when(ns: int | None) -> datetime.datetime | None:
-    if ns is None:
-        return None
-    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
 
 
 def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
@@ -26,13 +18,12 @@ def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
 
 def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, limit: int,
                  ) -> list[observer_pb2.GetFlowsResponse]:
-    """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first."""
+    """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first.
+    The same filters run in SQL here and in Python on the result (relay.flows), so both agree."""
     flows = store.query_flows(whitelist=list(request.whitelist), blacklist=list(request.blacklist),
-                              since=_when(query.since_ns), until=_when(query.until_ns), limit=limit,
+                              since=query.since_ns, until=query.until_ns, limit=limit,
                               first=query.first)
-    out = [_response(f) for f in flows]
-    out.sort(key=lambda r: (r.time.seconds, r.time.nanos))
-    return out
+    return [_response(f) for f in flows]
 
 
 def resume_point(store, node_name: str) -> tuple[int, list[str]]:
@@ -43,16 +34,12 @@ def resume_point(store, node_name: str) -> tuple[int, list[str]]:
     if not newest:
         return 0, []
     last_ns = newest[-1].time.seconds * 1_000_000_000 + newest[-1].time.nanos
-    recent = store.query_flows(whitelist=node_filter, since=_when(last_ns - REPLAY_SLACK_NS),
+    recent = store.query_flows(whitelist=node_filter, since=max(0, last_ns - REPLAY_SLACK_NS),
                                limit=1_000_000, first=True)
     return last_ns, [f.uuid for f in recent]
 
 
 def recent_namespaces(store, now_ns: int) -> list[observer_pb2.Namespace]:
     """Namespaces with flows in the last hour (GetNamespaces)."""
-    since = _when(now_ns - NAMESPACE_WINDOW_S * 1_000_000_000)
-    out = []
-    for item in store.namespaces(since):
-        cluster, namespace = item if isinstance(item, tuple) else ("", item)
-        out.append(observer_pb2.Namespace(cluster=cluster, namespace=namespace))
-    return out
+    since = now_ns - NAMESPACE_WINDOW_S * 1_000_000_000
+    return [observer_pb2.Namespace(namespace=ns) for ns in store.namespaces(since)]

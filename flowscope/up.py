@@ -1,0 +1,127 @@
+"""`flowscope up`: everything for one machine in one process — the node collector (eBPF datapath,
+Observer API on :4244, metrics on :9965), the relay (Observer API on :4245, live and history), the
+embedded flow store (chdb), the JSON HTTP API, and the UI on :8050 when ui/ is installed.
+
+With a lab of several nodes, this process is the collector of the lab's first node; the relay also
+follows the other nodes' collectors at the lab convention (node i on :4244+i), started separately with
+`flowscope collector --node-name NODE --listen-address :PORT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import signal
+import socket
+import threading
+
+from flowscope.errors import UserError
+
+log = logging.getLogger("flowscope.up")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from relay.cli import DEFAULT_STORAGE
+    parser.add_argument("--lab-state", help="lab state file (default: the only lab under /run/flowscope/lab)")
+    parser.add_argument("--node-name", help="this node's name (default: the lab's first node, else hostname)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"flow store URL (default {DEFAULT_STORAGE})")
+    parser.add_argument("--collector-address", default=":4244", help="collector Observer API (default :4244)")
+    parser.add_argument("--listen-address", default=":4245", help="relay Observer API (default :4245)")
+    parser.add_argument("--metrics-address", default=":9965", help="Prometheus metrics ('' = none)")
+    parser.add_argument("--http-api-address", default="127.0.0.1:4246", help="JSON HTTP API ('' = none)")
+    parser.add_argument("--ui-address", default="0.0.0.0:8050", help="UI address when ui/ is installed ('' = none)")
+    parser.add_argument("--aggregation", default="medium", choices=("none", "medium", "max"),
+                        help="collector events per connection (see `flowscope collector --help`)")
+
+
+def find_lab_state(path: str | None) -> str | None:
+    """The lab to observe: the given file, else the only lab that is up (None when there is none)."""
+    if path:
+        return path
+    from lab.state import state_files
+    files = state_files()
+    if len(files) > 1:
+        raise UserError(f"several labs are up ({', '.join(files)}): choose one with --lab-state")
+    return files[0] if files else None
+
+
+def lab_nodes(state_path: str | None) -> list[str]:
+    if not state_path:
+        return []
+    from lab.state import load_state
+    return list(load_state(state_path).nodes)
+
+
+def start_ui(store, address: str):
+    """The Dash UI in a daemon thread, when the ui package provides one; None otherwise."""
+    if not address or importlib.util.find_spec("ui.app") is None:
+        return None
+    from ui.app import create_app
+    host, _, port = address.rpartition(":")
+    app = create_app(store)
+    thread = threading.Thread(target=lambda: app.run(host=host or "0.0.0.0", port=int(port), debug=False),
+                              name="flowscope-ui", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_collector(args, node: str, state_path: str | None):
+    from collector.agent import Collector, CollectorConfig
+    from collector.cli import _policy
+    from collector.datapath import DEFAULT_PIN_DIR, DatapathConfig
+    from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
+
+    check_privileges()
+    check_kernel_headers()
+    prepare_pin_dir(DEFAULT_PIN_DIR)
+    config = CollectorConfig(node_name=node, lab_state=state_path, listen_address=args.collector_address,
+                             datapath=DatapathConfig(aggregation=args.aggregation),
+                             metrics_address=args.metrics_address or None)
+    collector = Collector(config, **_policy(DEFAULT_PIN_DIR))
+    collector.start()
+    return collector
+
+
+def run(args) -> int:
+    from relay import Peer, Relay
+    from relay.cli import listen_address, open_storage, start_http_api
+    from relay.discovery import LAB_COLLECTOR_BASE_PORT
+    from relay.service import create_server
+
+    state_path = find_lab_state(args.lab_state)
+    nodes = lab_nodes(state_path)
+    node = args.node_name or (nodes[0] if nodes else socket.gethostname())
+    store, writer = open_storage(args.storage)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    collector = relay = server = http = None
+    try:
+        collector = start_collector(args, node, state_path)
+        relay = Relay(store, writer).start()
+        server, port = create_server(relay, listen_address(args.listen_address))
+        relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
+        for i, other in enumerate(nodes):
+            if other != node:
+                relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
+        http = start_http_api(store, args.http_api_address)
+        ui = start_ui(store, args.ui_address)
+        log.info("flowscope up: node %s%s; collector :%d, relay :%d, storage %s%s%s", node,
+                 f" (lab {state_path})" if state_path else "", collector.grpc_port, port, args.storage,
+                 f", HTTP API {args.http_api_address}" if http else "",
+                 f", UI http://{args.ui_address}" if ui else "")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop(grace=1).wait()
+        if relay is not None:
+            relay.stop()
+        if collector is not None:
+            collector.stop()
+        if http is not None:
+            http.shutdown()
+        if writer is not None:
+            writer.close()
+    return 0
