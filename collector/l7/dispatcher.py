@@ -113,4 +113,5 @@ class L7Dispatcher:
         if self.config.detect_http_by_payload and (
                 looks_like_request(payload) if from_client else looks_like_response(payload)):
             return Http1Parser(self.config, self.stats, host, synced=False)
-        return _IGNORED
+        # Servers may speak first (an HTTP/2 server's SETTINGS): the client's first bytes decide.
+        return _IGNORED if from_client else None

@@ -191,8 +191,10 @@ def replay(pcap: Path, dispatcher: L7Dispatcher, server_ports: set[int], prefix:
 
 
 def tshark(pcap: Path, display_filter: str, fields: list[str], decode_as: list[str] = ()) -> list[list[str]]:
-    """tshark's own dissection: one row of field values per matching packet."""
-    cmd = [need("tshark"), "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-E", "separator=\t"]
+    """tshark's own dissection: one row of field values per matching packet (several occurrences of a
+    field in one packet joined by "|")."""
+    cmd = [need("tshark"), "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-E", "separator=\t",
+           "-E", "aggregator=|"]
     for d in decode_as:
         cmd += ["-d", d]
     for f in fields:
@@ -204,4 +206,4 @@ def tshark(pcap: Path, display_filter: str, fields: list[str], decode_as: list[s
 
 def tshark_values(pcap: Path, display_filter: str, field_name: str, decode_as: list[str] = ()) -> list[str]:
     """Every value of one field over the matching packets (a packet may carry several messages)."""
-    return [v for row in tshark(pcap, display_filter, [field_name], decode_as) for v in row[0].split(",") if v]
+    return [v for row in tshark(pcap, display_filter, [field_name], decode_as) for v in row[0].split("|") if v]

@@ -1,0 +1,69 @@
+"""A grpcio server and client without generated code (generic handlers, raw bytes messages).
+
+`grpc_demo.py server PORT` serves demo.Echo: Say (unary; request b"fail" -> NOT_FOUND), Stream (server
+streaming; request b"bad" -> INVALID_ARGUMENT after one message), Collect (client streaming).
+`grpc_demo.py client PORT` makes a fixed mix of calls on one channel and prints, per line,
+"<method> <status code name>" for every call as the client saw it."""
+
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def say(request, context):
+    if request == b"fail":
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+    return b"echo:" + request
+
+
+def stream(request, context):
+    yield b"first"
+    if request == b"bad":
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad request")
+    yield b"second"
+    yield b"third"
+
+
+def collect(request_iterator, context):
+    return b"%d" % sum(len(r) for r in request_iterator)
+
+
+def serve(port: int) -> None:
+    handler = grpc.method_handlers_generic_handler("demo.Echo", {
+        "Say": grpc.unary_unary_rpc_method_handler(say),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Collect": grpc.stream_unary_rpc_method_handler(collect),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("READY", flush=True)
+    server.wait_for_termination()
+
+
+def client(port: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        say_call = channel.unary_unary("/demo.Echo/Say")
+        stream_call = channel.unary_stream("/demo.Echo/Stream")
+        collect_call = channel.stream_unary("/demo.Echo/Collect")
+        plan = ([("Say", b"hello")] * 12 + [("Say", b"fail")] * 5 + [("Stream", b"go")] * 4
+                + [("Stream", b"bad")] * 3 + [("Collect", None)] * 2)
+        for method, request in plan:
+            try:
+                if method == "Say":
+                    say_call(request, timeout=10)
+                elif method == "Stream":
+                    list(stream_call(request, timeout=10))
+                else:
+                    collect_call(iter([b"a", b"bb", b"ccc"]), timeout=10)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as err:
+                code = err.code()
+            print(method, code.name, flush=True)
+
+
+if __name__ == "__main__":
+    (serve if sys.argv[1] == "server" else client)(int(sys.argv[2]))

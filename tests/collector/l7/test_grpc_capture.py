@@ -1,0 +1,85 @@
+"""HTTP/2 and gRPC parsed from REAL traffic: a grpcio server and client (unary, server- and client-
+streaming; OK and error statuses) and h2load against nginx (h2c, prior knowledge), captured in a
+private namespace and replayed in 512-byte prefixes. Counts must equal the clients' and tshark's."""
+
+from __future__ import annotations
+
+import collections
+import re
+import sys
+
+import pytest
+
+from collector.l7 import L7Config, L7Dispatcher, grpc_call, grpc_status
+
+from .capture import background, need, netns, python, replay, run, tcpdump, tshark, tshark_values, wait_port
+from .test_http1_capture import nginx_conf
+
+pytestmark = pytest.mark.root
+
+GRPC_PORT = 50051
+STATUS_NUMBERS = {"OK": 0, "NOT_FOUND": 5, "INVALID_ARGUMENT": 3}
+
+
+def test_grpc_unary_and_streaming_calls(tmp_path):
+    pcap = tmp_path / "grpc.pcap"
+    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/grpc_demo.py", "server",
+                                        str(GRPC_PORT)], ready="READY"):
+        with tcpdump(ns, pcap, f"tcp port {GRPC_PORT}"):
+            lines = python(ns, "grpc_demo", "client", str(GRPC_PORT)).stdout.splitlines()
+    client = collections.Counter((m, STATUS_NUMBERS[code]) for m, code in (line.split() for line in lines))
+    assert sum(client.values()) == 26
+
+    dispatcher = L7Dispatcher()
+    result = replay(pcap, dispatcher, {GRPC_PORT})
+    requests, responses = result.of("http2", False), result.of("http2", True)
+    seen = collections.Counter((grpc_call(r.layer7.http)[1], grpc_status(r.layer7.http)) for r in responses)
+    assert seen == client
+    assert collections.Counter(grpc_call(r.layer7.http)[1] for r in requests) == collections.Counter(
+        m for m, _ in client.elements())
+    assert not any(r.partial for r in requests + responses)
+    assert dispatcher.stats.parse_errors["http2"] == 0, dispatcher.stats.errors_by_kind
+    first = requests[0].layer7.http
+    assert (first.method, first.url, first.protocol) == ("POST", f"http://127.0.0.1:{GRPC_PORT}/demo.Echo/Say",
+                                                        "HTTP/2")
+    assert grpc_call(first) == ("demo.Echo", "Say")
+    failed = next(r for r in responses if grpc_status(r.layer7.http) == 5)
+    headers = {h.key: h.value for h in failed.layer7.http.headers}
+    assert headers["grpc-message"] == "no such thing" and failed.layer7.http.code == 200
+    assert all(r.layer7.latency_ns > 0 for r in responses)
+
+    # tshark's HTTP/2 dissection agrees on calls per method and on grpc-status
+    decode = [f"tcp.port=={GRPC_PORT},http2"]
+    ts_paths = tshark_values(pcap, "http2.headers.path", "http2.headers.path", decode)
+    assert collections.Counter(p.rsplit("/", 1)[1] for p in ts_paths) == collections.Counter(
+        m for m, _ in client.elements())
+    ts_status = []
+    for names, values in tshark(pcap, 'http2.header.name == "grpc-status"', ["http2.header.name",
+                                                                            "http2.header.value"], decode):
+        ts_status += [int(v) for n, v in zip(names.split("|"), values.split("|")) if n == "grpc-status"]
+    assert collections.Counter(ts_status) == collections.Counter(s for _, s in client.elements())
+
+def test_h2load_against_nginx_h2c(tmp_path):
+    need("nginx"), need("h2load")
+    port = 8090
+    pcap = tmp_path / "h2.pcap"
+    conf = nginx_conf(tmp_path, port - 1, port)
+    with netns() as ns, background(ns, ["nginx", "-c", str(conf), "-p", str(tmp_path)]):
+        wait_port(ns, port)
+        with tcpdump(ns, pcap, f"tcp port {port}"):
+            out = run(ns, ["h2load", "-n", "300", "-c", "3", "-m", "4",
+                           f"http://127.0.0.1:{port}/ok", f"http://127.0.0.1:{port}/missing",
+                           f"http://127.0.0.1:{port}/fail"]).stdout
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+    two, four, five = map(int, re.search(r"status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx, (\d+) 5xx", out).groups())
+    dispatcher = L7Dispatcher()
+    result = replay(pcap, dispatcher, {port})
+    responses = result.of("http2", True)
+    codes = collections.Counter(r.layer7.http.code // 100 for r in responses)
+    assert len(result.of("http2", False)) == done == 300
+    assert (codes[2], codes[4], codes[5]) == (two, four, five)
+    assert two and four and five
+    assert dispatcher.stats.parse_errors["http2"] == 0, dispatcher.stats.errors_by_kind
+    assert not any(r.partial for r in responses)
+    ts_codes = tshark_values(pcap, "http2.headers.status", "http2.headers.status", [f"tcp.port=={port},http2"])
+    assert collections.Counter(int(c) // 100 for c in ts_codes) == codes
