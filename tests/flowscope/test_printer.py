@@ -32,6 +32,8 @@ POLICY_DROP = make_flow(time_ns=T, src=CLIENT, dst=SERVER, verdict=flow_pb2.DROP
                         event_type=flow_pb2.CiliumEventType(type=1, sub_type=133))
 VERDICT = make_flow(time_ns=T, src=CLIENT, dst=SERVER, policy_match_type=2,
                     event_type=flow_pb2.CiliumEventType(type=5))
+DENIED = make_flow(time_ns=T, src=CLIENT, dst=SERVER, verdict=flow_pb2.DROPPED, is_reply=None,
+                   traffic_direction=flow_pb2.EGRESS, event_type=flow_pb2.CiliumEventType(type=5, sub_type=133))
 HTTP = http_flow("GET", "http://backend:8080/users/1", time_ns=T, src=CLIENT, dst=SERVER,
                  Summary="HTTP/1.1 GET http://backend:8080/users/1")
 HTTP_RESP = http_flow("GET", "http://backend:8080/users/1", code=200, time_ns=T, src=SERVER, dst=CLIENT,
@@ -52,6 +54,8 @@ GOLDEN = [
                   "(ID:257) Policy denied DROPPED (TCP Flags: SYN)"),
     (VERDICT, "Nov 14 22:13:20.123: default/frontend-7d4f9:43210 (ID:256) -> default/backend-5c8b6:8080 "
               "(ID:257) policy-verdict:L3-L4 INGRESS ALLOWED (TCP Flags: SYN)"),
+    (DENIED, "Nov 14 22:13:20.123: default/frontend-7d4f9:43210 (ID:256) <> default/backend-5c8b6:8080 "
+             "(ID:257) policy-verdict:none EGRESS DENIED (TCP Flags: SYN)"),
     (HTTP, "Nov 14 22:13:20.123: default/frontend-7d4f9:43210 (ID:256) -> default/backend-5c8b6:8080 (ID:257) "
            "http-request FORWARDED (HTTP/1.1 GET http://backend:8080/users/1)"),
     (HTTP_RESP, "Nov 14 22:13:20.123: default/frontend-7d4f9:43210 (ID:256) <- default/backend-5c8b6:8080 "

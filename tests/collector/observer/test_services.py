@@ -95,3 +95,10 @@ def test_publish_fills_uuid_node_and_time():
     kept = make_flow(uuid="given", node_name="other")
     observer.publish(kept)
     assert (kept.uuid, kept.node_name) == ("given", "other")
+
+
+def test_address_in_use_is_a_clear_error(serve):
+    from collector.observer import ServerError, create_server
+    served = serve()
+    with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{served.port}"):
+        create_server(Observer("other"), f"127.0.0.1:{served.port}")
