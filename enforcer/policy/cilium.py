@@ -62,7 +62,7 @@ def _spec(field: Field, kind: str, name: str, namespace: str | None, labels, doc
             if deny_key in spec else []
         directions[direction] = tuple(rules)
     return Policy(kind, name, namespace or "", subject, directions[INGRESS], directions[EGRESS], labels,
-                  doc.doc.file, doc.doc.index)
+                  doc.doc.file, doc.doc.index, doc.value)
 
 
 def _endpoints(field: Field, namespace: str | None) -> EndpointSelector:

@@ -29,7 +29,7 @@ def parse(doc: Field) -> Policy:
         egress = tuple(_rule(r, "to", namespace) for r in spec.get("egress", top["spec"].child("egress", None)).items())
     elif "egress" in spec and spec["egress"].value:
         raise spec["egress"].fail("egress rules given but policyTypes does not include Egress")
-    return Policy(KIND, name, namespace, subject, ingress, egress, labels, doc.doc.file, doc.doc.index)
+    return Policy(KIND, name, namespace, subject, ingress, egress, labels, doc.doc.file, doc.doc.index, doc.value)
 
 
 def _policy_types(spec: dict[str, Field]) -> set[str]:

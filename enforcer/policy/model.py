@@ -236,6 +236,7 @@ class Policy:
     labels: tuple[tuple[str, str], ...] = ()
     file: str = ""
     document: int = 0
+    raw: dict = field(default_factory=dict, compare=False, hash=False)   # the document, to store and re-load
 
     @property
     def key(self) -> str:
