@@ -16,6 +16,7 @@ from google.protobuf import timestamp_pb2
 from collector.filters import flow_time_ns, in_range
 from collector.observer.request import FlowQuery
 from collector.observer.ring import Ring
+from collector.observer.wire import encode_flow, encode_lost
 from flowscope import __version__
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
@@ -121,18 +122,20 @@ class Observer:
     # -- reading -------------------------------------------------------------------------------
 
     def read(self, query: FlowQuery, stop: threading.Event | None = None, poll: float = 0.2,
-             min_chunk: int = 1, linger: float = 0.0) -> Iterator[list[observer_pb2.GetFlowsResponse]]:
+             min_chunk: int = 1, linger: float = 0.0, encoded: bool = False) -> Iterator[list]:
         """The answer to a GetFlows request as chunks of responses, in ring order.
 
         History first (last/first N, since/until), then under follow the new flows as they arrive,
         until `stop` is set or `until` passes. A follower the writer has lapped gets a LostEvent
         (HUBBLE_RING_BUFFER) counting what it missed. `min_chunk`/`linger` let a follower wait
-        a little for fuller chunks (the batched node -> relay stream).
+        a little for fuller chunks (the batched node -> relay stream). With `encoded`, chunks hold
+        serialized GetFlowsResponses (bytes) instead of messages.
         """
         stop = stop or threading.Event()
+        convert = self._encoded if encoded else self._responses
         _, end, entries = self._ring.read(0)
         if not query.follow or query.since_ns is not None or query.number:
-            history = self._responses(_history(entries, query), query)
+            history = convert(_history(entries, query), query)
             if history:
                 yield history
         if not query.follow:
@@ -140,7 +143,7 @@ class Observer:
         with self._stats_lock:
             self._followers += 1
         try:
-            yield from self._follow(query, stop, end, poll, min_chunk, linger)
+            yield from self._follow(query, stop, end, poll, min_chunk, linger, convert)
         finally:
             with self._stats_lock:
                 self._followers -= 1
@@ -151,7 +154,7 @@ class Observer:
         return self._followers
 
     def _follow(self, query: FlowQuery, stop: threading.Event, next_seq: int, poll: float, min_chunk: int,
-                linger: float) -> Iterator[list[observer_pb2.GetFlowsResponse]]:
+                linger: float, convert) -> Iterator[list]:
         while not stop.is_set():
             if query.until_ns is not None and self.clock() > query.until_ns:
                 return
@@ -161,10 +164,12 @@ class Observer:
             if newest == next_seq or stop.is_set():
                 continue
             first, next_end, entries = self._ring.read(next_seq)
-            chunk = [self._lost_response(first - next_seq)] if first > next_seq else []
-            next_seq = next_end
             wanted = [e for e in entries if _wanted(e, query)]
-            chunk.extend(self._responses(wanted, query))
+            if first > next_seq:  # the writer lapped this reader
+                lost = flow_pb2.LostEvent(source=flow_pb2.HUBBLE_RING_BUFFER, num_events_lost=first - next_seq)
+                wanted.insert(0, (self.clock(), None, lost))
+            next_seq = next_end
+            chunk = convert(wanted, query)
             if chunk:
                 yield chunk
 
@@ -179,18 +184,16 @@ class Observer:
                 out.append(observer_pb2.GetFlowsResponse(
                     lost_events=lost, node_name=self.node_name, time=_timestamp(time_ns)))
                 continue
-            if mask is not None:
-                masked = flow_pb2.Flow()
-                mask.MergeMessage(flow, masked)
-                flow = masked
+            flow = _masked(flow, mask)
             out.append(observer_pb2.GetFlowsResponse(flow=flow, node_name=flow.node_name or self.node_name,
                                                      time=flow.time))
         return out
 
-    def _lost_response(self, missed: int) -> observer_pb2.GetFlowsResponse:
-        now = self.clock()
-        lost = flow_pb2.LostEvent(source=flow_pb2.HUBBLE_RING_BUFFER, num_events_lost=missed)
-        return observer_pb2.GetFlowsResponse(lost_events=lost, node_name=self.node_name, time=_timestamp(now))
+    def _encoded(self, entries: list[Entry], query: FlowQuery) -> list[bytes]:
+        node, mask = self.node_name, query.field_mask
+        return [encode_flow(_masked(flow, mask), node) if flow is not None else
+                encode_lost(lost, node, _timestamp(time_ns).SerializeToString())
+                for time_ns, flow, lost in entries]
 
 
 def uuid_factory() -> Callable[[], str]:
@@ -199,6 +202,14 @@ def uuid_factory() -> Callable[[], str]:
     prefix = str(uuid.uuid4())[:24]
     counter = itertools.count()
     return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+def _masked(flow: flow_pb2.Flow, mask) -> flow_pb2.Flow:
+    if mask is None:
+        return flow
+    masked = flow_pb2.Flow()
+    mask.MergeMessage(flow, masked)
+    return masked
 
 
 def _wanted(entry: Entry, query: FlowQuery) -> bool:

@@ -13,7 +13,6 @@ from collector.observer.observer import Observer
 from collector.observer.service import FlowBatchesServicer, ObserverServicer
 from collector.observer.tls import TLSConfig, server_credentials
 from flowscope.errors import UserError
-from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2_grpc
 
 HEALTH_SERVICE = "hubble.server.Observer"
@@ -74,7 +73,7 @@ def create_server(observer: Observer, address: str | None = DEFAULT_ADDRESS, uni
                          options=[("grpc.so_reuseport", 0)])
     observer_pb2_grpc.add_ObserverServicer_to_server(
         ObserverServicer(observer, address=address or "", tls=tls is not None), server)
-    flowscope_pb2_grpc.add_FlowBatchesServicer_to_server(FlowBatchesServicer(observer), server)
+    FlowBatchesServicer(observer).add_to_server(server)
     add_health(server)
     port = _bind(server, address, creds) if address else 0
     if unix_socket:
