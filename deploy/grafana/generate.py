@@ -120,9 +120,11 @@ def bucket(column: str) -> str:
     return f"toDateTime(intDiv(toUInt32({column}), $__interval_s) * $__interval_s)"
 
 
-def endpoint_id(ns: str, workload: str) -> str:
-    """Node id of a workload in the service map: namespace/workload, or the bare name outside a namespace."""
-    return f"if({ns} = '', {workload}, concat({ns}, '/', {workload}))"
+def endpoint_id(role: str) -> str:
+    """Service-map node id of the client or server end, as storage's MapNode.id (and the JSON API) spell
+    it: namespace/workload for pods, kind:name otherwise (world:api.example.com, host:host)."""
+    return (f"if({role}_kind = 'pod', concat({role}_namespace, '/', {role}_workload), "
+            f"concat({role}_kind, ':', {role}_workload))")
 
 
 T = "${database}"
@@ -152,34 +154,37 @@ def cluster_overview() -> Dashboard:
         f"FROM {T}.flows WHERE $__timeFilter(ts) GROUP BY time, verdict ORDER BY time",
         ("time", "verdict", "flows"))], kind="timeseries", unit="short")
     d.sql("Top talkers", [(
-        "SELECT src_namespace, src_workload, dst_namespace, dst_workload, sumMerge(flows) AS flows, "
+        "SELECT client_namespace, client_workload, server_namespace, server_workload, sumMerge(flows) AS flows, "
         f"sumMerge(bytes) AS bytes FROM {T}.edges_1m WHERE $__timeFilter(minute) "
-        "GROUP BY src_namespace, src_workload, dst_namespace, dst_workload ORDER BY bytes DESC, flows DESC "
-        "LIMIT 20",
-        ("src_namespace", "src_workload", "dst_namespace", "dst_workload", "flows", "bytes"))])
+        "GROUP BY client_namespace, client_workload, server_namespace, server_workload "
+        "ORDER BY bytes DESC, flows DESC LIMIT 20",
+        ("client_namespace", "client_workload", "server_namespace", "server_workload", "flows", "bytes"))])
     return d
 
 
 def service_map() -> Dashboard:
     d = Dashboard("flowscope-service-map", "flowscope / Service map",
                   "Who talks to whom, from the flow store's per-minute edges")
-    src, dst = endpoint_id("src_namespace", "src_workload"), endpoint_id("dst_namespace", "dst_workload")
+    src, dst = endpoint_id("client"), endpoint_id("server")
+    # inner aliases differ from the table's column names: ClickHouse would resolve sumMerge(flows) to an alias
     nodes = (
-        "SELECT id, any(title) AS title, any(subtitle) AS subtitle, sum(flows) AS mainstat, "
+        "SELECT id, any(title) AS title, any(subtitle) AS subtitle, sum(n) AS mainstat, "
         "sum(dropped) AS secondarystat FROM ("
-        f"SELECT {src} AS id, src_workload AS title, src_namespace AS subtitle, sumMerge(flows) AS flows, "
+        f"SELECT {src} AS id, client_workload AS title, if(client_kind = 'pod', client_namespace, client_kind) "
+        "AS subtitle, sumMerge(flows) AS n, "
         f"toUInt64(0) AS dropped FROM {T}.edges_1m WHERE $__timeFilter(minute) GROUP BY id, title, subtitle "
         "UNION ALL "
-        f"SELECT {dst} AS id, dst_workload AS title, dst_namespace AS subtitle, sumMerge(flows) AS flows, "
+        f"SELECT {dst} AS id, server_workload AS title, if(server_kind = 'pod', server_namespace, server_kind) "
+        "AS subtitle, sumMerge(flows) AS n, "
         f"sumMerge(flows) * (verdict = 2) AS dropped FROM {T}.edges_1m WHERE $__timeFilter(minute) "
         "GROUP BY id, title, subtitle, verdict"
         ") GROUP BY id ORDER BY id")
     edges = (
-        f"SELECT concat({src}, ' -> ', {dst}, ':', toString(dst_port)) AS id, {src} AS source, "
+        f"SELECT concat({src}, ' -> ', {dst}, ':', toString(server_port)) AS id, {src} AS source, "
         f"{dst} AS target, sumMerge(flows) AS mainstat, sumMerge(errors) AS secondarystat, "
-        "dst_port AS detail__port, protocol AS detail__protocol "
+        "server_port AS detail__port, protocol AS detail__protocol "
         f"FROM {T}.edges_1m WHERE $__timeFilter(minute) "
-        "GROUP BY id, source, target, dst_port, protocol ORDER BY id")
+        "GROUP BY id, source, target, server_port, protocol ORDER BY id")
     d.sql("Service map", [
         (nodes, ("id", "title", "subtitle", "mainstat", "secondarystat")),
         (edges, ("id", "source", "target", "mainstat", "secondarystat", "detail__port", "detail__protocol")),
@@ -189,14 +194,14 @@ def service_map() -> Dashboard:
         options={"nodes": {"mainStatUnit": "short", "secondaryStatUnit": "short"},
                  "edges": {"mainStatUnit": "short", "secondaryStatUnit": "short"}})
     d.sql("Connections", [(
-        "SELECT src_namespace, src_workload, dst_namespace, dst_workload, dst_port, "
+        "SELECT client_namespace, client_workload, server_namespace, server_workload, server_port, "
         "multiIf(protocol = 6, 'TCP', protocol = 17, 'UDP', protocol = 1, 'ICMPv4', protocol = 58, 'ICMPv6', "
         "toString(protocol)) AS proto, multiIf(verdict = 1, 'forwarded', verdict = 2, 'dropped', "
         "verdict = 4, 'audit', toString(verdict)) AS verdict_name, sumMerge(flows) AS flows, "
         f"sumMerge(bytes) AS bytes FROM {T}.edges_1m WHERE $__timeFilter(minute) "
-        "GROUP BY src_namespace, src_workload, dst_namespace, dst_workload, dst_port, proto, verdict_name "
-        "ORDER BY flows DESC LIMIT 200",
-        ("src_namespace", "src_workload", "dst_namespace", "dst_workload", "dst_port", "proto",
+        "GROUP BY client_namespace, client_workload, server_namespace, server_workload, server_port, proto, "
+        "verdict_name ORDER BY flows DESC LIMIT 200",
+        ("client_namespace", "client_workload", "server_namespace", "server_workload", "server_port", "proto",
          "verdict_name", "flows", "bytes"))], w=24)
     return d
 
@@ -221,10 +226,10 @@ def http_golden_signals() -> Dashboard:
          f'{{reporter="client"}}[{RATE}]))',
          "{{source_workload}} -> {{destination_workload}}")], "reqps")
     d.sql("RED per workload (stored)", [(
-        "SELECT namespace, workload, sum(requests) AS requests, sum(errors) AS errors, "
-        "if(sum(requests) = 0, 0, sum(errors) / sum(requests)) AS error_ratio FROM ("
-        "SELECT namespace, workload, code, sumMerge(requests) AS requests, "
-        f"if(code >= 500, sumMerge(requests), 0) AS errors FROM {T}.http_1m WHERE $__timeFilter(minute) "
+        "SELECT namespace, workload, sum(n) AS requests, sum(e) AS errors, "
+        "if(sum(n) = 0, 0, sum(e) / sum(n)) AS error_ratio FROM ("
+        "SELECT namespace, workload, code, sumMerge(requests) AS n, "
+        f"if(code >= 500, sumMerge(requests), 0) AS e FROM {T}.http_1m WHERE $__timeFilter(minute) "
         "GROUP BY namespace, workload, code) GROUP BY namespace, workload ORDER BY requests DESC",
         ("namespace", "workload", "requests", "errors", "error_ratio"))])
     d.sql("Latency quantiles per workload (stored)", [(
@@ -234,10 +239,11 @@ def http_golden_signals() -> Dashboard:
         "WHERE $__timeFilter(minute) GROUP BY namespace, workload) ORDER BY p95_seconds DESC",
         ("namespace", "workload", "p50_seconds", "p95_seconds", "p99_seconds"))])
     d.sql("Slowest requests", [(
-        "SELECT ts AS time, src_workload, dst_workload, http_method, http_url, http_code, "
+        # responses travel server -> client: their source is the server
+        "SELECT ts AS time, dst_workload AS client_workload, src_workload AS server_workload, http_method, http_url, http_code, "
         f"latency_ns / 1e9 AS latency_seconds FROM {T}.flows WHERE $__timeFilter(ts) AND l7_proto = 2 "
         "AND l7_type = 2 ORDER BY latency_ns DESC LIMIT 50",
-        ("time", "src_workload", "dst_workload", "http_method", "http_url", "http_code", "latency_seconds"))],
+        ("time", "client_workload", "server_workload", "http_method", "http_url", "http_code", "latency_seconds"))],
         w=24)
     return d
 
