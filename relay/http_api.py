@@ -32,6 +32,7 @@ import datetime
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -243,9 +244,17 @@ def get_servicemap(store, params: Params):
     return {"nodes": nodes, "edges": edges}
 
 
+def step(params: Params) -> int:
+    """Aggregates are stored per minute: a step is a whole number of minutes, in seconds."""
+    value = params.int("step", 60, 60, 86400)
+    if value % 60:
+        raise BadParameter("step", f"{value}: expected a multiple of 60 seconds")
+    return value
+
+
 def get_red(store, params: Params):
     since, until = params.window()
-    points = store.http_red(since, until, step_s=params.int("step", 60, 60, 86400),
+    points = store.http_red(since, until, step_s=step(params),
                             namespace=params.one("namespace"), workload=params.one("workload"))
     return [{"time": rfc3339(p.time_ns), "namespace": p.namespace, "workload": p.workload,
              "requests": p.requests, "rate": p.rate, "errors": p.errors, "client_errors": p.client_errors,
@@ -255,7 +264,7 @@ def get_red(store, params: Params):
 
 def get_dns(store, params: Params):
     since, until = params.window()
-    summary = store.dns_summary(since, until, step_s=params.int("step", 60, 60, 86400),
+    summary = store.dns_summary(since, until, step_s=step(params),
                                 namespace=params.one("namespace"), workload=params.one("workload"),
                                 limit=params.int("limit", 10))
     series = [dict(dataclasses.asdict(p), time=rfc3339(p.time_ns), p50_ms=_ms(p.p50_ns), p95_ms=_ms(p.p95_ns),
@@ -345,10 +354,15 @@ def create_http_api(store, address: str = "127.0.0.1:0",
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise UserError(f"http api address {address!r}: expected host:port, e.g. 127.0.0.1:8080")
+    host = host.strip("[]") or "0.0.0.0"
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        daemon_threads = True
+
     try:
-        server = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), _handler_class(store, clock))
+        server = Server((host, int(port)), _handler_class(store, clock))
     except OSError as err:
         raise UserError(f"http api address {address!r}: cannot listen: {err.strerror}") from None
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="flowscope-http-api", daemon=True).start()
     return server, server.server_port
