@@ -3,7 +3,8 @@
 `grpc_demo.py server PORT` serves demo.Echo: Say (unary; request b"fail" -> NOT_FOUND), Stream (server
 streaming; request b"bad" -> INVALID_ARGUMENT after one message), Collect (client streaming).
 `grpc_demo.py client PORT` makes a fixed mix of calls on one channel and prints, per line,
-"<method> <status code name>" for every call as the client saw it."""
+"<method> <status code name>" for every call as the client saw it.
+`grpc_demo.py load PORT N` makes N unary calls back to back (every tenth fails) for bench/l7.py."""
 
 import sys
 from concurrent import futures
@@ -65,5 +66,22 @@ def client(port: int) -> None:
             print(method, code.name, flush=True)
 
 
+def load(port: int, calls: int) -> None:
+    """Unary calls back to back (for bench/l7.py); prints how many completed with OK."""
+    ok = 0
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        say_call = channel.unary_unary("/demo.Echo/Say")
+        for i in range(calls):
+            try:
+                say_call(b"fail" if i % 10 == 0 else b"hello", timeout=10)
+                ok += 1
+            except grpc.RpcError:
+                pass
+    print("OK", ok, "TOTAL", calls, flush=True)
+
+
 if __name__ == "__main__":
-    (serve if sys.argv[1] == "server" else client)(int(sys.argv[2]))
+    if sys.argv[1] == "load":
+        load(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        (serve if sys.argv[1] == "server" else client)(int(sys.argv[2]))
