@@ -20,7 +20,7 @@ from proto.relay import relay_pb2
 from relay import history
 from proto.peer import peer_pb2
 from relay.hub import Hub, Subscriber, now_timestamp
-from relay.merge import MergeBuffer
+from relay.merge import MergeBuffer, Run
 from relay.node import NodeClient, Peer
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,8 @@ class RelayOptions:
     ring_capacity: int = 65536
     drain_timeout: float = 0.2
     merge_capacity: int = 200_000
-    ingest_batches: int = 2000
-    storage_batches: int = 2000
+    ingest_batches: int = 64
+    storage_batches: int = 64
     backoff: tuple[float, float] = (0.2, 5.0)
 
 
@@ -125,8 +125,8 @@ class Relay:
         with self._nodes_lock:
             return sorted(self._nodes.values(), key=lambda n: n.name)
 
-    def _sink(self, node: NodeClient, responses: list[observer_pb2.GetFlowsResponse]) -> None:
-        self._ingest.put(responses)
+    def _sink(self, node: NodeClient, run: Run) -> None:
+        self._ingest.put(run)
 
     def _node_state(self, node: NodeClient, state: int, message: str) -> None:
         event = relay_pb2.NodeStatusEvent(state_change=state, node_names=[node.name], message=message)
@@ -139,19 +139,19 @@ class Relay:
         while True:
             deadline = merge.next_deadline()
             try:
-                merge.push_many(self._ingest.get(timeout=0.05 if deadline is None else max(deadline, 0.001)))
+                merge.push(self._ingest.get(timeout=0.05 if deadline is None else max(deadline, 0.001)))
                 while True:
-                    merge.push_many(self._ingest.get_nowait())
+                    merge.push(self._ingest.get_nowait())
             except queue.Empty:
                 pass
             stopping = self._stopping.is_set()
-            ready = merge.pop_ready(flush=stopping)
-            if ready:
-                self.hub.publish(ready)
-                if self.writer is not None:
-                    flows = [r.flow for r in ready if r.HasField("flow")]
-                    if flows:
-                        self._storage.put(flows)
+            runs = merge.pop_runs(flush=stopping)
+            if runs:
+                responses = [r for run in runs for r in run.responses]
+                flows = [f for run in runs for f in run.flow_list()]
+                self.hub.publish(responses, flows)
+                if self.writer is not None and flows:
+                    self._storage.put(flows)
             if stopping and self._ingest.empty() and not len(merge):
                 return
 

@@ -77,12 +77,13 @@ class Hub:
         self.seen_flows = 0
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
 
-    def publish(self, responses: list[observer_pb2.GetFlowsResponse]) -> None:
-        """Add merged responses: flows go into the ring; everything goes to the subscribers."""
-        flows = [r for r in responses if r.HasField("flow")]
+    def publish(self, responses: list[observer_pb2.GetFlowsResponse], flows: list[flow_pb2.Flow]) -> None:
+        """Add merged responses (`flows` are the flows among them): the flow responses go into the ring;
+        everything goes to the subscribers."""
+        in_ring = responses if len(flows) == len(responses) else [r for r in responses if r.HasField("flow")]
         now = time.monotonic()
         with self._lock:
-            self._ring.extend(flows)
+            self._ring.extend(in_ring)
             self.seen_flows += len(flows)
             self._rate.append((now, len(flows)))
             while self._rate and self._rate[0][0] < now - RATE_WINDOW_S:

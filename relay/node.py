@@ -19,10 +19,11 @@ from typing import Callable, Iterable
 import grpc
 from google.protobuf import timestamp_pb2
 
+from collector.observer.tls import ClientTLS, TLSError, channel as secure_channel
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
-from collector.observer.tls import ClientTLS, TLSError, channel as secure_channel
+from relay.merge import Run, response_time_ns
 from relay.tls import diagnose_handshake
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ log = logging.getLogger(__name__)
 # How far before the last forwarded flow a reconnect asks again: flows are published roughly, not
 # strictly, in time order, so a few late ones may sit just before it.
 REPLAY_SLACK_NS = 2_000_000_000
-SEEN_UUIDS = 200_000
+MAX_RECENT_FLOWS = 100_000  # bounds memory when flows arrive faster than REPLAY_SLACK_NS drains them
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
 
-Sink = Callable[["NodeClient", list[observer_pb2.GetFlowsResponse]], None]
+Sink = Callable[["NodeClient", Run], None]
 StateListener = Callable[["NodeClient", int, str], None]
 
 
@@ -45,25 +46,6 @@ class Peer:
     name: str
     address: str
     tls: ClientTLS | None = None
-
-
-class SeenUUIDs:
-    """The last `capacity` uuids forwarded from one node, for dropping a reconnect's replay."""
-
-    def __init__(self, capacity: int = SEEN_UUIDS) -> None:
-        self._order: collections.deque[str] = collections.deque()
-        self._set: set[str] = set()
-        self._capacity = capacity
-
-    def add_new(self, uuid: str) -> bool:
-        """Remember `uuid`; False if it was already there (a duplicate)."""
-        if uuid in self._set:
-            return False
-        self._set.add(uuid)
-        self._order.append(uuid)
-        if len(self._order) > self._capacity:
-            self._set.discard(self._order.popleft())
-        return True
 
 
 @dataclass
@@ -95,9 +77,10 @@ class NodeClient:
         self._on_state = on_state
         self._backoff = backoff
         self._last_ns = since_ns
-        self._seen = SeenUUIDs()
-        for uuid in seen:
-            self._seen.add_new(uuid)
+        # (horizon_ns, uuids): while set, flows up to the horizon whose uuid is known are dropped.
+        self._replay: tuple[int, set[str]] | None = (since_ns, set(seen)) if since_ns else None
+        self._recent: collections.deque[Run] = collections.deque()
+        self._recent_flows = 0
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
         self._channel: grpc.Channel | None = None
@@ -196,6 +179,7 @@ class NodeClient:
     def _follow(self, channel: grpc.Channel) -> None:
         """Stream until the collector goes away (an RpcError) or ends the stream."""
         self._refresh_status(channel)
+        self._start_replay()
         request = self._request()
         call = flowscope_pb2_grpc.FlowBatchesStub(channel).GetFlowBatches(request)
         batches: Iterable[list[observer_pb2.GetFlowsResponse]] = (b.responses for b in call)
@@ -218,25 +202,61 @@ class NodeClient:
                 self._forward([response])
 
     def _forward(self, responses) -> None:
-        fresh = []
-        seen = self._seen
-        last = self._last_ns
+        """Name the node, drop a reconnect's replay, and hand the batch on as one Run. This loop runs
+        for every flow of the cluster: it does only what ordering needs (the flow's time)."""
+        times, flows = [], []
         name = self.peer.name
+        only_flows = True
         for response in responses:
             if response.HasField("flow"):
                 flow = response.flow
-                if not seen.add_new(flow.uuid):
-                    self.info.duplicates += 1
-                    continue
-                t = flow.time.seconds * 1_000_000_000 + flow.time.nanos
-                if t > last:
-                    last = t
-                if not response.node_name:
-                    response.node_name = flow.node_name or name
-            elif not response.node_name:
+                stamp = flow.time
+                times.append(stamp.seconds * 1_000_000_000 + stamp.nanos)
+                flows.append(flow)
+            else:
+                only_flows = False
+                times.append(response_time_ns(response))
+                flows.append(None)
+            if not response.node_name:
                 response.node_name = name
-            fresh.append(response)
-        self._last_ns = last
-        if fresh:
-            self.info.forwarded += len(fresh)
-            self._sink(self, fresh)
+        fresh = list(responses)
+        if self._replay is not None:
+            times, fresh, flows = self._drop_replayed(times, fresh, flows)
+        if not fresh:
+            return
+        run = Run(times, fresh, flows if only_flows else [f for f in flows if f is not None])
+        self._remember(run)
+        self.info.forwarded += len(fresh)
+        self._sink(self, run)
+
+    def _drop_replayed(self, times, responses, flows):
+        """After a reconnect the collector sends again what it sent shortly before the break."""
+        horizon, seen = self._replay
+        keep = [i for i, (t, f) in enumerate(zip(times, flows))
+                if f is None or t > horizon or f.uuid not in seen]
+        self.info.duplicates += len(times) - len(keep)
+        if min(times) > horizon:
+            self._replay = None
+        if len(keep) == len(times):
+            return times, responses, flows
+        return [times[i] for i in keep], [responses[i] for i in keep], [flows[i] for i in keep]
+
+    def _remember(self, run: Run) -> None:
+        """Keep the runs of the last REPLAY_SLACK_NS: their uuids are what a reconnect may repeat."""
+        recent = self._recent
+        recent.append(run)
+        self._recent_flows += len(run.times)
+        self._last_ns = max(self._last_ns, max(run.times))
+        floor = self._last_ns - REPLAY_SLACK_NS
+        while len(recent) > 1 and (recent[0].times[-1] < floor or self._recent_flows > MAX_RECENT_FLOWS):
+            self._recent_flows -= len(recent.popleft().times)
+
+    def _start_replay(self) -> None:
+        """Before asking again from last - slack: remember which of those flows were forwarded."""
+        if not self._recent:
+            return
+        floor = self._last_ns - REPLAY_SLACK_NS
+        seen = set(self._replay[1]) if self._replay is not None else set()
+        for run in self._recent:
+            seen.update(f.uuid for t, f in zip(run.times, run.flow_list()) if t >= floor)
+        self._replay = (self._last_ns, seen)

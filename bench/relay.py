@@ -1,0 +1,299 @@
+"""Relay benchmark, run by hand:  .venv/bin/python bench/relay.py [--nodes 2] [--flows 200000]
+
+1. ingest: N real collector Observer servers (one process each, rings pre-filled with M flows) ->
+   relay -> storage; flows/s until every flow is stored, checked exactly (count and distinct uuids).
+   Side by side: batched node link (flowscope.FlowBatches) vs one flow per message (observer.GetFlows),
+   and into chdb vs into memory only.
+2. follow: flows/s to one GetFlows follow client (another process) while collectors publish live.
+3. memory: relay RSS every 10 s while collectors publish at a steady rate into chdb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import grpc  # noqa: E402
+
+from proto.flow import flow_pb2  # noqa: E402
+from proto.observer import observer_pb2, observer_pb2_grpc  # noqa: E402
+
+PY = sys.executable
+HERE = os.path.abspath(__file__)
+
+
+# ----- child: one collector ------------------------------------------------------------------------
+
+def template_flow(node: str) -> flow_pb2.Flow:
+    flow = flow_pb2.Flow(verdict=flow_pb2.FORWARDED, Type=flow_pb2.L3_L4, node_name=node,
+                         traffic_direction=flow_pb2.EGRESS, Summary="TCP Flags: SYN")
+    flow.IP.source, flow.IP.destination, flow.IP.ipVersion = "10.244.0.11", "10.244.1.12", flow_pb2.IPv4
+    flow.l4.TCP.source_port, flow.l4.TCP.destination_port = 43512, 8080
+    flow.l4.TCP.flags.SYN = True
+    for ep, pod, app in ((flow.source, "frontend-7d9f-abcde", "frontend"), (flow.destination, "backend-5c4b-xyz12", "backend")):
+        ep.namespace, ep.pod_name, ep.identity = "shop", pod, 1234
+        ep.labels.extend([f"k8s:app={app}", "k8s:io.kubernetes.pod.namespace=shop"])
+        ep.workloads.add(name=app, kind="Deployment")
+    flow.event_type.type = 4
+    return flow
+
+
+def replay_handler(node: str, flows: int) -> grpc.GenericRpcHandler:
+    """A node link that sends pre-serialized FlowBatches: what a collector costs is taken out, so the
+    relay's own capacity shows."""
+    import uuid
+
+    from proto.flowscope import flowscope_pb2
+    template = template_flow(node)
+    base = time.time_ns() - 3_600_000_000_000
+    batches = []
+    for start in range(0, flows, 1000):
+        batch = flowscope_pb2.FlowBatch()
+        for i in range(start, min(flows, start + 1000)):
+            response = batch.responses.add(node_name=node)
+            response.flow.CopyFrom(template)
+            response.flow.uuid = str(uuid.uuid4())
+            response.flow.time.FromNanoseconds(base + i * 1000)
+            response.time.CopyFrom(response.flow.time)
+        batches.append(batch.SerializeToString())
+
+    def stream(request: bytes, context):
+        yield from batches
+        done = threading.Event()
+        context.add_callback(done.set)
+        done.wait()
+
+    method = grpc.unary_stream_rpc_method_handler(stream, request_deserializer=None, response_serializer=None)
+    return grpc.method_handlers_generic_handler("flowscope.FlowBatches", {"GetFlowBatches": method})
+
+
+def child(args) -> None:
+    from concurrent import futures
+
+    from collector.observer import FlowBatchesServicer, Observer, ObserverServicer, add_health
+    from proto.flowscope import flowscope_pb2_grpc
+
+    observer = Observer(args.child, ring_capacity=max(args.flows, 65536))
+    server = grpc.server(futures.ThreadPoolExecutor(8))
+    observer_pb2_grpc.add_ObserverServicer_to_server(ObserverServicer(observer), server)
+    if args.link == "batch":
+        flowscope_pb2_grpc.add_FlowBatchesServicer_to_server(FlowBatchesServicer(observer), server)
+    elif args.link == "replay":
+        server.add_generic_rpc_handlers((replay_handler(args.child, args.flows),))
+    add_health(server)
+    port = server.add_insecure_port("localhost:0")
+    server.start()
+    template = template_flow(args.child)
+    base = time.time_ns() - 3_600_000_000_000
+
+    def publish(count: int, rate: float, start_ns: int) -> None:
+        began = time.monotonic()
+        for i in range(count):
+            flow = flow_pb2.Flow()
+            flow.CopyFrom(template)
+            flow.time.FromNanoseconds(start_ns + i * 1000 if rate == 0 else time.time_ns())
+            observer.publish(flow)
+            if rate and i % 100 == 99:
+                ahead = (i + 1) / rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    if args.prefill and args.link != "replay":
+        publish(args.flows, 0, base)
+    print(port, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "go":
+            publish(args.flows, args.rate, time.time_ns())
+            print("done", flush=True)
+    server.stop(0)
+
+
+class Collectors:
+    """N collector processes; .peers for the relay."""
+
+    def __init__(self, n: int, flows: int, link: str = "batch", prefill: bool = True, rate: float = 0) -> None:
+        self.procs = []
+        for i in range(n):
+            cmd = [PY, HERE, "--child", f"node-{i}", "--flows", str(flows), "--link", link, "--rate", str(rate)]
+            if prefill:
+                cmd.append("--prefill")
+            self.procs.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        self.ports = [int(p.stdout.readline()) for p in self.procs]
+
+    @property
+    def peers(self):
+        from relay import Peer
+        return [Peer(f"node-{i}", f"localhost:{port}") for i, port in enumerate(self.ports)]
+
+    def go(self) -> None:
+        for p in self.procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stdin.close()
+            p.wait(timeout=30)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ----- 1. ingest -------------------------------------------------------------------------------------
+
+def ingest(nodes: int, flows: int, link: str, with_storage: bool) -> dict:
+    from relay import Relay
+    total = nodes * flows
+    collectors = Collectors(nodes, flows, link)
+    tmp = tempfile.mkdtemp(prefix="flowscope-bench-relay-")
+    store = writer = None
+    if with_storage:
+        import storage
+        store = storage.open_store(f"chdb://{tmp}/db")
+        store.migrate()
+        writer = storage.FlowWriter(store)
+    relay = Relay(store, writer).start()
+    began = time.monotonic()
+    for peer in collectors.peers:
+        relay.add_peer(peer)
+    counted = (lambda: relay.stored_flows) if with_storage else (lambda: relay.hub.seen_flows)
+    deadline = began + 600
+    while counted() < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    relay.stop()  # flushes the writer
+    elapsed = time.monotonic() - began
+    result = {"delivered": counted(), "elapsed": elapsed, "rate": counted() / elapsed, "rss": rss_mib()}
+    if with_storage:
+        stored = store.count()
+        distinct = store.backend.rows(f"SELECT uniqExact(uuid) FROM {store.layout.table('flows')}")[0][0]
+        result.update(stored=stored, distinct=distinct)
+        writer.close()
+        store.close()
+    collectors.close()
+    return result
+
+
+# ----- 2. follow client ------------------------------------------------------------------------------
+
+FOLLOW_CLIENT = """
+import sys, time, grpc
+sys.path.insert(0, {root!r})
+from proto.observer import observer_pb2, observer_pb2_grpc
+stub = observer_pb2_grpc.ObserverStub(grpc.insecure_channel({address!r}))
+n = lost = 0; first = last = None
+print("ready", flush=True)
+for r in stub.GetFlows(observer_pb2.GetFlowsRequest(follow=True), timeout={timeout}):
+    if r.HasField("flow"):
+        n += 1; last = time.monotonic(); first = first or last
+        if n >= {total}: break
+    elif r.HasField("lost_events"):
+        lost += r.lost_events.num_events_lost
+print(n, lost, (last - first) if first else 0, flush=True)
+"""
+
+
+def follow(nodes: int, flows: int) -> dict:
+    from relay import Relay, create_server
+    collectors = Collectors(nodes, flows, prefill=False)
+    relay = Relay().start()
+    server, port = create_server(relay, "localhost:0")
+    for peer in collectors.peers:
+        relay.add_peer(peer)
+    while relay.status().num_connected_nodes.value < nodes:
+        time.sleep(0.05)
+    total = nodes * flows
+    code = FOLLOW_CLIENT.format(root=os.path.dirname(os.path.dirname(HERE)), address=f"localhost:{port}",
+                                timeout=300, total=total)
+    client = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
+    client.stdout.readline()
+    time.sleep(0.5)
+    collectors.go()
+    n, lost, span = client.stdout.readline().split()
+    client.wait()
+    server.stop(0)
+    relay.stop()
+    collectors.close()
+    n, lost, span = int(n), int(lost), float(span)
+    return {"received": n, "lost": lost, "rate": n / span if span else 0.0, "expected": total}
+
+
+# ----- 3. memory -------------------------------------------------------------------------------------
+
+def memory(nodes: int, rate: float, seconds: int) -> list[tuple[int, float, int]]:
+    import storage
+    from relay import Relay
+    flows = int(rate * seconds)
+    collectors = Collectors(nodes, flows, prefill=False, rate=rate)
+    tmp = tempfile.mkdtemp(prefix="flowscope-bench-relay-mem-")
+    store = storage.open_store(f"chdb://{tmp}/db")
+    store.migrate()
+    writer = storage.FlowWriter(store)
+    relay = Relay(store, writer).start()
+    for peer in collectors.peers:
+        relay.add_peer(peer)
+    collectors.go()
+    samples = []
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        time.sleep(10)
+        samples.append((int(time.monotonic() - began), rss_mib(), relay.stored_flows))
+        print(f"  t={samples[-1][0]:4d}s rss={samples[-1][1]:7.1f} MiB stored={samples[-1][2]}", flush=True)
+    relay.stop()
+    writer.close()
+    store.close()
+    collectors.close()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--link", default="batch", help=argparse.SUPPRESS)
+    parser.add_argument("--prefill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--flows", type=int, default=200_000, help="flows per collector")
+    parser.add_argument("--memory-seconds", type=int, default=180)
+    parser.add_argument("--memory-rate", type=float, default=10_000, help="flows/s per collector")
+    parser.add_argument("--skip", default="", help="comma list of ingest,follow,memory to skip")
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    skip = set(args.skip.split(","))
+    if "ingest" not in skip:
+        print(f"1. ingest: {args.nodes} collectors x {args.flows} flows -> relay")
+        print(f"{'node link':<22}{'into':<8}{'delivered':>10}{'stored':>10}{'distinct':>10}{'seconds':>9}{'flows/s':>10}")
+        cases = [("FlowBatches", "batch", True), ("FlowBatches", "batch", False), ("GetFlows 1/msg", "flows", False)]
+        for label, link, with_storage in cases:
+            flows = args.flows if link == "batch" else min(args.flows, 50_000)
+            r = ingest(args.nodes, flows, link, with_storage)
+            print(f"{label:<22}{'chdb' if with_storage else 'memory':<8}{r['delivered']:>10}"
+                  f"{r.get('stored', '-'):>10}{r.get('distinct', '-'):>10}{r['elapsed']:>9.2f}{r['rate']:>10.0f}",
+                  flush=True)
+    if "follow" not in skip:
+        r = follow(args.nodes, min(args.flows, 100_000))
+        print(f"\n2. one GetFlows follow client (separate process): {r['received']}/{r['expected']} flows, "
+              f"{r['lost']} lost, {r['rate']:.0f} flows/s")
+    if "memory" not in skip:
+        print(f"\n3. memory: {args.nodes} collectors x {args.memory_rate:.0f} flows/s into chdb for "
+              f"{args.memory_seconds} s")
+        samples = memory(args.nodes, args.memory_rate, args.memory_seconds)
+        print(f"   RSS first {samples[0][1]:.0f} MiB, last {samples[-1][1]:.0f} MiB, "
+              f"max {max(s[1] for s in samples):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
