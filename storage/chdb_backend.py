@@ -1,0 +1,103 @@
+"""The embedded engine (chdb = ClickHouse in this process).
+
+chdb runs ONE embedded server per process, bound to one data directory (opening a second directory
+fails), and a directory is locked by the process that opened it. So every store of a process with the
+same directory shares one chdb Session; the Session is thread-safe (internal mutexes; DESIGN.md: several
+threads querying while another inserts worked). Inserts go as Arrow IPC streams: pyarrow builds the
+columns in C, and ClickHouse reads them without per-row Python work.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from typing import Sequence
+
+import pyarrow as pa
+
+from storage.backend import Column
+from storage.errors import StorageError
+
+_lock = threading.Lock()
+_sessions: dict[str, object] = {}  # directory -> chdb Session (one per process)
+
+_ARROW = {
+    "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+    "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+    "String": pa.string(), "Array(String)": pa.list_(pa.string()), "Float64": pa.float64(),
+}
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    if column.name == "raw":
+        return pa.binary()
+    return _ARROW[column.type]
+
+
+def _session(path: str):
+    from chdb import session as chdb_session
+    with _lock:
+        if path in _sessions:
+            return _sessions[path]
+        if _sessions:
+            other = next(iter(_sessions))
+            raise StorageError(f"chdb://{path}: this process already opened the embedded store "
+                               f"chdb://{other}; one process can open only one chdb directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+            sess = chdb_session.Session(path)
+        except OSError as err:
+            raise StorageError(f"chdb://{path}: cannot create the data directory: {err}") from None
+        except Exception as err:  # chdb raises RuntimeError for a locked or bad directory
+            raise StorageError(f"chdb://{path}: cannot open the embedded store ({err}); is another "
+                               "process (flowscope up/relay) using this directory?") from None
+        _sessions[path] = sess
+        return sess
+
+
+class ChdbBackend:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"chdb://{path}"
+        self._session = _session(path)
+        self.version = tuple(int(x) for x in self._query("SELECT version()", "CSV").bytes().decode().strip().strip('"')
+                             .split(".")[:3])
+
+    def _query(self, sql: str, fmt: str):
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as err:
+            raise StorageError(f"{self.description}: {str(err).strip().splitlines()[0]}") from None
+
+    def execute(self, sql: str) -> None:
+        self._query(sql, "CSV")
+
+    def rows(self, sql: str, binary: bool = False) -> list[tuple]:
+        setting = "0" if binary else "1"
+        table = self._query(f"{sql} SETTINGS output_format_arrow_string_as_string={setting}",
+                            "ArrowTable")
+        if table.num_rows == 0:
+            return []
+        return list(zip(*(col.to_pylist() for col in table.columns)))
+
+    def insert(self, table: str, columns: Sequence[Column], data: dict[str, list]) -> int:
+        arrays = [pa.array(data[c.name], type=arrow_type(c)) for c in columns]
+        batch = pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, batch.schema) as stream:
+            stream.write_table(batch)
+        names = ", ".join(c.name for c in columns)
+        try:
+            inserter = self._session.send_insert(f"INSERT INTO {table} ({names})", "ArrowStream")
+            inserter.append(sink.getvalue())
+            inserter.finish()
+            return batch.num_rows
+        except Exception as err:
+            raise StorageError(f"{self.description}: insert into {table} failed: "
+                               f"{str(err).strip().splitlines()[0]}") from None
+
+    def close(self) -> None:
+        # The Session lives as long as the process: chdb cannot reopen another directory anyway,
+        # and other stores of this process may share it.
+        pass

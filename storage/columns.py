@@ -1,0 +1,189 @@
+"""flow.Flow -> the columns of the flows table, and the rules that derive workload and kind.
+
+One pass over the flows fills one Python list per column (the backends turn the lists into Arrow arrays
+or native columns in C). The flow itself is kept as protobuf bytes (`raw`) so every field, including the
+ones without a column, comes back exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid as uuid_mod
+from typing import Sequence
+
+from proto.flow import flow_pb2
+from storage.backend import Column
+
+C = Column
+FLOW_COLUMNS: tuple[Column, ...] = (
+    C("time_ns", "UInt64", codec="CODEC(Delta, ZSTD(1))"),
+    C("uuid", "String", codec="CODEC(ZSTD(1))"),
+    C("node", "String", True),
+    C("verdict", "UInt8"), C("drop_reason", "UInt16"), C("kernel_drop_reason", "String", True),
+    C("direction", "UInt8"), C("is_reply", "UInt8"),  # is_reply: 0 no, 1 yes, 2 unknown
+    C("flow_type", "UInt8"), C("event_type", "Int16"), C("event_subtype", "Int16"),
+    C("obs_point", "UInt8"), C("interface_index", "UInt32"), C("interface_name", "String", True),
+    C("ip_version", "UInt8"), C("src_ip", "String"), C("dst_ip", "String"),
+    C("src_ip_xlated", "String"),
+    C("protocol", "UInt8"),  # IANA number: 6 TCP, 17 UDP, 1 ICMPv4, 58 ICMPv6, 132 SCTP, 0 none
+    C("src_port", "UInt16"), C("dst_port", "UInt16"), C("icmp_type", "UInt8"), C("icmp_code", "UInt8"),
+    C("tcp_flags", "UInt16"),  # bit i = TCPFlags field i+1 (FIN=1, SYN=2, RST=4, PSH=8, ACK=16 ...)
+    C("src_cluster", "String", True), C("src_namespace", "String", True), C("src_pod", "String"),
+    C("src_workload", "String", True), C("src_kind", "String", True),
+    C("src_workloads", "Array(String)"),  # "kind/name"
+    C("src_identity", "UInt32"), C("src_labels", "Array(String)"),
+    C("src_service_ns", "String", True), C("src_service", "String", True),
+    C("src_names", "Array(String)"),
+    C("dst_cluster", "String", True), C("dst_namespace", "String", True), C("dst_pod", "String"),
+    C("dst_workload", "String", True), C("dst_kind", "String", True),
+    C("dst_workloads", "Array(String)"),
+    C("dst_identity", "UInt32"), C("dst_labels", "Array(String)"),
+    C("dst_service_ns", "String", True), C("dst_service", "String", True),
+    C("dst_names", "Array(String)"),
+    C("l7_proto", "UInt8"),  # 0 none, 1 DNS, 2 HTTP, 3 Kafka
+    C("l7_type", "UInt8"), C("latency_ns", "UInt64"),
+    C("http_code", "UInt16"), C("http_method", "String", True), C("http_url", "String"),
+    C("http_protocol", "String", True),
+    C("dns_query", "String"), C("dns_rcode", "UInt16"), C("dns_ips", "Array(String)"),
+    C("dns_qtypes", "Array(String)"),
+    C("kafka_topic", "String"), C("kafka_api_key", "String", True), C("kafka_error_code", "Int16"),
+    C("packets_fwd", "UInt64"), C("bytes_fwd", "UInt64"), C("packets_rev", "UInt64"),
+    C("bytes_rev", "UInt64"), C("duration_ns", "UInt64"),
+    C("raw", "String", codec="CODEC(ZSTD(3))"),
+)
+NAMES = tuple(c.name for c in FLOW_COLUMNS)
+
+L4_PROTOCOL = {"TCP": 6, "UDP": 17, "ICMPv4": 1, "ICMPv6": 58, "SCTP": 132, None: 0}
+L7_PROTO = {None: 0, "dns": 1, "http": 2, "kafka": 3}
+TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")
+# Reserved identities (Cilium): the kind of endpoint they stand for.
+RESERVED_KINDS = {1: "host", 2: "world", 3: "unmanaged", 4: "health", 5: "init", 6: "remote-node",
+                  7: "kube-apiserver"}
+
+
+def tcp_flag_bits(flags: flow_pb2.TCPFlags) -> int:
+    return sum(1 << i for i, name in enumerate(TCP_FLAG_NAMES) if getattr(flags, name))
+
+
+def endpoint_kind(ep: flow_pb2.Endpoint) -> str:
+    """pod, world, host, or another reserved kind; an endpoint nobody knows is world."""
+    if ep.identity in RESERVED_KINDS:
+        return RESERVED_KINDS[ep.identity]
+    if ep.pod_name:
+        return "pod"
+    for label in ep.labels:
+        if label.startswith("reserved:"):
+            return label[9:].partition("=")[0]
+    return "world"
+
+
+def endpoint_workload(ep: flow_pb2.Endpoint, kind: str, names) -> str:
+    """The contract: workloads[0].name, else pod_name; world by its first DNS name, else "world"."""
+    if kind == "pod":
+        return ep.workloads[0].name if ep.workloads else ep.pod_name
+    if kind == "world":
+        return names[0] if names else "world"
+    return kind
+
+
+def flows_to_columns(flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes] | None = None,
+                     now_ns: int | None = None) -> dict[str, list]:
+    """Columns for `flows`; `raws` are their serialized bytes when the caller has them already.
+    A flow without time gets `now_ns` (insert time), one without uuid a new uuid (the raw bytes keep
+    the original; rebuilding puts the column values back)."""
+    cols: dict[str, list] = {name: [] for name in NAMES}
+    now_ns = now_ns or time.time_ns()
+    a = {name: cols[name].append for name in NAMES}
+    tcp_bits, l4_numbers, l7_numbers = tcp_flag_bits, L4_PROTOCOL, L7_PROTO
+    for i, f in enumerate(flows):
+        t = f.time
+        a["time_ns"](t.seconds * 1_000_000_000 + t.nanos if (t.seconds or t.nanos) else now_ns)
+        a["uuid"](f.uuid or str(uuid_mod.uuid4()))
+        a["node"](f.node_name)
+        a["verdict"](f.verdict)
+        a["drop_reason"](f.drop_reason_desc)
+        a["kernel_drop_reason"](f.kernel_drop_reason)
+        a["direction"](f.traffic_direction)
+        a["is_reply"]((1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2)
+        a["flow_type"](f.Type)
+        a["event_type"](f.event_type.type)
+        a["event_subtype"](f.event_type.sub_type)
+        a["obs_point"](f.trace_observation_point)
+        a["interface_index"](f.interface.index)
+        a["interface_name"](f.interface.name)
+        ip = f.IP
+        a["ip_version"](ip.ipVersion)
+        a["src_ip"](ip.source)
+        a["dst_ip"](ip.destination)
+        a["src_ip_xlated"](ip.source_xlated)
+        l4 = f.l4
+        kind = l4.WhichOneof("protocol")
+        a["protocol"](l4_numbers[kind])
+        if kind == "TCP" or kind == "UDP" or kind == "SCTP":
+            m = getattr(l4, kind)
+            a["src_port"](m.source_port)
+            a["dst_port"](m.destination_port)
+            a["icmp_type"](0)
+            a["icmp_code"](0)
+            a["tcp_flags"](tcp_bits(m.flags) if kind == "TCP" and m.HasField("flags") else 0)
+        else:
+            a["src_port"](0)
+            a["dst_port"](0)
+            if kind:
+                m = getattr(l4, kind)
+                a["icmp_type"](m.type)
+                a["icmp_code"](m.code)
+            else:
+                a["icmp_type"](0)
+                a["icmp_code"](0)
+            a["tcp_flags"](0)
+        for side, ep, names, svc in (("src_", f.source, f.source_names, f.source_service),
+                                     ("dst_", f.destination, f.destination_names,
+                                      f.destination_service)):
+            ekind = endpoint_kind(ep)
+            a[side + "cluster"](ep.cluster_name)
+            a[side + "namespace"](ep.namespace)
+            a[side + "pod"](ep.pod_name)
+            a[side + "workload"](endpoint_workload(ep, ekind, names))
+            a[side + "kind"](ekind)
+            a[side + "workloads"]([f"{w.kind}/{w.name}" for w in ep.workloads])
+            a[side + "identity"](ep.identity)
+            a[side + "labels"](list(ep.labels))
+            a[side + "service_ns"](svc.namespace)
+            a[side + "service"](svc.name)
+            a[side + "names"](list(names))
+        l7 = f.l7
+        record = l7.WhichOneof("record") if f.HasField("l7") else None
+        a["l7_proto"](l7_numbers[record])
+        a["l7_type"](l7.type)
+        a["latency_ns"](l7.latency_ns)
+        http, dns, kafka = l7.http, l7.dns, l7.kafka
+        a["http_code"](http.code)
+        a["http_method"](http.method)
+        a["http_url"](http.url)
+        a["http_protocol"](http.protocol)
+        a["dns_query"](dns.query)
+        a["dns_rcode"](dns.rcode)
+        a["dns_ips"](list(dns.ips))
+        a["dns_qtypes"](list(dns.qtypes))
+        a["kafka_topic"](kafka.topic)
+        a["kafka_api_key"](kafka.api_key)
+        a["kafka_error_code"](kafka.error_code)
+        c = f.counters
+        a["packets_fwd"](c.packets_forward)
+        a["bytes_fwd"](c.bytes_forward)
+        a["packets_rev"](c.packets_reverse)
+        a["bytes_rev"](c.bytes_reverse)
+        a["duration_ns"](c.duration_ns)
+        a["raw"](raws[i] if raws is not None else f.SerializeToString())
+    return cols
+
+
+def rebuild(raw: bytes, time_ns: int, uuid: str) -> flow_pb2.Flow:
+    """The stored flow, exactly as written; time and uuid filled in only if the original lacked them."""
+    flow = flow_pb2.Flow.FromString(raw)
+    if not flow.HasField("time"):
+        flow.time.seconds, flow.time.nanos = divmod(time_ns, 1_000_000_000)
+    if not flow.uuid:
+        flow.uuid = uuid
+    return flow

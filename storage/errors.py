@@ -1,0 +1,19 @@
+"""Storage errors a user can act on. Each message names the store (URL without password) or the spool."""
+
+from flowscope.errors import UserError
+
+
+class StorageError(UserError):
+    """The flow store cannot be used: bad URL, unreachable server, wrong credentials, bad query input."""
+
+
+class StorageURLError(StorageError):
+    """A storage URL that cannot be parsed."""
+
+
+class StorageUnavailable(StorageError):
+    """The store did not answer (server down, connection refused or reset). The writer retries these."""
+
+
+class SpoolFullError(StorageError):
+    """The writer's local spool cannot take more data: flows stay in memory and are not yet stored."""

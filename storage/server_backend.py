@@ -1,0 +1,96 @@
+"""A ClickHouse server over the native protocol (clickhouse-driver), columnar inserts.
+
+clickhouse-driver's Client is not thread-safe: each thread (the writer, query threads of the relay or UI)
+gets its own connection. All SQL names tables with their database, so connecting never depends on the
+database existing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+from storage.backend import Column
+from storage.errors import StorageError, StorageUnavailable
+from storage.url import StorageURL
+
+# Server error codes that mean "who you are" rather than "what you sent".
+_AUTH_CODES = {192, 193, 194, 516}
+
+
+def _first_line(err: Exception) -> str:
+    text = str(getattr(err, "message", "") or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class ServerBackend:
+    def __init__(self, url: StorageURL) -> None:
+        self.url = url
+        self.description = url.redacted()
+        self._local = threading.local()
+        self._settings: dict[str, object] = {}
+        (version,), = self.rows("SELECT version()")
+        self.version = tuple(int(x) for x in version.split(".")[:3])
+        if self.version < (19, 0):
+            # 18.x has LowCardinality only behind this switch.
+            self._settings["allow_experimental_low_cardinality_type"] = 1
+
+    def _client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from clickhouse_driver import Client
+            u = self.url
+            client = Client(u.host, port=u.port, user=u.user, password=u.password, database="default",
+                            secure=u.secure, verify=u.verify, connect_timeout=u.connect_timeout,
+                            send_receive_timeout=300, settings={"strings_as_bytes": False})
+            self._local.client = client
+        return client
+
+    def _run(self, sql: str, data=None, binary: bool = False, **kwargs):
+        from clickhouse_driver import errors
+        settings = dict(self._settings)
+        if binary:
+            settings["strings_as_bytes"] = True
+        client = self._client()
+        try:
+            if data is None:
+                return client.execute(sql, settings=settings, **kwargs)
+            return client.execute(sql, data, settings=settings, **kwargs)
+        except errors.ServerException as err:
+            if err.code in _AUTH_CODES:
+                self._drop_client()
+                raise StorageError(f"{self.description}: authentication failed for user "
+                                   f"{self.url.user!r} (wrong user or password?): {_first_line(err)}") \
+                    from None
+            raise StorageError(f"{self.description}: {_first_line(err)}") from None
+        except (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError) as err:
+            self._drop_client()
+            raise StorageUnavailable(f"{self.description}: server unreachable: {_first_line(err)}") \
+                from None
+        except errors.Error as err:
+            self._drop_client()
+            raise StorageUnavailable(f"{self.description}: {_first_line(err)}") from None
+
+    def _drop_client(self) -> None:
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:
+                pass
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def rows(self, sql: str, binary: bool = False) -> list[tuple]:
+        return self._run(sql, binary=binary)
+
+    def insert(self, table: str, columns: Sequence[Column], data: dict[str, list]) -> int:
+        names = ", ".join(c.name for c in columns)
+        self._run(f"INSERT INTO {table} ({names}) VALUES", [data[c.name] for c in columns],
+                  columnar=True)
+        return len(data[columns[0].name]) if columns else 0
+
+    def close(self) -> None:
+        self._drop_client()

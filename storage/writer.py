@@ -1,0 +1,287 @@
+"""FlowWriter: batches flows into the store from one background thread and never loses one.
+
+write() only deduplicates (by uuid, over a window of recent flows) and buffers. The writer thread cuts
+batches by rows, bytes or age, inserts them column-wise, and when the store is down or refuses a batch
+it spools the batch to disk and retries with exponential backoff, replaying the spool in order before
+any newer batch. A replayed batch first asks the store which of its uuids are already stored (an insert
+cut off mid-way may have landed), so a retry never duplicates a flow.
+
+Backpressure: write() blocks while more than `max_pending_rows` flows wait in memory. When the spool
+cannot take a batch (its limit or its disk is full) the batch stays in memory and write()/flush()/close()
+raise SpoolFullError naming the spool and how many flows wait — nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from typing import Iterable
+
+from proto.flow import flow_pb2
+from storage.columns import flows_to_columns
+from storage.errors import SpoolFullError, StorageError, StorageUnavailable
+from storage.spool import Spool
+from storage.store import FlowStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class WriterStats:
+    accepted: int  # flows taken by write() (duplicates excluded)
+    duplicates: int  # flows dropped by write() because their uuid was seen recently
+    written: int  # flows confirmed stored
+    batches_written: int
+    pending: int  # flows in memory, neither stored nor spooled
+    spool_batches: int  # batches waiting on disk
+    spool_bytes: int
+    retries: int  # failed insert attempts
+    rejected_batches: int  # batches the store refused repeatedly, kept in <spool>/rejected/
+    last_error: str
+
+
+def default_spool_dir(store: FlowStore) -> str:
+    u = store.url
+    if u.scheme == "chdb":
+        return f"{u.path}.spool/{u.database}"
+    return f"/var/lib/flowscope/spool/{u.host}-{u.port}-{u.database}"
+
+
+class FlowWriter:
+    def __init__(self, store: FlowStore, *, batch_rows: int = 50_000, batch_bytes: int = 32 << 20,
+                 flush_interval: float = 1.0, spool_dir: str | None = None,
+                 spool_max_bytes: int = 1 << 30, max_pending_rows: int = 500_000,
+                 retry_initial: float = 0.2, retry_max: float = 10.0, reject_after: int = 5,
+                 dedup_window: int = 1 << 20) -> None:
+        self.store = store
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.flush_interval = flush_interval
+        self.max_pending_rows = max_pending_rows
+        self.retry_initial, self.retry_max, self.reject_after = retry_initial, retry_max, reject_after
+        self.spool = Spool(spool_dir or default_spool_dir(store), spool_max_bytes)
+        self._cond = threading.Condition()
+        self._buffer: list[flow_pb2.Flow] = []
+        self._buffer_bytes = 0
+        self._buffer_since = 0.0
+        self._queue: collections.deque[list[flow_pb2.Flow]] = collections.deque()
+        self._queued_rows = 0
+        self._busy = False  # the thread holds a batch taken from the queue
+        self._seen: set[str] = set()
+        self._seen_order: collections.deque[str] = collections.deque()
+        self._dedup_window = dedup_window
+        self._accepted = self._duplicates = self._written = self._batches = 0
+        self._retries = self._rejected = self._head_failures = 0
+        self._retry_at = 0.0
+        self._backoff = retry_initial
+        self._last_error = ""
+        self._spool_error: SpoolFullError | None = None
+        self._stopping = False
+        if len(self.spool):
+            log.warning("storage writer: %d spooled batches (%d bytes) in %s will be replayed",
+                        len(self.spool), self.spool.bytes, self.spool.dir)
+        self._thread = threading.Thread(target=self._run, name="flowscope-writer", daemon=True)
+        self._thread.start()
+
+    # ----- caller side ---------------------------------------------------------------------------
+    def write(self, flows: Iterable[flow_pb2.Flow]) -> int:
+        """Buffers the flows not seen before (by uuid); returns how many were taken. Blocks while too
+        many flows wait in memory. Raises SpoolFullError (taking none of these flows) while a batch
+        cannot be stored nor spooled."""
+        taken = 0
+        with self._cond:
+            if self._spool_error is not None:
+                raise self._spool_error
+            while self._pending() >= self.max_pending_rows and not self._stopping:
+                self._cond.wait(0.5)
+                if self._spool_error is not None:
+                    raise self._spool_error
+            if self._stopping:
+                raise StorageError("storage writer is closed")
+            for flow in flows:
+                uid = flow.uuid
+                if uid:
+                    if uid in self._seen:
+                        self._duplicates += 1
+                        continue
+                    self._remember(uid)
+                if not self._buffer:
+                    self._buffer_since = time.monotonic()
+                self._buffer.append(flow)
+                self._buffer_bytes += flow.ByteSize()
+                taken += 1
+                if len(self._buffer) >= self.batch_rows or self._buffer_bytes >= self.batch_bytes:
+                    self._cut()
+            self._accepted += taken
+        return taken
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Returns when every flow taken so far is stored or spooled on disk."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._cut()
+            while self._queue or self._busy:
+                if self._spool_error is not None:
+                    raise self._spool_error
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise StorageError(f"storage writer: flush timed out with {self._pending()} flows "
+                                       "waiting")
+                self._cond.wait(0.2 if left is None else min(left, 0.2))
+
+    def wait_stored(self, timeout: float) -> bool:
+        """True once everything taken is in the store (memory and spool empty) — for tests and tools."""
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        with self._cond:
+            while (len(self.spool) or self._queue or self._busy) and time.monotonic() < deadline:
+                self._retry_at = min(self._retry_at, time.monotonic() + 0.2)
+                self._cond.notify_all()
+                self._cond.wait(0.1)
+            return not (len(self.spool) or self._queue or self._busy)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flushes, makes one last attempt at the spool, stops the thread. Spooled batches stay on disk
+        for the next writer; raises SpoolFullError if flows remain only in memory."""
+        try:
+            self.flush(timeout)
+        finally:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._thread.join(timeout)
+            self.spool.close()
+        if len(self.spool):
+            log.warning("storage writer closed with %d batches (%d bytes) spooled in %s",
+                        len(self.spool), self.spool.bytes, self.spool.dir)
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return WriterStats(self._accepted, self._duplicates, self._written, self._batches,
+                               self._pending(), len(self.spool), self.spool.bytes, self._retries,
+                               self._rejected, self._last_error)
+
+    def __enter__(self) -> "FlowWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----- internals (under self._cond unless noted) -----------------------------------------------
+    def _pending(self) -> int:
+        return len(self._buffer) + self._queued_rows
+
+    def _remember(self, uid: str) -> None:
+        self._seen.add(uid)
+        self._seen_order.append(uid)
+        if len(self._seen_order) > self._dedup_window:
+            self._seen.discard(self._seen_order.popleft())
+
+    def _cut(self) -> None:
+        if self._buffer:
+            self._queue.append(self._buffer)
+            self._queued_rows += len(self._buffer)
+            self._buffer, self._buffer_bytes = [], 0
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._buffer and time.monotonic() - self._buffer_since >= self.flush_interval:
+                        self._cut()
+                    spool_due = len(self.spool) and time.monotonic() >= self._retry_at
+                    if self._queue or spool_due or (self._stopping and not self._queue):
+                        break
+                    self._cond.wait(0.05 if self._buffer or len(self.spool) else self.flush_interval)
+                if self._stopping and not self._queue:
+                    stop = True
+                    batch = None
+                else:
+                    stop = False
+                    batch = self._queue[0] if self._queue else None
+                    self._busy = batch is not None
+            if stop:
+                self._replay()  # one last attempt; what stays is on disk
+                return
+            if batch is not None:
+                self._store_batch(batch)
+            else:
+                self._replay()
+
+    def _store_batch(self, batch: list[flow_pb2.Flow]) -> None:
+        """Outside the lock: insert, or spool; the batch leaves the queue only when one succeeded."""
+        raws = [f.SerializeToString() for f in batch]
+        stored = False
+        if not len(self.spool):
+            stored = self._insert(batch, raws, check_existing=False)
+        if not stored:
+            try:
+                self.spool.append(raws)
+            except SpoolFullError as err:
+                log.error("storage writer: %s; %d flows wait in memory", err, len(batch))
+                with self._cond:
+                    self._spool_error = SpoolFullError(
+                        f"{err}; the store is not taking writes ({self._last_error}); "
+                        f"{self._pending()} flows wait in memory and nothing was dropped")
+                    self._busy = False
+                    self._cond.notify_all()
+                time.sleep(min(self._backoff, 1.0))
+                self._replay()
+                return
+        with self._cond:
+            self._queue.popleft()
+            self._queued_rows -= len(batch)
+            self._busy = False
+            self._cond.notify_all()
+
+    def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool) -> bool:
+        try:
+            columns = flows_to_columns(flows, raws)
+            if check_existing and columns["uuid"]:
+                stored = self.store.existing_uuids(columns["uuid"], min(columns["time_ns"]),
+                                                   max(columns["time_ns"]))
+                if stored:
+                    keep = [i for i, u in enumerate(columns["uuid"]) if u not in stored]
+                    columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+            if columns["uuid"]:
+                self.store.insert_columns(columns)
+        except StorageError as err:
+            with self._cond:
+                self._retries += 1
+                self._last_error = str(err)
+                if not isinstance(err, StorageUnavailable):
+                    self._head_failures += 1
+                self._retry_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, self.retry_max)
+            log.warning("storage writer: insert of %d flows failed: %s", len(flows), err)
+            return False
+        with self._cond:
+            self._written += len(flows)
+            self._batches += 1
+            self._backoff = self.retry_initial
+            self._head_failures = 0
+            self._spool_error = None
+            self._cond.notify_all()
+        return True
+
+    def _replay(self) -> None:
+        """Replays spooled batches in order until one fails."""
+        while len(self.spool):
+            raws = self.spool.head()
+            flows = [flow_pb2.Flow.FromString(r) for r in raws]
+            if self._insert(flows, raws, check_existing=True):
+                self.spool.pop()
+                continue
+            if self._head_failures >= self.reject_after:
+                log.error("storage writer: the store refused spooled batch %s %d times (%s); moved to "
+                          "%s/rejected", self.spool.files[0].name, self._head_failures, self._last_error,
+                          self.spool.dir)
+                self.spool.pop(rejected=True)
+                with self._cond:
+                    self._rejected += 1
+                    self._head_failures = 0
+                continue
+            return
