@@ -28,7 +28,7 @@ DEFAULT_METRICS = (
     "flows-to-world",
     "policy:sourceContext=namespace|reserved-identity;destinationContext=namespace|reserved-identity",
     "dns:query;ignoreAAAA;labelsContext=source_namespace",
-    "httpV2:exemplars=false;labelsContext=source_namespace,source_workload,"
+    "httpV2:exemplars=false;grpcStatus;labelsContext=source_namespace,source_workload,"
     "destination_namespace,destination_workload",
     "kafka:labelsContext=source_namespace,destination_namespace",
 )

@@ -12,6 +12,7 @@ from typing import Callable
 
 from collector.metrics.config import MetricsConfigError, MetricSpec
 from collector.metrics.context import CONTEXT_OPTIONS, ContextOptions
+from collector.l7 import grpc_status
 from collector.metrics.series import SeriesVec
 from proto.flow import flow_pb2
 
@@ -302,14 +303,18 @@ def _is_dns_response(flow: flow_pb2.Flow) -> bool:
 
 class HttpV2Handler(Handler):
     """Hubble's httpV2: one count per RESPONSE record (it carries status and latency), labelled by the
-    request's direction (source = client), `reporter` client for egress and server for ingress."""
+    request's direction (source = client), `reporter` client for egress and server for ingress.
+    flowscope's option `grpcStatus` adds a `grpc_status` label (the grpc-status trailer of HTTP/2
+    responses, "" for plain HTTP): gRPC reports errors there while the HTTP status stays 200."""
 
     name = "httpV2"
-    flags = ("exemplars",)
+    flags = ("exemplars", "grpcStatus")
 
     def setup(self, make_vec: MakeVec) -> None:
+        self.grpc = self.flag("grpcStatus")
+        extra = ("grpc_status",) if self.grpc else ()
         self.requests = self.vec(make_vec, "hubble_http_requests_total", "Count of HTTP requests",
-                                 self.ctx_names + ("method", "protocol", "status", "reporter"))
+                                 self.ctx_names + ("method", "protocol", "status", "reporter") + extra)
         self.duration = self.vec(make_vec, "hubble_http_request_duration_seconds",
                                  "Quantiles of HTTP request duration in seconds",
                                  self.ctx_names + ("method", "reporter"), histogram=True)
@@ -321,7 +326,11 @@ class HttpV2Handler(Handler):
         http = l7.http
         ctx = self.context.label_values(flow, invert=True)
         who = reporter(flow)
-        self.requests.inc(ctx + (http.method, http.protocol, str(http.code), who))
+        labels = ctx + (http.method, http.protocol, str(http.code), who)
+        if self.grpc:
+            status = grpc_status(http) if http.headers else None
+            labels += ("" if status is None else str(status),)
+        self.requests.inc(labels)
         self.duration.observe(ctx + (http.method, who), l7.latency_ns / 1e9)
 
 
@@ -356,6 +365,10 @@ class HttpHandler(Handler):
 
 
 class KafkaHandler(Handler):
+    """Hubble's kafka metrics. Hubble counts the proxy's one record per exchange; flowscope's parser
+    emits a request and a response record, and only the response knows error_code and latency, so the
+    response is counted, labelled by the request's direction as httpV2 does."""
+
     name = "kafka"
 
     def setup(self, make_vec: MakeVec) -> None:
@@ -367,10 +380,10 @@ class KafkaHandler(Handler):
 
     def process(self, flow: flow_pb2.Flow) -> None:
         l7 = flow.l7
-        if l7.type != L7_REQUEST or l7.WhichOneof("record") != "kafka":
+        if l7.type != L7_RESPONSE or l7.WhichOneof("record") != "kafka":
             return
         kafka = l7.kafka
-        ctx = self.context.label_values(flow)
+        ctx = self.context.label_values(flow, invert=True)
         who = reporter(flow)
         self.requests.inc(ctx + (kafka.topic, kafka.api_key, str(kafka.error_code), who))
         self.duration.observe(ctx + (kafka.topic, kafka.api_key, who), l7.latency_ns / 1e9)

@@ -221,6 +221,11 @@ def http_golden_signals() -> Dashboard:
          f"p{int(q * 100)} {legend}") for q in (0.5, 0.95, 0.99)], "s")
     d.prom("Requests/s by status and method", [
         (f"sum by (status, method) (rate(hubble_http_requests_total[{RATE}]))", "{{method}} {{status}}")], "reqps")
+    d.prom("gRPC errors/s by workload and grpc-status", [
+        (f'sum by ({by}, grpc_status) (rate(hubble_http_requests_total{{grpc_status!~"|0"}}[{RATE}]))',
+         f"{legend} grpc-status {{{{grpc_status}}}}")], "reqps",
+        description="gRPC answers HTTP 200 and reports failure in the grpc-status trailer "
+                    "(needs the httpV2 option grpcStatus)")
     d.prom("Requests/s by client workload", [
         (f"sum by (source_namespace, source_workload, {by}) (rate(hubble_http_requests_total"
          f'{{reporter="client"}}[{RATE}]))',

@@ -83,6 +83,15 @@ def http_pair(client, server, method: str, url: str, code: int, latency_s: float
     return [request, response]
 
 
+def grpc_pair(client, server, method: str, grpc_status: int, latency_s: float, **kw) -> list[flow_pb2.Flow]:
+    """A gRPC call over HTTP/2: HTTP status 200 either way, the outcome in the grpc-status trailer."""
+    flows = http_pair(client, server, "POST", f"http://{server.workloads[0].name}:8080/{method}", 200, latency_s, **kw)
+    for flow in flows:
+        flow.l7.http.protocol = "HTTP/2"
+    flows[1].l7.http.headers.add(key="grpc-status", value=str(grpc_status))
+    return flows
+
+
 def dns_pair(client, query: str, ips: list[str], rcode: int = 0, **kw) -> list[flow_pb2.Flow]:
     request = base(client, COREDNS, etype=129, **kw)
     request.l7.type = flow_pb2.REQUEST
@@ -149,6 +158,7 @@ def shop_round(ts_ns: int | None = None, node: str = "node-a") -> list[flow_pb2.
     flows += http_pair(FRONTEND, BACKEND, "POST", "http://backend:8080/orders", 500, 0.250, **kw)
     flows += http_pair(FRONTEND, BACKEND, "GET", "http://backend:8080/users", 200, 0.030,
                        direction=flow_pb2.INGRESS, **kw)
+    flows += grpc_pair(FRONTEND, BACKEND, "shop.Cart/Add", 14, 0.020, **kw)
     flows += dns_pair(FRONTEND, "backend.shop.svc.cluster.local.", ["10.244.0.12"], **kw)
     flows += dns_pair(FRONTEND, "nosuch.example.", [], rcode=3, **kw)
     flows += kafka_pair(BACKEND, "orders", **kw)

@@ -31,7 +31,7 @@ def test_flows_processed_by_type_subtype_verdict():
     assert value(reg, "hubble_flows_processed_total", protocol="TCP", type="Drop", subtype="",
                  verdict="DROPPED") == 1
     assert value(reg, "hubble_flows_processed_total", protocol="HTTP", type="L7", subtype="HTTP",
-                 verdict="FORWARDED") == 6
+                 verdict="FORWARDED") == 8
     assert value(reg, "hubble_flows_processed_total", protocol="DNS", type="L7", subtype="DNS",
                  verdict="FORWARDED") == 4
     assert value(reg, "hubble_flows_processed_total", protocol="TCP", type="PolicyVerdict", subtype="",
@@ -96,6 +96,20 @@ def test_http_v2_counts_responses_with_status_and_request_direction():
                  **ctx) == pytest.approx(0.312)
 
 
+def test_grpc_status_option_labels_grpc_outcomes():
+    flows = sf.grpc_pair(sf.FRONTEND, sf.BACKEND, "shop.Cart/Add", 14, 0.02)
+    flows += sf.grpc_pair(sf.FRONTEND, sf.BACKEND, "shop.Cart/Add", 0, 0.02)
+    flows += sf.http_pair(sf.FRONTEND, sf.BACKEND, "GET", "/", 200, 0.01)
+    _, reg = feed(["httpV2:grpcStatus;labelsContext=destination_workload"], flows)
+    common = dict(destination_workload="backend", reporter="client", status="200")
+    assert value(reg, "hubble_http_requests_total", method="POST", protocol="HTTP/2", grpc_status="14",
+                 **common) == 1
+    assert value(reg, "hubble_http_requests_total", method="POST", protocol="HTTP/2", grpc_status="0",
+                 **common) == 1
+    assert value(reg, "hubble_http_requests_total", method="GET", protocol="HTTP/1.1", grpc_status="",
+                 **common) == 1
+
+
 def test_http_v1_counts_requests_and_responses_apart():
     flows = sf.http_pair(sf.FRONTEND, sf.BACKEND, "GET", "http://backend:8080/users", 404, 0.01)
     _, reg = feed(["http"], flows)
@@ -131,7 +145,7 @@ def test_tcp_icmp_ports_world_policy_kafka():
     assert value(reg, "hubble_tcp_flags_total", flag="RST", family="IPv4") == 1
     assert value(reg, "hubble_icmp_total", family="IPv4", type="EchoRequest") == 1
     # replies (SYN-ACK, responses) never count: their destination port is ephemeral
-    assert value(reg, "hubble_port_distribution_total", protocol="TCP", port="8080") == 6
+    assert value(reg, "hubble_port_distribution_total", protocol="TCP", port="8080") == 7
     assert value(reg, "hubble_port_distribution_total", protocol="UDP", port="53") == 2
     assert value(reg, "hubble_flows_to_world_total", protocol="TCP", verdict="FORWARDED") == 1
     assert value(reg, "hubble_policy_verdicts_total", direction="ingress", match="l3-l4", action="forwarded",
@@ -139,7 +153,7 @@ def test_tcp_icmp_ports_world_policy_kafka():
     assert value(reg, "hubble_policy_verdicts_total", direction="egress", match="none", action="dropped",
                  source="shop", destination="shop") == 1
     assert value(reg, "hubble_policy_verdicts_total", direction="egress", match="l7/http", action="forwarded",
-                 source="shop", destination="shop") == 4
+                 source="shop", destination="shop") == 6
     assert value(reg, "hubble_kafka_requests_total", topic="orders", api_key="produce", error_code="0",
                  reporter="client", source_namespace="shop", destination_namespace="shop") == 1
 
