@@ -49,7 +49,7 @@ class _Stream:
 
 class _Direction:
     __slots__ = ("is_client", "state", "buf", "remaining", "ftype", "flags", "stream", "lost",
-                 "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame")
+                 "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame", "decoded")
 
     def __init__(self, is_client: bool, state: int, config: L7Config) -> None:
         self.is_client = is_client
@@ -64,6 +64,7 @@ class _Direction:
         self.block_flags = 0
         self.block_lost = False
         self.max_frame = _DEFAULT_MAX_FRAME  # as advertised by the receiving peer's SETTINGS
+        self.decoded: dict[bytes, list] = {}  # header blocks that left the table alone -> their headers
 
 
 def _decoder(config: L7Config) -> hpack.Decoder:
@@ -236,21 +237,43 @@ class Http2Parser:
         if d.block_lost:
             self.stats.error(self.protocol, "header_block_not_seen")
             d.decoder = _decoder(self.config)
+            d.decoded.clear()
         else:
-            try:
-                headers = d.decoder.decode(bytes(d.block))
-            except hpack.OversizedHeaderListError:
-                self.stats.error(self.protocol, "hpack_bomb")
-            except (hpack.HPACKError, ValueError, IndexError, UnicodeDecodeError):
-                self.stats.error(self.protocol, "hpack_error")
-            if headers is None:
-                d.decoder = _decoder(self.config)
+            headers = self._decode(d, bytes(d.block))
         d.block = bytearray()
         stream, end_stream = d.block_stream, bool(d.block_flags & END_STREAM)
         if d.is_client:
             self._client_headers(stream, headers, ts_ns, out)
         else:
             self._server_headers(stream, headers, end_stream, ts_ns, out)
+
+    def _decode(self, d: _Direction, block: bytes) -> list | None:
+        """HPACK-decode a block. gRPC and most HTTP/2 clients repeat identical blocks made only of
+        references once their table is warm; such a block decodes the same way until the table changes,
+        so its result is reused (a third of a gRPC call's parse time otherwise)."""
+        headers = d.decoded.get(block)
+        if headers is not None:
+            return headers
+        table = d.decoder.header_table
+        before = (len(table.dynamic_entries), table.dynamic_entries[0] if table.dynamic_entries else None,
+                  table.maxsize)
+        try:
+            headers = d.decoder.decode(block)
+        except hpack.OversizedHeaderListError:
+            self.stats.error(self.protocol, "hpack_bomb")
+        except (hpack.HPACKError, ValueError, IndexError, UnicodeDecodeError):
+            self.stats.error(self.protocol, "hpack_error")
+        if headers is None:
+            d.decoder = _decoder(self.config)
+            d.decoded.clear()
+            return None
+        after = (len(table.dynamic_entries), table.dynamic_entries[0] if table.dynamic_entries else None,
+                 table.maxsize)
+        if after != before:
+            d.decoded.clear()
+        elif len(d.decoded) < 256:
+            d.decoded[block] = headers
+        return headers
 
     # -- streams -----------------------------------------------------------------------------------------
     def _client_headers(self, sid: int, headers: list | None, ts_ns: int, out: list[L7Record]) -> None:
