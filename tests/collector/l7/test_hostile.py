@@ -225,3 +225,38 @@ def test_fqdn_cache_ttl_and_bound():
     cache.observe(flow_pb2.DNS(query="nx.test.", rcode=3))
     now[0] = 200 * 10**9
     assert cache.names_for_ip("3.3.3.3") == []
+
+
+def test_capture_starting_mid_connection_finds_the_next_message():
+    d = L7Dispatcher()
+    key = conn(8080)
+    assert feed(d, key, False, b"...the end of some body\r\n") == []  # the server's first bytes we see
+    assert feed(d, key, True, b"rest of a body we never saw the start of") == []
+    out = feed(d, key, True, b"GET /n HTTP/1.1\r\nHost: h\r\n\r\n")
+    out += feed(d, key, False, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    assert [r.summary.split(" (")[0] for r in out] == ["HTTP/1.1 GET http://h/n", "HTTP/1.1 404 0ms"]
+
+
+def test_connect_and_websocket_upgrade_leave_the_connection_alone():
+    d = L7Dispatcher()
+    key = conn(8080)
+    feed(d, key, True, b"CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n")
+    out = feed(d, key, False, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    assert [(r.layer7.http.method, r.layer7.http.url, r.layer7.http.code) for r in out] == [("CONNECT", "db:5432", 200)]
+    assert feed(d, key, True, b"\x00\x01binary tunnel bytes") == [] and not d.stats.parse_errors
+    ws = conn(8080, client_port=40001)
+    feed(d, ws, True, b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    assert [r.layer7.http.code for r in feed(d, ws, False, b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n")] == [101]
+    assert feed(d, ws, False, b"\x81\x05hello") == [] and not d.stats.parse_errors
+
+
+def test_query_and_header_privacy_follow_config():
+    request = b"GET /p?token=s3cret HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer x\r\nAccept: */*\r\n\r\n"
+    default = feed(L7Dispatcher(), conn(8080), True, request)[0].layer7.http
+    assert default.url == "http://h/p"
+    assert {h.key: h.value for h in default.headers} == {"host": "HUBBLE_REDACTED", "authorization": "HUBBLE_REDACTED",
+                                                         "accept": "HUBBLE_REDACTED"}
+    config = L7Config(allow_url_query=True, header_allow=frozenset({"accept"}))
+    allowed = feed(L7Dispatcher(config), conn(8080), True, request)[0].layer7.http
+    assert allowed.url == "http://h/p?token=s3cret"
+    assert {h.key: h.value for h in allowed.headers}["accept"] == "*/*"

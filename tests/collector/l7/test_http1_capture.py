@@ -40,6 +40,10 @@ def test_python_server_curl_and_raw_clients(tmp_path):
             head = run(ns, ["curl", "-s", "-I", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/ok"]).stdout
             post = run(ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
                             f"@{body}", f"{base}/submit"]).stdout
+            # Expect: 100-continue -> an interim "100 Continue" before the final response
+            expect = run(ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect: 100-continue",
+                              "--data-binary", f"@{body}", f"{base}/submit"]).stdout
+            http10 = run(ns, ["curl", "-s", "-0", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/big"]).stdout
             raw = python(ns, "http_raw_client", str(PORT)).stdout.split()
     client_codes = collections.Counter()
     for line in curl:
@@ -48,6 +52,8 @@ def test_python_server_curl_and_raw_clients(tmp_path):
     assert sum(int(line.split()[1]) for line in curl if line.strip()) == 1, "curl should reuse one connection"
     client_codes[("HEAD", int(head))] += 1
     client_codes[("POST", int(post))] += 1
+    client_codes[("POST", int(expect))] += 1
+    client_codes[("GET", int(http10))] += 1
     # raw client: split request (GET 200), long cookie (GET 200), pipelined GET 200, 404, HEAD 200, GET 200, 500
     assert raw == ["200", "200", "200", "404", "200", "200", "500"], raw
     for method, code in zip(["GET", "GET", "GET", "GET", "HEAD", "GET", "GET"], raw):
@@ -74,6 +80,7 @@ def test_python_server_curl_and_raw_clients(tmp_path):
     assert re.fullmatch(rf"HTTP/1.1 200 \d+ms \(GET http://127.0.0.1:{PORT}/ok\)", responses[0].summary)
     assert any(r.layer7.http.url == "http://split.test:%d/ok" % PORT for r in requests)
     assert [r.layer7.http.url for r in requests].count("http://pipe.test/ok") == 2
+    assert [r.layer7.http.protocol for r in requests].count("HTTP/1.0") == 1  # curl -0, body until close
 
     # tshark's own dissection agrees on requests per method and responses per status
     decode = [f"tcp.port=={PORT},http"]
@@ -84,6 +91,7 @@ def test_python_server_curl_and_raw_clients(tmp_path):
     pipe_stream = tshark_values(pcap, 'http.host == "pipe.test"', "tcp.stream", decode)[0]
     ts_codes = collections.Counter(map(int, tshark_values(pcap, f"http.response && tcp.stream != {pipe_stream}",
                                                           "http.response.code", decode)))
+    assert ts_codes.pop(100) == 1  # the interim "100 Continue": not a record of its own (the final one is)
     pipe_ports = {k.client_port for k, r in result.records if r.layer7.http.url.startswith("http://pipe.test")}
     assert ts_codes == collections.Counter(r.layer7.http.code for k, r in result.records
                                            if r.is_reply and k.client_port not in pipe_ports)
