@@ -61,8 +61,8 @@ class ChdbBackend:
         self.path = path
         self.description = f"chdb://{path}"
         self._session = _session(path)
-        self.version = tuple(int(x) for x in self._query("SELECT version()", "CSV").bytes().decode().strip().strip('"')
-                             .split(".")[:3])
+        (version,), = self.rows("SELECT version()")
+        self.version = tuple(int(x) for x in version.split(".")[:3])
 
     def _query(self, sql: str, fmt: str):
         try:

@@ -27,12 +27,13 @@ class Features:
     codecs: bool
     ttl: bool
     datetime64: bool
-    ip_range: bool  # isIPAddressInRange()
+    ip_or_default: bool  # IPv4StringToNumOrDefault(): newer servers throw on a bad address
 
     @classmethod
     def for_version(cls, version: tuple[int, ...]) -> "Features":
         return cls(version=version, low_cardinality=version >= (18, 16), codecs=version >= (19, 1),
-                   ttl=version >= (19, 6), datetime64=version >= (20, 1), ip_range=version >= (21, 4))
+                   ttl=version >= (19, 6), datetime64=version >= (20, 1),
+                   ip_or_default=version >= (22, 3))
 
 
 @dataclasses.dataclass(frozen=True)

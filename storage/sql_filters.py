@@ -36,18 +36,19 @@ def _all(conditions: list[str]) -> str:
     return conditions[0] if len(conditions) == 1 else "(" + " AND ".join(conditions) + ")"
 
 
-def _ip(field: str, values, column: str) -> str:
+def _ip(field: str, values, column: str, or_default: bool) -> str:
+    suffix = "OrDefault" if or_default else ""  # old servers return 0 for a bad address, new ones throw
     conds = []
     for value in values:
         net = parse_ip_network(field, value)
         if net.version == 4:
             lo, hi = int(net.network_address), int(net.broadcast_address)
             conds.append(f"(match({column}, '^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$') AND "
-                         f"IPv4StringToNum({column}) BETWEEN {lo} AND {hi})")
+                         f"IPv4StringToNum{suffix}({column}) BETWEEN {lo} AND {hi})")
         else:
             lo, hi = net.network_address.packed.hex(), net.broadcast_address.packed.hex()
             conds.append(f"(position({column}, ':') > 0 AND "
-                         f"hex(IPv6StringToNum({column})) BETWEEN '{lo.upper()}' AND '{hi.upper()}')")
+                         f"hex(IPv6StringToNum{suffix}({column})) BETWEEN '{lo.upper()}' AND '{hi.upper()}')")
     return _any(conds)
 
 
@@ -87,7 +88,7 @@ def _requirement(req: Requirement, labels: str) -> str:
     regex = _label_regex(req, None).replace("(?:=.*)?$", "=[-+]?[0-9]+$")
     op = ">" if req.op == ">" else "<"
     return (f"arrayExists(x -> match(x, {quote(regex)}) AND "
-            f"toInt64(substring(x, position(x, '=') + 1)) {op} {bound}, {labels})")
+            f"toInt64OrZero(substring(x, position(x, '=') + 1)) {op} {bound}, {labels})")
 
 
 def _labels(field: str, selectors, column: str) -> str:
@@ -128,15 +129,16 @@ def _regex_search(field: str, patterns, column: str) -> str:
     return _any([f"match({column}, {quote(compile_regex(field, p).pattern)})" for p in patterns])
 
 
-def filter_sql(ff: flow_pb2.FlowFilter) -> str:
-    """One FlowFilter -> SQL (AND of its set fields); an empty filter is TRUE."""
+def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
+    """One FlowFilter -> SQL (AND of its set fields); an empty filter is TRUE. `or_default`: the server
+    has the *OrDefault address parsers (ClickHouse >= 22.3)."""
     c: list[str] = []
     if ff.uuid:
         c.append(_in("uuid", ff.uuid))
     for field, column in (("source_ip", "src_ip"), ("destination_ip", "dst_ip"),
                           ("source_ip_xlated", "src_ip_xlated")):
         if getattr(ff, field):
-            c.append(_ip(field, getattr(ff, field), column))
+            c.append(_ip(field, getattr(ff, field), column, or_default))
     if ff.ip_version:
         for v in ff.ip_version:
             if v == flow_pb2.IP_NOT_USED:
@@ -239,10 +241,10 @@ def filter_sql(ff: flow_pb2.FlowFilter) -> str:
 
 
 def request_sql(whitelist: Iterable[flow_pb2.FlowFilter] = (),
-                blacklist: Iterable[flow_pb2.FlowFilter] = ()) -> str:
+                blacklist: Iterable[flow_pb2.FlowFilter] = (), or_default: bool = True) -> str:
     """Raises collector.filters.FilterError (a UserError) naming the first bad field and value."""
-    allow = [filter_sql(ff) for ff in whitelist]
-    deny = [filter_sql(ff) for ff in blacklist]
+    allow = [filter_sql(ff, or_default) for ff in whitelist]
+    deny = [filter_sql(ff, or_default) for ff in blacklist]
     parts = []
     if allow:
         parts.append(_any(allow))

@@ -164,7 +164,7 @@ class FlowStore:
         since_ns, until_ns = to_ns(since, "since"), to_ns(until, "until")
         if since_ns is not None and until_ns is not None and since_ns > until_ns:
             raise StorageError(f"since ({since_ns}) is after until ({until_ns})")
-        conds = [request_sql(whitelist, blacklist)]
+        conds = [request_sql(whitelist, blacklist, self.features.ip_or_default)]
         if since_ns is not None:
             conds.append(f"time_ns >= {since_ns}")
         if until_ns is not None:
