@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # strictly, in time order, so a few late ones may sit just before it.
 REPLAY_SLACK_NS = 2_000_000_000
 MAX_RECENT_FLOWS = 100_000  # bounds memory when flows arrive faster than REPLAY_SLACK_NS drains them
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                   ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000)]
+# No client keepalive pings: servers refuse pings more often than every 5 minutes (GOAWAY
+# too_many_pings), which would break healthy streams; a collector that dies resets the connection.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 Sink = Callable[["NodeClient", Run], None]
 StateListener = Callable[["NodeClient", int, str], None]

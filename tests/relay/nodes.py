@@ -63,6 +63,12 @@ class Node:
         self.server, port = create_server(self.observer, self.address, tls=self.tls)
         assert port == self.port
 
+    def restart_at(self, port: int) -> None:
+        """Move this (new, empty) collector to `port`, where an earlier one was killed."""
+        self.kill()
+        self.port = port
+        self.restart()
+
     def stop(self) -> None:
         self.kill()
 
