@@ -160,7 +160,7 @@ def _checked(flag: str, field_name: str, value) -> object:
     try:
         build_filter(flow_pb2.FlowFilter(**{field_name: [value]}))
     except FilterError as err:
-        raise UserError(f"{flag} {err.value!r}: {err.reason}") from None
+        raise UserError(f"{flag} {err.value!r}: {err.reason} ({err.field} filter)") from None
     return value
 
 

@@ -28,8 +28,9 @@ VERSION = f"{__version__}+flowscope"
 NAMESPACE_WINDOW_NS = 3600 * 1_000_000_000  # GetNamespaces: namespaces with flows in the last hour
 RATE_WINDOW_S = 60  # flows_rate: flows per second over the last minute
 
-# A ring entry: (time_ns, flow, lost) with exactly one of flow/lost set.
-Entry = tuple[int, "flow_pb2.Flow | None", "flow_pb2.LostEvent | None"]
+# A ring entry: (time_ns, serialized GetFlowsResponse, is_flow). Stored serialized: a parsed Flow costs
+# ~3 KB of memory in Python, its bytes ~300; the batched stream sends the bytes as they are.
+Entry = tuple[int, bytes, bool]
 Hook = Callable[[flow_pb2.Flow], None]
 
 
@@ -72,10 +73,11 @@ class Observer:
             except Exception:  # a consumer's bug must not stop the flow of flows
                 self._hook_failed(hook)
         self._count(flow, now)
-        self._ring.append((flow_time_ns(flow), flow, None))
+        self._ring.append((flow_time_ns(flow), encode_flow(flow, self.node_name), True))
 
     def publish_lost(self, lost: flow_pb2.LostEvent) -> None:
-        self._ring.append((self.clock(), None, lost))
+        now = self.clock()
+        self._ring.append((now, encode_lost(lost, self.node_name, _timestamp(now).SerializeToString()), False))
 
     def _hook_failed(self, hook: Hook) -> None:
         self.hook_errors += 1
@@ -132,10 +134,10 @@ class Observer:
         serialized GetFlowsResponses (bytes) instead of messages.
         """
         stop = stop or threading.Event()
-        convert = self._encoded if encoded else self._responses
+        select = _Selector(query, encoded)
         _, end, entries = self._ring.read(0)
         if not query.follow or query.since_ns is not None or query.number:
-            history = convert(_history(entries, query), query)
+            history = select.history(entries)
             if history:
                 yield history
         if not query.follow:
@@ -143,7 +145,7 @@ class Observer:
         with self._stats_lock:
             self._followers += 1
         try:
-            yield from self._follow(query, stop, end, poll, min_chunk, linger, convert)
+            yield from self._follow(select, stop, end, poll, min_chunk, linger)
         finally:
             with self._stats_lock:
                 self._followers -= 1
@@ -153,10 +155,11 @@ class Observer:
         """Follow streams currently reading (each has seen everything published before it counted)."""
         return self._followers
 
-    def _follow(self, query: FlowQuery, stop: threading.Event, next_seq: int, poll: float, min_chunk: int,
-                linger: float, convert) -> Iterator[list]:
+    def _follow(self, select: _Selector, stop: threading.Event, next_seq: int, poll: float, min_chunk: int,
+                linger: float) -> Iterator[list]:
+        until = select.query.until_ns
         while not stop.is_set():
-            if query.until_ns is not None and self.clock() > query.until_ns:
+            if until is not None and self.clock() > until:
                 return
             newest = self._ring.wait(next_seq, poll)
             if newest > next_seq and newest - next_seq < min_chunk and linger > 0:
@@ -164,36 +167,66 @@ class Observer:
             if newest == next_seq or stop.is_set():
                 continue
             first, next_end, entries = self._ring.read(next_seq)
-            wanted = [e for e in entries if _wanted(e, query)]
+            chunk = select.all(entries)
             if first > next_seq:  # the writer lapped this reader
                 lost = flow_pb2.LostEvent(source=flow_pb2.HUBBLE_RING_BUFFER, num_events_lost=first - next_seq)
-                wanted.insert(0, (self.clock(), None, lost))
+                now = self.clock()
+                chunk.insert(0, select.output(encode_lost(lost, self.node_name,
+                                                          _timestamp(now).SerializeToString()), None))
             next_seq = next_end
-            chunk = convert(wanted, query)
             if chunk:
                 yield chunk
 
     def wake_readers(self) -> None:
         self._ring.wake()
 
-    def _responses(self, entries: list[Entry], query: FlowQuery) -> list[observer_pb2.GetFlowsResponse]:
-        mask = query.field_mask
-        out = []
-        for time_ns, flow, lost in entries:
-            if flow is None:
-                out.append(observer_pb2.GetFlowsResponse(
-                    lost_events=lost, node_name=self.node_name, time=_timestamp(time_ns)))
-                continue
-            flow = _masked(flow, mask)
-            out.append(observer_pb2.GetFlowsResponse(flow=flow, node_name=flow.node_name or self.node_name,
-                                                     time=flow.time))
-        return out
 
-    def _encoded(self, entries: list[Entry], query: FlowQuery) -> list[bytes]:
-        node, mask = self.node_name, query.field_mask
-        return [encode_flow(_masked(flow, mask), node) if flow is not None else
-                encode_lost(lost, node, _timestamp(time_ns).SerializeToString())
-                for time_ns, flow, lost in entries]
+class _Selector:
+    """Picks the entries a query wants and turns them into responses (messages or bytes), parsing a
+    stored response only when a filter or a field mask needs to look inside, or a message is wanted."""
+
+    def __init__(self, query: FlowQuery, encoded: bool) -> None:
+        self.query = query
+        self.encoded = encoded
+        self.parse = not encoded or query.filtered or query.field_mask is not None
+
+    def _pick(self, entry: Entry):
+        """The output for a wanted entry, else None."""
+        time_ns, data, is_flow = entry
+        q = self.query
+        if not in_range(time_ns, q.since_ns, q.until_ns):
+            return None
+        response = observer_pb2.GetFlowsResponse.FromString(data) if self.parse else None
+        if is_flow and q.filtered and not q.match(response.flow):
+            return None
+        return self.output(data, response)
+
+    def output(self, data: bytes, response: observer_pb2.GetFlowsResponse | None):
+        mask = self.query.field_mask
+        if mask is not None:
+            response = response or observer_pb2.GetFlowsResponse.FromString(data)
+            if response.HasField("flow"):
+                masked = flow_pb2.Flow()
+                mask.MergeMessage(response.flow, masked)
+                response.flow.CopyFrom(masked)
+            return response.SerializeToString() if self.encoded else response
+        if self.encoded:
+            return data
+        return response or observer_pb2.GetFlowsResponse.FromString(data)
+
+    def all(self, entries: list[Entry]) -> list:
+        return [out for out in map(self._pick, entries) if out is not None]
+
+    def history(self, entries: list[Entry]) -> list:
+        """number: last N (or first N) wanted entries; 0 means all of them."""
+        n = self.query.number
+        if not n:
+            return self.all(entries)
+        ordered = entries if self.query.first else reversed(entries)
+        picked = list(itertools.islice((out for out in map(self._pick, ordered) if out is not None), n))
+        if not self.query.first:
+            picked.reverse()
+        return picked
 
 
 def uuid_factory() -> Callable[[], str]:
@@ -202,31 +235,3 @@ def uuid_factory() -> Callable[[], str]:
     prefix = str(uuid.uuid4())[:24]
     counter = itertools.count()
     return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFFFF:012x}"
-
-
-def _masked(flow: flow_pb2.Flow, mask) -> flow_pb2.Flow:
-    if mask is None:
-        return flow
-    masked = flow_pb2.Flow()
-    mask.MergeMessage(flow, masked)
-    return masked
-
-
-def _wanted(entry: Entry, query: FlowQuery) -> bool:
-    time_ns, flow, _ = entry
-    if not in_range(time_ns, query.since_ns, query.until_ns):
-        return False
-    return flow is None or query.match(flow)
-
-
-def _history(entries: list[Entry], query: FlowQuery) -> list[Entry]:
-    """number: last N (or first N) wanted entries; 0 means all of them."""
-    wanted = (e for e in entries if _wanted(e, query))
-    if not query.number:
-        return list(wanted)
-    if query.first:
-        return list(itertools.islice(wanted, query.number))
-    newest_first = (e for e in reversed(entries) if _wanted(e, query))
-    picked = list(itertools.islice(newest_first, query.number))
-    picked.reverse()
-    return picked

@@ -30,6 +30,7 @@ class FlowQuery:
     until_ns: int | None
     match: FlowPredicate
     field_mask: field_mask_pb2.FieldMask | None = None
+    filtered: bool = True  # False: no whitelist/blacklist, `match` accepts every flow
 
 
 def timestamp_ns(name: str, stamp: timestamp_pb2.Timestamp) -> int:
@@ -70,4 +71,5 @@ def parse_request(request: observer_pb2.GetFlowsRequest) -> FlowQuery:
         raise RequestError("first and follow cannot be combined")
     match = build_request_filter(request.whitelist, request.blacklist)
     return FlowQuery(number=number, first=request.first, follow=request.follow, since_ns=since,
-                     until_ns=until, match=match, field_mask=_field_mask(request))
+                     until_ns=until, match=match, field_mask=_field_mask(request),
+                     filtered=bool(request.whitelist or request.blacklist))
