@@ -134,8 +134,8 @@ class FlowWriter:
     def wait_stored(self, timeout: float) -> bool:
         """True once everything taken is in the store (memory and spool empty) — for tests and tools."""
         deadline = time.monotonic() + timeout
-        self.flush(timeout)
         with self._cond:
+            self._cut()
             while (len(self.spool) or self._queue or self._busy) and time.monotonic() < deadline:
                 self._retry_at = min(self._retry_at, time.monotonic() + 0.2)
                 self._cond.notify_all()
