@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import grpc
@@ -48,7 +48,6 @@ class Sides:
     """hubble's filter tracker: `left` and `right` start equal and split on bidirectional flags."""
     left: flow_pb2.FlowFilter | None = None
     right: flow_pb2.FlowFilter | None = None
-    defaults: dict = field(default_factory=dict)
 
     def apply(self, update: Callable[[flow_pb2.FlowFilter], None], side: str = "both") -> None:
         if side in ("both", "left"):
@@ -280,7 +279,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --- run -------------------------------------------------------------------------------------------
 
-def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, str]:
+def _connect(args: argparse.Namespace) -> grpc.Channel:
     address, use_tls = args.server, args.tls
     if address.startswith("tls://"):
         address, use_tls = address[len("tls://"):], True
@@ -293,14 +292,14 @@ def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, str]:
         ch.close()
         raise UserError(f"cannot connect to {args.server} within {args.timeout:g}s: is the collector "
                         "(:4244) or relay (:4245) running there?") from None
-    return ch, address
+    return ch
 
 
 def run(args: argparse.Namespace) -> int:
     if args.negate_next:
         raise UserError("--not must be followed by a filter flag")
     request = build_request(args, time.time_ns())
-    ch, _ = _connect(args)
+    ch = _connect(args)
     printer = Printer(args.output, sys.stdout, sys.stderr, node_name=args.print_node_name)
     call = observer_pb2_grpc.ObserverStub(ch).GetFlows(request)
     try:

@@ -4,9 +4,10 @@ import time
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from collector.observer import HEALTH_SERVICE, Observer
+from collector.observer import HEALTH_SERVICE, Observer, ServerError, create_server
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
@@ -98,7 +99,15 @@ def test_publish_fills_uuid_node_and_time():
 
 
 def test_address_in_use_is_a_clear_error(serve):
-    from collector.observer import ServerError, create_server
     served = serve()
     with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{served.port}"):
         create_server(Observer("other"), f"127.0.0.1:{served.port}")
+
+
+def test_agent_events_with_since_after_until_are_invalid(serve):
+    served = serve()
+    request = observer_pb2.GetAgentEventsRequest(since=timestamp_pb2.Timestamp(seconds=20),
+                                                 until=timestamp_pb2.Timestamp(seconds=10))
+    with pytest.raises(grpc.RpcError) as err:
+        list(served.stub.GetAgentEvents(request, timeout=5))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "is after until" in err.value.details()
