@@ -123,6 +123,40 @@ end
 """
 
 
+def wrk_median_us(out: str) -> float:
+    value, unit = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
+    return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+
+
+def median_us(records) -> float:
+    latencies = sorted(r.layer7.latency_ns for r in records)
+    return latencies[len(latencies) // 2] / 1000
+
+
+def test_wrk_against_python_server_counts_and_latency(tmp_path):
+    """Several keep-alive connections, a 200/404/500 mix, each response delayed 5 ms by the server: the
+    records' median latency (request segment -> response segment) is within 20% of wrk's own median."""
+    need("wrk")
+    pcap = tmp_path / "wrk.pcap"
+    script = tmp_path / "mix.lua"
+    script.write_text(WRK_SCRIPT.replace('"/ok", "/missing", "/fail", "/ok"',
+                                         '"/ok?delay_ms=5", "/missing?delay_ms=5", "/fail?delay_ms=5", "/ok?delay_ms=5"'))
+    with netns() as ns, background(ns, ["python3", "tests/collector/l7/programs/http_server.py", str(PORT)],
+                                    ready="READY"):
+        with tcpdump(ns, pcap, f"tcp port {PORT}"):
+            out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s", str(script),
+                           f"http://127.0.0.1:{PORT}/"]).stdout
+    wrk_total, wrk_non2xx = map(int, re.search(r"WRK (\d+) (\d+)", out).groups())
+    dispatcher = L7Dispatcher(L7Config(http_ports=frozenset({PORT})))
+    responses = replay(pcap, dispatcher, {PORT}).of("http", True)
+    codes = collections.Counter(r.layer7.http.code for r in responses)
+    assert wrk_total <= len(responses) <= wrk_total + 4, (wrk_total, codes)
+    assert wrk_non2xx <= codes[404] + codes[500] <= wrk_non2xx + 4 and set(codes) == {200, 404, 500}
+    assert dispatcher.stats.parse_errors["http"] == 0, dispatcher.stats.errors_by_kind
+    ours, theirs = median_us(responses), wrk_median_us(out)
+    assert abs(ours - theirs) <= 0.2 * theirs, f"median latency: records {ours:.0f} us, wrk {theirs:.0f} us"
+
+
 def nginx_conf(tmp_path, port: int, h2port: int):
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(d=tmp_path, port=port, h2port=h2port))
@@ -138,7 +172,8 @@ def test_wrk_against_nginx_keepalive(tmp_path):
     with netns() as ns, background(ns, ["nginx", "-c", str(conf), "-p", str(tmp_path)]):
         wait_port(ns, PORT)
         with tcpdump(ns, pcap, f"tcp port {PORT}"):
-            out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "-s", str(script), f"http://127.0.0.1:{PORT}/"]).stdout
+            out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s", str(script),
+                           f"http://127.0.0.1:{PORT}/"]).stdout
     wrk_total, wrk_non2xx = map(int, re.search(r"WRK (\d+) (\d+)", out).groups())
     dispatcher = L7Dispatcher(L7Config(http_ports=frozenset({PORT})))
     result = replay(pcap, dispatcher, {PORT})
@@ -152,6 +187,6 @@ def test_wrk_against_nginx_keepalive(tmp_path):
     ts_codes = collections.Counter(map(int, tshark_values(pcap, "http.response", "http.response.code",
                                                           [f"tcp.port=={PORT},http"])))
     assert ts_codes == codes
-    # the median latency of the records is plausible for loopback nginx (well under wrk's run)
-    latencies = sorted(r.layer7.latency_ns for r in responses)
-    assert 0 < latencies[len(latencies) // 2] < 50_000_000
+    # on loopback nginx answers in tens of microseconds: the wire latency the records measure is a part
+    # of what wrk measures (its own event loop and syscalls); the latency comparison is the test above
+    assert 0 < median_us(responses) <= wrk_median_us(out)

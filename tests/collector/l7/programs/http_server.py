@@ -1,13 +1,15 @@
 """HTTP/1.1 test server (python http.server): 200/404/500, HEAD, POST with body, chunked and large
-responses, keep-alive and pipelining (BaseHTTPRequestHandler reads requests one by one from a buffered
+responses, keep-alive and pipelining; "?delay_ms=N" on a GET delays its response (BaseHTTPRequestHandler reads requests one by one from a buffered
 stream). Prints "READY <port>" once listening."""
 
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: Nagle + delayed ACK would add 40 ms
 
     def log_message(self, *args):
         pass
@@ -21,7 +23,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self):
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
+        if query.startswith("delay_ms="):  # server time, so latency is not just loopback microseconds
+            time.sleep(int(query[9:]) / 1000)
         if path == "/ok":
             self._send(200, b"ok\n")
         elif path == "/big":
