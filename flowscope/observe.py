@@ -75,6 +75,10 @@ def _enum(enum):
     return parse
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # "²".isdigit() is True, int("²") fails
+
+
 def _event_type(flag: str, value: str) -> flow_pb2.EventTypeFilter:
     name, _, sub = value.strip().lower().partition(":")
     if name not in EVENT_TYPES:
@@ -84,7 +88,7 @@ def _event_type(flag: str, value: str) -> flow_pb2.EventTypeFilter:
     if sub:
         if name == "trace" and sub in TRACE_SUBTYPES:
             et.sub_type = TRACE_SUBTYPES[sub]
-        elif sub.isdigit() and int(sub) < 2**31:
+        elif _is_number(sub) and int(sub) < 2**31:
             et.sub_type = int(sub)
         else:
             raise UserError(f"{flag} {value!r}: unknown sub type {sub!r} (trace sub types: "
@@ -111,7 +115,7 @@ def _workload(flag: str, value: str) -> flow_pb2.Workload:
 
 
 def _identity(flag: str, value: str) -> int:
-    if not value.isdigit() or int(value) >= 2**32:
+    if not _is_number(value) or int(value) >= 2**32:
         raise UserError(f"{flag} {value!r}: expected a numeric identity")
     return int(value)
 
@@ -233,12 +237,10 @@ class _NotAction(argparse.Action):
         namespace.negate_next = True
 
 
-def _count(flag: str):
-    def parse(value: str) -> int:
-        if not value.isdigit():
-            raise argparse.ArgumentTypeError(f"{flag} {value!r}: expected a non-negative number")
-        return int(value)
-    return parse
+def _count(value: str) -> int:
+    if not _is_number(value):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value!r}")
+    return int(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -253,8 +255,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--tls-client-key-file", dest="tls_key", metavar="FILE", help="client key (mTLS)")
     conn.add_argument("--tls-server-name", metavar="NAME", help="name expected in the server certificate")
     sel = parser.add_argument_group("selection")
-    sel.add_argument("--last", type=_count("--last"), metavar="N", help=f"last N flows (default {DEFAULT_LAST})")
-    sel.add_argument("--first", type=_count("--first"), metavar="N", help="first N flows")
+    sel.add_argument("--last", type=_count, metavar="N", help=f"last N flows (default {DEFAULT_LAST})")
+    sel.add_argument("--first", type=_count, metavar="N", help="first N flows")
     sel.add_argument("--all", action="store_true", help="all flows the server holds")
     sel.add_argument("-f", "--follow", action="store_true", help="follow new flows")
     sel.add_argument("--since", metavar="TIME", help="flows since TIME: 5m, 1h ago or RFC 3339")

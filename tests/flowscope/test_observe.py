@@ -134,6 +134,8 @@ def test_since_until_relative_and_pod_namespace():
     (["--http-path", "(x"], "--http-path '(x': not a valid regular expression"),
     (["--since", "yesterday"], "--since 'yesterday': expected a duration ago"),
     (["--first", "2", "--follow"], "--first cannot be combined with --follow"),
+    (["--identity", "²"], "--identity '²': expected a numeric identity"),
+    (["--type", "drop:²"], "--type 'drop:²': unknown sub type"),
 ])
 def test_bad_flag_values_name_the_flag(flags, message):
     with pytest.raises(UserError, match=None) as err:
