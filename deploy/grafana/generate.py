@@ -24,6 +24,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent
 PROMETHEUS = {"type": "prometheus", "uid": "flowscope-prometheus"}
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "flowscope-clickhouse"}
+# The relay's JSON HTTP API (relay/http_api.py) through the Infinity datasource: single-machine installs
+# on the embedded store (chdb), which Grafana's ClickHouse plugin cannot reach.
+INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "flowscope-infinity"}
+WINDOW_PARAMS = (("since", "${__from}"), ("until", "${__to}"))
 RATE = "$__rate_interval"
 # grafana-clickhouse-datasource v4 query formats.
 FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
@@ -49,6 +53,19 @@ class PromQuery:
     expr: str
 
 
+@dataclasses.dataclass(frozen=True)
+class ApiQuery:
+    """An Infinity target: GET `url` with `params`, rows under `root` ("" = the body is the list)."""
+
+    dashboard: str
+    panel: str
+    ref_id: str
+    url: str
+    params: tuple[tuple[str, str], ...]
+    root: str
+    columns: tuple[str, ...]
+
+
 class Dashboard:
     """Collects panels in a 24-column grid, two per row unless told otherwise."""
 
@@ -57,6 +74,7 @@ class Dashboard:
         self.panels: list[dict] = []
         self.clickhouse: list[ClickHouseQuery] = []
         self.prometheus: list[PromQuery] = []
+        self.api: list[ApiQuery] = []
         self._x = self._y = 0
         self._row_h = 0
 
@@ -101,6 +119,21 @@ class Dashboard:
                             "rawSql": sql, "refId": ref})
             self.clickhouse.append(ClickHouseQuery(self.uid, title, ref, sql, columns, fmt))
         self._panel(kind, title, CLICKHOUSE, targets, w, h, unit, description, options)
+
+    def infinity(self, title: str, queries: list[tuple[str, dict, str, tuple[tuple[str, str], ...]]],
+                 kind: str = "table", w: int = 12, h: int = 8, description: str = "") -> None:
+        """A panel on the relay's JSON API; `queries` are (url, {selector: type}, root, extra params)."""
+        targets = []
+        for i, (url, columns, root, extra) in enumerate(queries):
+            ref = chr(ord("A") + i)
+            params = WINDOW_PARAMS + extra
+            fmt = "table" if kind != "nodeGraph" else ("node-graph-nodes" if root == "nodes" else "node-graph-edges")
+            targets.append({"datasource": INFINITY, "refId": ref, "type": "json", "source": "url",
+                            "parser": "backend", "format": fmt, "url": url, "root_selector": root,
+                            "url_options": {"method": "GET", "params": [{"key": k, "value": v} for k, v in params]},
+                            "columns": [{"selector": c, "text": c, "type": t} for c, t in columns.items()]})
+            self.api.append(ApiQuery(self.uid, title, ref, url, params, root, tuple(columns)))
+        self._panel(kind, title, INFINITY, targets, w, h, "", description)
 
     def json(self) -> dict:
         database = {"name": "database", "type": "constant", "query": "flowscope", "hide": 2,
@@ -331,8 +364,37 @@ def health() -> Dashboard:
     return d
 
 
+def embedded_store() -> Dashboard:
+    d = Dashboard("flowscope-embedded", "flowscope / Embedded store (JSON API)",
+                  "The relay's JSON HTTP API through the Infinity datasource: for single-machine installs on "
+                  "the embedded store")
+    num, text = "number", "string"
+    d.infinity("Service map", [
+        ("/api/v1/servicemap", {"id": text, "title": text, "subtitle": text, "mainstat": num, "secondarystat": num},
+         "nodes", ()),
+        ("/api/v1/servicemap", {"id": text, "source": text, "target": text, "mainstat": num, "secondarystat": num,
+                                "detail__port": num, "detail__verdict": text}, "edges", ()),
+    ], kind="nodeGraph", w=24, h=14,
+        description="Nodes: flows in (mainstat) and out; edges: flows and L7 error rate")
+    d.infinity("HTTP RED per workload", [(
+        "/api/v1/red", {"time": "timestamp", "namespace": text, "workload": text, "rate": num, "error_ratio": num,
+                        "p95_ms": num}, "", (("step", "60"),))])
+    d.infinity("Drops by reason", [(
+        "/api/v1/drops", {"reason": text, "kernel_reason": text, "flows": num}, "", ())])
+    d.infinity("Top DNS queries", [(
+        "/api/v1/dns", {"query": text, "queries": num, "nxdomain": num, "errors": num}, "top_queries", ())])
+    d.infinity("Top talkers", [(
+        "/api/v1/talkers", {"source": text, "target": text, "flows": num, "bytes": num}, "", (("limit", "20"),))])
+    d.infinity("Recent denied flows", [(
+        "/api/v1/flows", {"time": "timestamp", "source_namespace": text, "source_pod": text,
+                          "destination_namespace": text, "destination_pod": text, "destination_port": num,
+                          "drop_reason": text, "summary": text}, "", (("verdict", "DROPPED"), ("limit", "100")))],
+        w=24)
+    return d
+
+
 def dashboards() -> list[Dashboard]:
-    return [cluster_overview(), service_map(), http_golden_signals(), dns(), policy(), health()]
+    return [cluster_overview(), service_map(), http_golden_signals(), dns(), policy(), health(), embedded_store()]
 
 
 def datasources_yaml() -> str:
@@ -359,6 +421,12 @@ datasources:
       defaultDatabase: flowscope
     secureJsonData:
       password: ${{FLOWSCOPE_CLICKHOUSE_PASSWORD:-}}
+  - name: flowscope JSON API
+    uid: {INFINITY['uid']}
+    type: {INFINITY['type']}
+    url: ${{FLOWSCOPE_API_URL:-http://localhost:4246}}
+    jsonData:
+      allowedHosts: ["${{FLOWSCOPE_API_URL:-http://localhost:4246}}"]
 """
 
 

@@ -22,6 +22,7 @@ def load_generator():
 generate = load_generator()
 PROM_QUERIES = [q for d in generate.dashboards() for q in d.prometheus]
 CLICKHOUSE_QUERIES = [q for d in generate.dashboards() for q in d.clickhouse]
+API_QUERIES = [q for d in generate.dashboards() for q in d.api]
 
 
 def expand_promql(expr: str, rate_interval: str = "5s") -> str:

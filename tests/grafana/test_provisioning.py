@@ -20,7 +20,7 @@ def test_committed_files_are_what_the_generator_makes():
 def test_dashboards_use_the_provisioned_datasources():
     provisioned = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/flowscope.yaml").read_text())
     uids = {ds["uid"]: ds["type"] for ds in provisioned["datasources"]}
-    assert set(uids.values()) == {"prometheus", "grafana-clickhouse-datasource"}
+    assert set(uids.values()) == {"prometheus", "grafana-clickhouse-datasource", "yesoreyeram-infinity-datasource"}
     titles = set()
     for path in sorted((DEPLOY / "grafana/dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
@@ -34,15 +34,17 @@ def test_dashboards_use_the_provisioned_datasources():
             assert panel["targets"], f"{path.name}: {panel['title']} has no query"
             for target in panel["targets"]:
                 assert uids[target["datasource"]["uid"]] == target["datasource"]["type"]
-                assert target.get("expr") or target.get("rawSql")
+                assert target.get("expr") or target.get("rawSql") or target.get("url", "").startswith("/api/v1/")
     assert titles == {"flowscope / Cluster overview", "flowscope / Service map", "flowscope / HTTP golden signals",
-                      "flowscope / DNS", "flowscope / Policy verdicts", "flowscope / Health"}
+                      "flowscope / DNS", "flowscope / Policy verdicts", "flowscope / Health",
+                      "flowscope / Embedded store (JSON API)"}
 
 
-def test_service_map_is_a_node_graph_with_nodes_and_edges_queries():
-    service_map = json.loads((DEPLOY / "grafana/dashboards/flowscope-service-map.json").read_text())
-    node_graph = [p for p in service_map["panels"] if p["type"] == "nodeGraph"]
-    assert len(node_graph) == 1 and len(node_graph[0]["targets"]) == 2
+def test_service_maps_are_node_graphs_with_nodes_and_edges_queries():
+    for uid in ("flowscope-service-map", "flowscope-embedded"):
+        dashboard = json.loads((DEPLOY / f"grafana/dashboards/{uid}.json").read_text())
+        node_graph = [p for p in dashboard["panels"] if p["type"] == "nodeGraph"]
+        assert len(node_graph) == 1 and len(node_graph[0]["targets"]) == 2
 
 
 def test_prometheus_config_and_rules_are_valid():

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from relay.http_api import create_http_api
 from tests.collector.metrics import sample_flows as sf
+from tests.grafana.dashboards import API_QUERIES
 from tests.grafana.stores import NS, ROUNDS, shop_store
 
 
@@ -125,3 +127,17 @@ def test_unknown_path_is_404(api):
     base, _ = api
     status, body = get(base, "/api/v1/nope")
     assert status == 404 and "/api/v1/flows" in body["error"]
+
+
+@pytest.mark.parametrize("query", API_QUERIES, ids=[f"{q.dashboard}:{q.panel}:{q.ref_id}" for q in API_QUERIES])
+def test_every_infinity_panel_gets_its_columns(api, query):
+    """The Infinity targets of the embedded-store dashboard, with Grafana's ${__from}/${__to} (ms) expanded."""
+    base, now = api
+    window = {"${__from}": str((now - 3600 * NS) // 1_000_000), "${__to}": str(now // 1_000_000)}
+    params = urllib.parse.urlencode([(k, window.get(v, v)) for k, v in query.params])
+    status, body = get(base, f"{query.url}?{params}")
+    assert status == 200, body
+    rows = body[query.root] if query.root else body
+    assert rows, f"{query.panel}: no rows"
+    for row in rows:
+        assert set(query.columns) <= set(row), f"{query.panel}: missing {set(query.columns) - set(row)}"
