@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for response in call:
             printer.write(response)
-            if args.follow and args.output == "table":
+            if args.follow:  # line by line, also into a pipe (`... -f | grep`)
                 printer.flush()
     except grpc.RpcError as err:
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT:

@@ -219,6 +219,7 @@ class Printer:
             raise ValueError(f"unknown output {output!r}, expected one of {', '.join(OUTPUTS)}")
         self.output, self.out, self.err, self.node_name = output, out, err, node_name
         self._rows: list[list[str]] = []
+        self._widths: list[int] = []
         self._count = 0
 
     def write(self, response: observer_pb2.GetFlowsResponse) -> None:
@@ -239,13 +240,16 @@ class Printer:
         self._count += 1
 
     def flush(self) -> None:
+        """Writes buffered table rows (the header once; columns only ever widen, so a followed
+        table stays aligned as far as it can) and flushes `out`."""
         if self._rows:
             header = ["TIMESTAMP"] + (["NODE"] if self.node_name else []) + [
                 "SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"]
-            rows = [header] + self._rows
-            widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+            rows = self._rows if self._widths else [header] + self._rows
+            self._widths = [max([len(r[i]) for r in rows] + self._widths[i:i + 1])
+                            for i in range(len(header) - 1)]
             for r in rows:
-                cells = [c.ljust(w + 3) for c, w in zip(r, widths)] + [r[-1]]
+                cells = [c.ljust(w + 3) for c, w in zip(r, self._widths)] + [r[-1]]
                 self.out.write("".join(cells).rstrip() + "\n")
             self._rows = []
         self.out.flush()

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from google.protobuf import json_format
@@ -159,3 +160,25 @@ def test_console_command_runs(server):
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["flow"]["verdict"] == "DROPPED"
+
+
+@pytest.mark.timeout(60)  # the readline below would otherwise wait for ever if output were buffered
+def test_follow_prints_new_flows_as_they_come():
+    observer = Observer("node-f")
+    srv, port = create_server(observer, "127.0.0.1:0")
+    proc = subprocess.Popen([sys.executable, "-m", "flowscope", "observe", "--server", f"127.0.0.1:{port}", "-f",
+                             "-o", "jsonpb"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        deadline = time.monotonic() + 30
+        while observer.followers < 1:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
+            time.sleep(0.02)
+        for port_ in (1, 2, 3):
+            observer.publish(make_flow(sport=port_))
+        got = [json.loads(proc.stdout.readline()) for _ in range(3)]  # arrives through a pipe, unbuffered
+        assert [g["flow"]["l4"]["TCP"]["source_port"] for g in got] == [1, 2, 3]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        srv.stop(0).wait(5)

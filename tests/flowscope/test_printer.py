@@ -119,3 +119,13 @@ def test_dict_separates_flows_and_lost_events_go_to_stderr():
     printer.write(resp(SYN))
     assert out.getvalue().count("------------\n") == 1
     assert "EVENTS LOST" in err.getvalue()
+
+
+def test_followed_table_prints_the_header_once():
+    out = io.StringIO()
+    printer = Printer("table", out, io.StringIO())
+    for flow in (SYN, POLICY_DROP):
+        printer.write(resp(flow))
+        printer.flush()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("TIMESTAMP") and "DROPPED" in lines[2]
