@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from collector.endpoints import Endpoint
 from collector.metrics.config import MetricsConfigError, parse_specs
 from collector.metrics.handlers import HANDLERS, Handler
 from collector.metrics.series import DEFAULT_BUCKETS, SeriesCollector, SeriesVec
@@ -95,6 +96,7 @@ class FlowMetrics:
         self.registry.register(self.collector)
         self.registry.register(self.lost)
         self._process = [h.process for h in self.handlers]
+        self._endpoints: dict[tuple[str, str], tuple[str, ...]] = {}
         self.errors = 0
 
     def observe(self, flow: flow_pb2.Flow) -> None:
@@ -124,6 +126,14 @@ class FlowMetrics:
                 for vec in handler.vecs:
                     removed += vec.delete_matching(match)
         return removed
+
+    def sync_endpoints(self, endpoints: Iterable[Endpoint]) -> int:
+        """Give the current endpoints (e.g. `EndpointCache.all_endpoints()` after each refresh): the series
+        of pods that were there at the previous call and are gone now are forgotten. Returns how many."""
+        current = {(e.namespace, e.pod_name): e.ips for e in endpoints}
+        gone = [(key, ips) for key, ips in self._endpoints.items() if key not in current]
+        self._endpoints = current
+        return sum(self.forget_endpoint(namespace, pod, ips) for (namespace, pod), ips in gone)
 
     def expire(self) -> int:
         """Drop series untouched for `ttl` seconds now (scrapes also do it). Returns how many."""

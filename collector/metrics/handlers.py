@@ -16,9 +16,11 @@ from collector.l7 import grpc_status
 from collector.metrics.series import SeriesVec
 from proto.flow import flow_pb2
 
-Verdict = flow_pb2.Verdict
-L7_REQUEST = flow_pb2.L7FlowType.REQUEST
-L7_RESPONSE = flow_pb2.L7FlowType.RESPONSE
+# Plain ints: attribute access on protobuf's enum wrappers goes through a slow __getattr__.
+DROPPED = flow_pb2.DROPPED
+PASSED = frozenset({flow_pb2.FORWARDED, flow_pb2.REDIRECTED})
+L7_REQUEST = flow_pb2.REQUEST
+L7_RESPONSE = flow_pb2.RESPONSE
 # Cilium monitor message types carried in flow.event_type.type.
 MSG_DROP, MSG_CAPTURE, MSG_TRACE, MSG_POLICY_VERDICT, MSG_L7 = 1, 3, 4, 5, 129
 # event_type.sub_type of a trace event -> Hubble's observation point name.
@@ -138,7 +140,7 @@ class DropHandler(Handler):
                               self.ctx_names + ("reason", "protocol"))
 
     def process(self, flow: flow_pb2.Flow) -> None:
-        if flow.verdict != Verdict.DROPPED:
+        if flow.verdict != DROPPED:
             return
         reason = DROP_REASONS.get(flow.drop_reason_desc) or str(flow.drop_reason_desc)
         self.drops.inc(self.context.label_values(flow) + (reason, flow_protocol(flow)))
@@ -152,7 +154,7 @@ class TcpHandler(Handler):
                                   ("flag", "family") + self.ctx_names)
 
     def process(self, flow: flow_pb2.Flow) -> None:
-        if flow.verdict not in (Verdict.FORWARDED, Verdict.REDIRECTED) or not flow.l4.HasField("TCP"):
+        if flow.verdict not in PASSED or not flow.l4.HasField("TCP"):
             return
         flags = flow.l4.TCP.flags
         family = IP_VERSIONS.get(flow.IP.ipVersion, str(flow.IP.ipVersion))
@@ -193,7 +195,7 @@ class PortDistributionHandler(Handler):
 
     def process(self, flow: flow_pb2.Flow) -> None:
         # A flow not known to be a request (is_reply unset) would count ephemeral reply ports.
-        if flow.verdict not in (Verdict.FORWARDED, Verdict.REDIRECTED) or _reply(flow) is not False:
+        if flow.verdict not in PASSED or _reply(flow) is not False:
             return
         which = flow.l4.WhichOneof("protocol")
         if which in ("TCP", "UDP", "SCTP"):
@@ -220,7 +222,7 @@ class FlowsToWorldHandler(Handler):
     def process(self, flow: flow_pb2.Flow) -> None:
         if "reserved:world" not in flow.destination.labels or not flow.HasField("l4"):
             return
-        dropped = flow.verdict == Verdict.DROPPED
+        dropped = flow.verdict == DROPPED
         if dropped and not self.any_drop and flow.drop_reason_desc != flow_pb2.POLICY_DENIED:
             return
         is_reply = _reply(flow) is True
@@ -285,7 +287,7 @@ class DnsHandler(Handler):
         ctx = self.context.label_values(flow)
         qtypes = ",".join(dns.qtypes)
         extra = (dns.query,) if self.include_query else ()
-        if flow.verdict == Verdict.DROPPED:
+        if flow.verdict == DROPPED:
             self.queries.inc(ctx + ("Policy denied", qtypes, str(len(dns.ips))) + extra)
         elif not _is_dns_response(flow):
             self.queries.inc(ctx + ("", qtypes, str(len(dns.ips))) + extra)

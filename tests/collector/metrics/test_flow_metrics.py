@@ -194,6 +194,20 @@ def test_deleted_pod_series_are_forgotten():
                  reason="POLICY_DENIED", protocol="TCP") == 1
 
 
+def test_sync_endpoints_forgets_pods_that_disappeared():
+    from collector.endpoints import Endpoint
+
+    metrics, reg = feed(["drop:sourceContext=ip"], [sf.policy_drop(sf.FRONTEND, sf.DB, 5432),
+                                                   sf.policy_drop(sf.BACKEND, sf.DB, 5432)])
+    frontend = Endpoint("shop", "frontend-7d9f-abcde", ("10.244.0.11",))
+    backend = Endpoint("shop", "backend-5c6b-fghij", ("10.244.0.12",))
+    assert metrics.sync_endpoints([frontend, backend]) == 0
+    assert metrics.sync_endpoints([backend]) == 1
+    labels = dict(reason="POLICY_DENIED", protocol="TCP")
+    assert value(reg, "hubble_drop_total", source="10.244.0.11", **labels) == 0
+    assert value(reg, "hubble_drop_total", source="10.244.0.12", **labels) == 1
+
+
 def test_untouched_series_expire_after_ttl():
     now = [1000.0]
     metrics, reg = feed(["drop:sourceContext=pod"], [sf.policy_drop(sf.FRONTEND, sf.DB, 5432)],
