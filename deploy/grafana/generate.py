@@ -75,6 +75,7 @@ class Dashboard:
         self.clickhouse: list[ClickHouseQuery] = []
         self.prometheus: list[PromQuery] = []
         self.api: list[ApiQuery] = []
+        self.variables: list[dict] = []
         self._x = self._y = 0
         self._row_h = 0
 
@@ -135,6 +136,16 @@ class Dashboard:
             self.api.append(ApiQuery(self.uid, title, ref, url, params, root, tuple(columns)))
         self._panel(kind, title, INFINITY, targets, w, h, "", description)
 
+    def prom_variable(self, name: str, label: str, metric: str) -> str:
+        """A multi-value variable of `label`'s values (All = any, also series without the label);
+        returns the PromQL matcher to put in the selectors."""
+        query = f"label_values({metric}, {label})"
+        self.variables.append({"name": name, "label": name, "type": "query", "datasource": PROMETHEUS,
+                               "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+                               "definition": query, "refresh": 2, "includeAll": True, "multi": True,
+                               "allValue": ".*", "current": {"text": "All", "value": "$__all"}, "sort": 1})
+        return f'{label}=~"${name}"'
+
     def json(self) -> dict:
         database = {"name": "database", "type": "constant", "query": "flowscope", "hide": 2,
                     "label": "ClickHouse database", "current": {"text": "flowscope", "value": "flowscope"}}
@@ -143,7 +154,7 @@ class Dashboard:
             "tags": ["flowscope", "hubble"], "timezone": "browser", "editable": True,
             "schemaVersion": 39, "version": 1, "refresh": "30s", "graphTooltip": 1,
             "time": {"from": "now-1h", "to": "now"},
-            "templating": {"list": [database]}, "annotations": {"list": []}, "links": [],
+            "templating": {"list": [database, *self.variables]}, "annotations": {"list": []}, "links": [],
             "panels": self.panels,
         }
 
@@ -242,26 +253,29 @@ def service_map() -> Dashboard:
 def http_golden_signals() -> Dashboard:
     d = Dashboard("flowscope-http", "flowscope / HTTP golden signals",
                   "Traffic, errors and latency per workload from HTTP responses seen without a proxy")
+    ns = d.prom_variable("namespace", "destination_namespace", "hubble_http_requests_total")
     by = "destination_namespace, destination_workload"
     legend = "{{destination_namespace}}/{{destination_workload}}"
+    requests = f"hubble_http_requests_total{{{ns}}}"
     d.prom("Requests/s by workload", [
-        (f"sum by ({by}) (rate(hubble_http_requests_total[{RATE}]))", legend)], "reqps")
+        (f"sum by ({by}) (rate({requests}[{RATE}]))", legend)], "reqps")
     d.prom("Error ratio (5xx) by workload", [
-        (f'sum by ({by}) (rate(hubble_http_requests_total{{status=~"5.."}}[{RATE}])) / '
-         f"sum by ({by}) (rate(hubble_http_requests_total[{RATE}]))", legend)], "percentunit")
+        (f'sum by ({by}) (rate(hubble_http_requests_total{{status=~"5..", {ns}}}[{RATE}])) / '
+         f"sum by ({by}) (rate({requests}[{RATE}]))", legend)], "percentunit")
     d.prom("Latency p50 / p95 / p99 by workload", [
-        (f"histogram_quantile({q}, sum by (le, {by}) (rate(hubble_http_request_duration_seconds_bucket[{RATE}])))",
+        (f"histogram_quantile({q}, sum by (le, {by}) "
+         f"(rate(hubble_http_request_duration_seconds_bucket{{{ns}}}[{RATE}])))",
          f"p{int(q * 100)} {legend}") for q in (0.5, 0.95, 0.99)], "s")
     d.prom("Requests/s by status and method", [
-        (f"sum by (status, method) (rate(hubble_http_requests_total[{RATE}]))", "{{method}} {{status}}")], "reqps")
+        (f"sum by (status, method) (rate({requests}[{RATE}]))", "{{method}} {{status}}")], "reqps")
     d.prom("gRPC errors/s by workload and grpc-status", [
-        (f'sum by ({by}, grpc_status) (rate(hubble_http_requests_total{{grpc_status!~"|0"}}[{RATE}]))',
+        (f'sum by ({by}, grpc_status) (rate(hubble_http_requests_total{{grpc_status!~"|0", {ns}}}[{RATE}]))',
          f"{legend} grpc-status {{{{grpc_status}}}}")], "reqps",
         description="gRPC answers HTTP 200 and reports failure in the grpc-status trailer "
                     "(needs the httpV2 option grpcStatus)")
     d.prom("Requests/s by client workload", [
         (f"sum by (source_namespace, source_workload, {by}) (rate(hubble_http_requests_total"
-         f'{{reporter="client"}}[{RATE}]))',
+         f'{{reporter="client", {ns}}}[{RATE}]))',
          "{{source_workload}} -> {{destination_workload}}")], "reqps")
     d.sql("RED per workload (stored)", [(
         "SELECT namespace, workload, sum(n) AS requests, sum(e) AS errors, "

@@ -26,8 +26,12 @@ API_QUERIES = [q for d in generate.dashboards() for q in d.api]
 
 
 def expand_promql(expr: str, rate_interval: str = "5s") -> str:
-    """Grafana's $__rate_interval for a 1 s scrape interval (what the test Prometheus uses)."""
-    return expr.replace("$__rate_interval", rate_interval)
+    """Grafana's $__rate_interval for a 1 s scrape interval (what the test Prometheus uses) and the
+    dashboards' variables at their default, All (allValue ".*")."""
+    expr = expr.replace("$__rate_interval", rate_interval).replace("$namespace", ".*")
+    leftover = re.findall(r"\$\{?\w+", expr)
+    assert not leftover, f"unexpanded variable(s) {leftover} in {expr}"
+    return expr
 
 
 def expand_clickhouse(sql: str, database: str, from_s: int, to_s: int, interval_s: int = 60) -> str:

@@ -107,3 +107,11 @@ def test_cardinality_limit_stops_growth_and_counts_refusals(prometheus):
     # the unlimited metric of the same endpoint kept counting every new pod
     pods = int(prometheus.wait_for('count(hubble_flows_processed_total{job="limited"})')[0]["value"][1])
     assert pods > LIMIT
+
+
+def test_namespace_variable_narrows_the_http_panels(prometheus):
+    query = next(q for q in PROM_QUERIES if q.panel == "Requests/s by workload")
+    expr = query.expr.replace("$__rate_interval", "5s")
+    shop = prometheus.wait_for(expr.replace("$namespace", "shop"), until=positive)
+    assert {s["metric"]["destination_namespace"] for s in shop} == {"shop"}
+    assert prometheus.query(expr.replace("$namespace", "elsewhere")) == []
