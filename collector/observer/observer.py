@@ -27,6 +27,7 @@ DEFAULT_RING_CAPACITY = 65536
 VERSION = f"{__version__}+flowscope"
 NAMESPACE_WINDOW_NS = 3600 * 1_000_000_000  # GetNamespaces: namespaces with flows in the last hour
 RATE_WINDOW_S = 60  # flows_rate: flows per second over the last minute
+CHUNK = 1000  # responses a reader converts at a time
 
 # A ring entry: (time_ns, serialized GetFlowsResponse, is_flow). Stored serialized: a parsed Flow costs
 # ~3 KB of memory in Python, its bytes ~300; the batched stream sends the bytes as they are.
@@ -137,9 +138,7 @@ class Observer:
         select = _Selector(query, encoded)
         _, end, entries = self._ring.read(0)
         if not query.follow or query.since_ns is not None or query.number:
-            history = select.history(entries)
-            if history:
-                yield history
+            yield from select.history(entries)
         if not query.follow:
             return
         with self._stats_lock:
@@ -167,15 +166,12 @@ class Observer:
             if newest == next_seq or stop.is_set():
                 continue
             first, next_end, entries = self._ring.read(next_seq)
-            chunk = select.all(entries)
             if first > next_seq:  # the writer lapped this reader
                 lost = flow_pb2.LostEvent(source=flow_pb2.HUBBLE_RING_BUFFER, num_events_lost=first - next_seq)
                 now = self.clock()
-                chunk.insert(0, select.output(encode_lost(lost, self.node_name,
-                                                          _timestamp(now).SerializeToString()), None))
+                yield [select.output(encode_lost(lost, self.node_name, _timestamp(now).SerializeToString()), None)]
             next_seq = next_end
-            if chunk:
-                yield chunk
+            yield from select.chunks(entries)
 
     def wake_readers(self) -> None:
         self._ring.wake()
@@ -214,19 +210,35 @@ class _Selector:
             return data
         return response or observer_pb2.GetFlowsResponse.FromString(data)
 
-    def all(self, entries: list[Entry]) -> list:
-        return [out for out in map(self._pick, entries) if out is not None]
+    def _wanted(self, entry: Entry) -> bool:
+        time_ns, data, is_flow = entry
+        q = self.query
+        if not in_range(time_ns, q.since_ns, q.until_ns):
+            return False
+        return not (is_flow and q.filtered) or q.match(observer_pb2.GetFlowsResponse.FromString(data).flow)
 
-    def history(self, entries: list[Entry]) -> list:
+    def chunks(self, entries: list[Entry]) -> Iterator[list]:
+        """Outputs for the wanted entries, CHUNK at a time, so a reader never holds a whole ring of
+        parsed messages (~3 KB each) at once."""
+        outputs = (out for out in map(self._pick, entries) if out is not None)
+        yield from _chunked(outputs)
+
+    def history(self, entries: list[Entry]) -> Iterator[list]:
         """number: last N (or first N) wanted entries; 0 means all of them."""
-        n = self.query.number
-        if not n:
-            return self.all(entries)
-        ordered = entries if self.query.first else reversed(entries)
-        picked = list(itertools.islice((out for out in map(self._pick, ordered) if out is not None), n))
-        if not self.query.first:
-            picked.reverse()
-        return picked
+        q = self.query
+        if q.number and not q.first:
+            newest = list(itertools.islice(filter(self._wanted, reversed(entries)), q.number))
+            newest.reverse()
+            yield from _chunked(self.output(data, None) for _, data, _ in newest)
+        elif q.number:
+            yield from self.chunks(list(itertools.islice(filter(self._wanted, entries), q.number)))
+        else:
+            yield from self.chunks(entries)
+
+
+def _chunked(outputs: Iterator) -> Iterator[list]:
+    while chunk := list(itertools.islice(outputs, CHUNK)):
+        yield chunk
 
 
 def uuid_factory() -> Callable[[], str]:
