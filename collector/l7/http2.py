@@ -28,7 +28,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL = "HTTP/2"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-_KEEP = frozenset({HEADERS, CONTINUATION, SETTINGS})  # frames whose payload we read; the rest is skipped
+_KEEP = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, SETTINGS})  # payloads we read; the rest is skipped
 _DEFAULT_MAX_FRAME = 16384
 _LARGEST_FRAME = (1 << 24) - 1
 
@@ -187,13 +187,14 @@ class Http2Parser:
         if ftype == DATA:
             if d.flags & END_STREAM and not d.is_client:
                 self._server_end(d.stream, None, ts_ns, out, partial=False)
-        elif ftype == HEADERS:
+        elif ftype == HEADERS or ftype == PUSH_PROMISE:
             if d.block:
                 self.stats.error(self.protocol, "headers_interleaved")
             fragment = self._fragment(d)
             d.block = bytearray(fragment if fragment is not None else b"")
             d.block_lost = fragment is None
-            d.block_stream = d.stream
+            # A pushed request's block is decoded only to keep the table in step (stream 0: no record).
+            d.block_stream = d.stream if ftype == HEADERS else 0
             d.block_flags = d.flags
             if d.flags & END_HEADERS:
                 self._block_done(d, ts_ns, out)
@@ -215,7 +216,8 @@ class Http2Parser:
                     other.max_frame = min(int.from_bytes(d.buf[i + 2:i + 6], "big"), _LARGEST_FRAME)
 
     def _fragment(self, d: _Direction) -> bytes | None:
-        """The header block fragment of a HEADERS frame without padding and priority fields."""
+        """The header block fragment of a HEADERS or PUSH_PROMISE frame without padding, priority fields
+        or the promised stream id."""
         if d.lost:
             return None
         data = bytes(d.buf)
@@ -225,7 +227,9 @@ class Http2Parser:
                 return None
             start = 1
             end -= data[0]
-        if d.flags & PRIORITY_FLAG:
+        if d.ftype == PUSH_PROMISE:
+            start += 4
+        elif d.flags & PRIORITY_FLAG:
             start += 5
         if start > end:
             self.stats.error(self.protocol, "bad_padding")
@@ -242,6 +246,8 @@ class Http2Parser:
             headers = self._decode(d, bytes(d.block))
         d.block = bytearray()
         stream, end_stream = d.block_stream, bool(d.block_flags & END_STREAM)
+        if stream == 0:
+            return
         if d.is_client:
             self._client_headers(stream, headers, ts_ns, out)
         else:

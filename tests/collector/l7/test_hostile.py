@@ -260,3 +260,31 @@ def test_query_and_header_privacy_follow_config():
     allowed = feed(L7Dispatcher(config), conn(8080), True, request)[0].layer7.http
     assert allowed.url == "http://h/p?token=s3cret"
     assert {h.key: h.value for h in allowed.headers}["accept"] == "*/*"
+
+
+def test_server_push_keeps_the_hpack_table_in_step():
+    client, data = _h2_client_bytes(REQ)
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    server.receive_data(data)
+    pushed = [(":method", "GET"), (":path", "/style.css"), (":scheme", "http"), (":authority", "svc:8080"),
+              ("x-pushed", "yes")]
+    server.push_stream(1, 2, pushed)
+    server.send_headers(1, [(":status", "200"), ("x-pushed", "yes")], end_stream=True)  # refers to the push's entry
+    d = L7Dispatcher()
+    key = conn(9000)
+    feed(d, key, True, data)
+    out = feed(d, key, False, server.data_to_send(), prefix=4096)
+    assert [(r.layer7.http.code, r.partial) for r in out] == [(200, False)] and not d.stats.parse_errors
+
+
+def test_dns_answer_longer_than_the_prefix_is_partial():
+    query = dns.message.make_query("many.test.", "A")
+    answer = dns.message.make_response(query)
+    answer.answer.append(dns.rrset.from_text("many.test.", 60, "IN", "A", *[f"10.0.{i}.1" for i in range(60)]))
+    wire = answer.to_wire()
+    assert len(wire) > 512
+    d = L7Dispatcher()
+    out = feed(d, conn(53, UDP), False, wire)
+    assert [(r.partial, r.layer7.dns.query, r.layer7.dns.rcode) for r in out] == [(True, "many.test.", 0)]
+    assert d.fqdn.names_for_ip("10.0.0.1") == []  # no address was seen, none is learned
