@@ -19,13 +19,18 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def serve(registry: CollectorRegistry | None = None, address: str = DEFAULT_ADDRESS):
-    """Serve `registry` at http://address/metrics in a daemon thread.
+def serve(registry: CollectorRegistry | None = None, address: str = DEFAULT_ADDRESS,
+          certfile: str | None = None, keyfile: str | None = None):
+    """Serve `registry` at http://address/metrics (https:// with `certfile` and `keyfile`, like Hubble's
+    metrics TLS option) in a daemon thread.
 
     Returns (server, port); stop with `server.shutdown(); server.server_close()`."""
     host, port = parse_address(address)
+    if bool(certfile) != bool(keyfile):
+        raise UserError("metrics TLS: give both a certificate and a key file")
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry or REGISTRY)
+        server, _thread = start_http_server(port, addr=host, registry=registry or REGISTRY,
+                                            certfile=certfile, keyfile=keyfile)
     except OSError as err:
-        raise UserError(f"metrics address {address!r}: cannot listen: {err.strerror}") from err
+        raise UserError(f"metrics address {address!r}: cannot listen: {err.strerror or err}") from err
     return server, server.server_port
