@@ -17,6 +17,8 @@ GET endpoints (all answers are JSON; lists are top-level arrays so Infinity need
   /api/v1/talkers     top client -> server pairs. since, until, namespace, limit, by (bytes|flows)
   /api/v1/namespaces  [{"namespace": ...}] with flows since `since`
   /api/v1/nodes       nodes that stored flows since `since`
+  /api/v1/status      the store: server and schema version, flows, bytes on disk
+  /api/v1             this list of endpoints and their parameters
 
 namespace, pod and label are bidirectional like `hubble observe --namespace/--pod/--label`: a flow
 matches when its source OR its destination matches; a parameter given twice lists alternatives.
@@ -294,6 +296,15 @@ def get_nodes(store, params: Params):
             for n in store.nodes(params.time("since", params.now_ns - DEFAULT_WINDOW_NS))]
 
 
+def get_status(store, params: Params):
+    return store.status()
+
+
+def get_index(store, params: Params):
+    """What this API serves (also Infinity's health check target)."""
+    return [{"path": path, "parameters": list(allowed)} for path, (_, allowed) in ROUTES.items()]
+
+
 WINDOW = ("since", "until")
 # path -> (handler, accepted parameters)
 ROUTES: dict[str, tuple[Callable, tuple[str, ...]]] = {
@@ -306,6 +317,8 @@ ROUTES: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "/api/v1/talkers": (get_talkers, ("namespace", "limit", "by") + WINDOW),
     "/api/v1/namespaces": (get_namespaces, ("since",)),
     "/api/v1/nodes": (get_nodes, ("since",)),
+    "/api/v1/status": (get_status, ()),
+    "/api/v1": (get_index, ()),
 }
 
 

@@ -123,6 +123,14 @@ def test_bad_parameters_get_400_naming_the_parameter(api, path, parameter):
     assert f"parameter {parameter!r}" in body["error"]
 
 
+def test_index_and_status(api):
+    base, _ = api
+    _, index = get(base, "/api/v1")
+    assert {e["path"] for e in index} >= {"/api/v1/flows", "/api/v1/servicemap", "/api/v1/red", "/api/v1/dns"}
+    _, status = get(base, "/api/v1/status")
+    assert status["flows"] == ROUNDS * len(sf.shop_round()) and status["schema_version"] >= 1
+
+
 def test_unknown_path_is_404(api):
     base, _ = api
     status, body = get(base, "/api/v1/nope")
