@@ -106,8 +106,8 @@ class Http1Parser:
                 pos = self._head(d, payload, pos, ts_ns, out)
                 if pos < 0:
                     return self._more(d, out, missing, ts_ns)
-                if d.state == DONE and self.leftover is None and self.replacement is not None and pos < n + missing:
-                    self.leftover = (payload[pos:], n + missing - pos)
+                if d.state == DONE and self.replacement is not None and pos < n + missing:
+                    self.leftover = (payload[pos:], n + missing - pos)  # the new protocol's first bytes
                     return out
             elif state == CHUNK_SIZE:
                 pos = self._chunk_size(d, payload, pos)
@@ -137,7 +137,8 @@ class Http1Parser:
         d.buf.clear()
         return out
 
-    def _line_until(self, d: _Direction, payload: bytes, pos: int, sep: bytes, cap: int) -> tuple[bytes | None, int]:
+    def _line_until(self, d: _Direction, payload: bytes, pos: int, sep: bytes,
+                    cap: int) -> tuple[bytes | None, int]:
         """Bytes up to and including `sep`, joining a part kept from earlier segments; (None, -1) when
         the rest of the payload was buffered and more is needed."""
         if d.buf:

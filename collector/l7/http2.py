@@ -30,6 +30,8 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 _KEEP = frozenset({HEADERS, PUSH_PROMISE, CONTINUATION, SETTINGS})  # payloads we read; the rest is skipped
 _DEFAULT_MAX_FRAME = 16384
+_DEFAULT_TABLE = 4096
+_CACHE_ENTRIES, _CACHE_DECODED_BYTES = 64, 4096  # bounds of the decoded-block cache per direction
 _LARGEST_FRAME = (1 << 24) - 1
 
 # Per-direction states.
@@ -49,16 +51,18 @@ class _Stream:
 
 class _Direction:
     __slots__ = ("is_client", "state", "buf", "remaining", "ftype", "flags", "stream", "lost",
-                 "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame", "decoded")
+                 "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame", "decoded",
+                 "table_limit")
 
-    def __init__(self, is_client: bool, state: int, config: L7Config) -> None:
+    def __init__(self, is_client: bool, state: int, config: L7Config, table_limit: int) -> None:
         self.is_client = is_client
         self.state = state
         self.buf = bytearray()
         self.remaining = 0
         self.ftype = self.flags = self.stream = 0
         self.lost = False  # bytes of the current frame's payload were not seen
-        self.decoder = _decoder(config)
+        self.table_limit = table_limit  # HPACK table size the receiving peer allows (its SETTINGS)
+        self.decoder = _decoder(config, table_limit)
         self.block = bytearray()
         self.block_stream = 0
         self.block_flags = 0
@@ -67,9 +71,13 @@ class _Direction:
         self.decoded: dict[bytes, list] = {}  # header blocks that left the table alone -> their headers
 
 
-def _decoder(config: L7Config) -> hpack.Decoder:
+def _decoded_size(headers: list) -> int:
+    return sum(len(name) + len(value) for name, value in headers)
+
+
+def _decoder(config: L7Config, table_limit: int) -> hpack.Decoder:
     decoder = hpack.Decoder(max_header_list_size=config.h2_max_header_list)
-    decoder.max_allowed_table_size = config.h2_max_table_size
+    decoder.max_allowed_table_size = min(table_limit, config.h2_max_table_size)
     return decoder
 
 
@@ -86,8 +94,11 @@ class Http2Parser:
         self.config = config
         self.stats = stats
         self.server_host = server_host
-        self.client = _Direction(True, S_PREFACE if preface_expected else S_RESYNC, config)
-        self.server = _Direction(False, S_HEADER if preface_expected else S_RESYNC, config)
+        # Seen from the start, the table size is the protocol default until SETTINGS raise it; joined
+        # later (or after an upgrade whose settings we do not decode) it may be anything up to the cap.
+        limit = _DEFAULT_TABLE if preface_expected and upgrade is None else config.h2_max_table_size
+        self.client = _Direction(True, S_PREFACE if preface_expected else S_RESYNC, config, limit)
+        self.server = _Direction(False, S_HEADER if preface_expected else S_RESYNC, config, limit)
         self.streams: OrderedDict[int, _Stream] = OrderedDict()
         if upgrade is not None:
             self.streams[1] = _Stream(method=upgrade[0], url=upgrade[1], ts_ns=upgrade[2])
@@ -212,8 +223,12 @@ class Http2Parser:
         elif ftype == SETTINGS and not d.flags & ACK and not d.lost:
             other = self.server if d.is_client else self.client
             for i in range(0, len(d.buf) - 5, 6):
-                if int.from_bytes(d.buf[i:i + 2], "big") == 5:  # SETTINGS_MAX_FRAME_SIZE
-                    other.max_frame = min(int.from_bytes(d.buf[i + 2:i + 6], "big"), _LARGEST_FRAME)
+                setting, value = int.from_bytes(d.buf[i:i + 2], "big"), int.from_bytes(d.buf[i + 2:i + 6], "big")
+                if setting == 1:  # SETTINGS_HEADER_TABLE_SIZE: what the peer's encoder may use
+                    other.table_limit = value
+                    other.decoder.max_allowed_table_size = min(value, self.config.h2_max_table_size)
+                elif setting == 5:  # SETTINGS_MAX_FRAME_SIZE
+                    other.max_frame = min(value, _LARGEST_FRAME)
 
     def _fragment(self, d: _Direction) -> bytes | None:
         """The header block fragment of a HEADERS or PUSH_PROMISE frame without padding, priority fields
@@ -240,7 +255,7 @@ class Http2Parser:
         headers = None
         if d.block_lost:
             self.stats.error(self.protocol, "header_block_not_seen")
-            d.decoder = _decoder(self.config)
+            d.decoder = _decoder(self.config, d.table_limit)
             d.decoded.clear()
         else:
             headers = self._decode(d, bytes(d.block))
@@ -270,14 +285,14 @@ class Http2Parser:
         except (hpack.HPACKError, ValueError, IndexError, UnicodeDecodeError):
             self.stats.error(self.protocol, "hpack_error")
         if headers is None:
-            d.decoder = _decoder(self.config)
+            d.decoder = _decoder(self.config, d.table_limit)
             d.decoded.clear()
             return None
         after = (len(table.dynamic_entries), table.dynamic_entries[0] if table.dynamic_entries else None,
                  table.maxsize)
         if after != before:
             d.decoded.clear()
-        elif len(d.decoded) < 256:
+        elif len(d.decoded) < _CACHE_ENTRIES and _decoded_size(headers) <= _CACHE_DECODED_BYTES:
             d.decoded[block] = headers
         return headers
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from collector.l7 import L7Config, L7Dispatcher, grpc_call, grpc_status
+from collector.l7 import L7Dispatcher, grpc_call, grpc_status
 
 from .capture import background, need, netns, python, replay, run, tcpdump, tshark, tshark_values, wait_port
 from .test_http1_capture import nginx_conf
