@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable, Iterable
 
@@ -43,9 +44,11 @@ class _LostEvents(Collector):
 
     def __init__(self) -> None:
         self.counts: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, source: str, n: int) -> None:
-        self.counts[source] = self.counts.get(source, 0) + n
+        with self._lock:
+            self.counts[source] = self.counts.get(source, 0) + n
 
     def describe(self):
         yield CounterMetricFamily("hubble_lost_events_total", "Number of lost events", labels=["source"])

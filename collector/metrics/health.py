@@ -7,6 +7,7 @@ binds a callable read at scrape time (`watch_*`), whichever is cheaper for the o
     observer.hooks.append(health.observe)               # flowscope_events_total, events_per_second
     health.count_lost("perf_event_ring_buffer", 12)     # flowscope_lost_events_total{source}
     health.watch_ring_buffer(lambda: (n, capacity))     # flowscope_ring_buffer_{flows,capacity,fill_ratio}
+    health.watch_status(observer.status)                # the same (and nodes) from a ServerStatusResponse
     health.observe_storage_write(0.012, rows=5000)      # flowscope_storage_write_seconds, _rows_written_total
     health.watch_spool_bytes(writer_spool_bytes)        # flowscope_storage_spool_bytes
     health.set_nodes(connected=3, unavailable=1)        # flowscope_connected_nodes, flowscope_unavailable_nodes
@@ -122,10 +123,24 @@ class HealthMetrics:
         self.connected_nodes.set(connected)
         self.unavailable_nodes.set(unavailable)
 
+    def watch_status(self, status: Callable[[], object]) -> None:
+        """Read a ServerStatusResponse at every scrape — `Observer.status` or the relay's `Relay.status` —
+        for the ring buffer (num_flows/max_flows) and, when present, the connected/unavailable nodes."""
+        self.watch_ring_buffer(lambda: _ring(status()))
+        self.watch_nodes(lambda: _nodes(status()))
+
     def watch_nodes(self, read: Callable[[], tuple[int, int]]) -> None:
         """Read (connected, unavailable) at every scrape."""
         self.connected_nodes.set_function(lambda: read()[0])
         self.unavailable_nodes.set_function(lambda: read()[1])
+
+
+def _ring(status) -> tuple[int, int]:
+    return status.num_flows, status.max_flows
+
+
+def _nodes(status) -> tuple[int, int]:
+    return status.num_connected_nodes.value, status.num_unavailable_nodes.value
 
 
 def _ratio(used: float, capacity: float) -> float:

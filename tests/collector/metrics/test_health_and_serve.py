@@ -112,3 +112,21 @@ def test_serve_over_tls(tmp_path):
         server.server_close()
     with pytest.raises(UserError, match="both a certificate and a key"):
         serve(registry, "127.0.0.1:0", certfile=str(tmp_path / "tls.crt"))
+
+
+def test_watch_status_reads_the_observer_at_scrape_time():
+    from collector.observer import Observer
+
+    observer = Observer("node-a", ring_capacity=64)
+    registry = CollectorRegistry()
+    health = HealthMetrics(registry)
+    health.watch_status(observer.status)
+    for flow in sf.shop_round():
+        observer.publish(flow)
+    get = registry.get_sample_value
+    status = observer.status()
+    assert status.num_flows > 0
+    assert get("flowscope_ring_buffer_capacity") == status.max_flows
+    assert get("flowscope_ring_buffer_flows") == status.num_flows
+    assert get("flowscope_ring_buffer_fill_ratio") == status.num_flows / status.max_flows
+    assert get("flowscope_connected_nodes") == 0  # a node's observer knows no other nodes
