@@ -190,15 +190,23 @@ def _endpoint_row(prefix: str, ep: flow_pb2.Endpoint, ip: str, port: int) -> dic
             f"{prefix}_identity": ep.identity, f"{prefix}_ip": ip, f"{prefix}_port": port}
 
 
+def _name(enum, number: int) -> str:
+    """The enum value's name; the number itself for values newer than our protos."""
+    try:
+        return enum.Name(number)
+    except ValueError:
+        return str(number)
+
+
 def flow_row(flow: flow_pb2.Flow) -> dict:
     """One flow as a flat row for a Grafana table."""
     l4 = flow.l4.WhichOneof("protocol") or ""
     ports = getattr(flow.l4, l4) if l4 in ("TCP", "UDP", "SCTP") else None
     record = flow.l7.WhichOneof("record") if flow.HasField("l7") else None
     row = {"time": rfc3339(flow.time.seconds * NS + flow.time.nanos), "uuid": flow.uuid, "node": flow.node_name,
-           "verdict": flow_pb2.Verdict.Name(flow.verdict),
-           "drop_reason": flow_pb2.DropReason.Name(flow.drop_reason_desc) if flow.drop_reason_desc else "",
-           "direction": flow_pb2.TrafficDirection.Name(flow.traffic_direction),
+           "verdict": _name(flow_pb2.Verdict, flow.verdict),
+           "drop_reason": _name(flow_pb2.DropReason, flow.drop_reason_desc) if flow.drop_reason_desc else "",
+           "direction": _name(flow_pb2.TrafficDirection, flow.traffic_direction),
            "is_reply": flow.is_reply.value if flow.HasField("is_reply") else None,
            "protocol": l4, "l7": record or "", "summary": flow.Summary}
     row.update(_endpoint_row("source", flow.source, flow.IP.source, ports.source_port if ports else 0))

@@ -149,3 +149,13 @@ def test_every_infinity_panel_gets_its_columns(api, query):
     assert rows, f"{query.panel}: no rows"
     for row in rows:
         assert set(query.columns) <= set(row), f"{query.panel}: missing {set(query.columns) - set(row)}"
+
+
+def test_flow_row_survives_enum_values_it_does_not_know():
+    from relay.http_api import flow_row
+
+    flow = sf.policy_drop(sf.FRONTEND, sf.DB, 5432)
+    flow.drop_reason_desc = 250  # a reason newer than our protos
+    row = flow_row(flow)
+    assert row["drop_reason"] == "250" and row["verdict"] == "DROPPED"
+    assert row["source_pod"] == "frontend-7d9f-abcde" and row["destination_port"] == 5432
