@@ -17,7 +17,7 @@ from .dns import DnsParser
 from .fqdn import FqdnCache
 from .http1 import Http1Parser, looks_like_request, looks_like_response
 from .http2 import PREFACE, Http2Parser
-from .kafka import KafkaParser
+from .kafka import KafkaParser, TopicIds
 from .types import ConnKey, L7Config, L7ParseError, L7Record, L7Stats
 
 _IGNORED = object()  # a TCP connection that carries nothing we parse
@@ -34,6 +34,7 @@ class L7Dispatcher:
         self.fqdn = fqdn if fqdn is not None else FqdnCache(max_ips=config.fqdn_max_ips)
         self.endpoint_of = endpoint_of
         self.stats = L7Stats()
+        self.kafka_topic_ids = TopicIds()
         self._conns: OrderedDict[ConnKey, object] = OrderedDict()
 
     def on_segment(self, conn: ConnKey, from_client: bool, payload: bytes, segment_len: int,
@@ -103,7 +104,7 @@ class L7Dispatcher:
         if port in self._ports("dns", ip):
             return DnsParser(self.config, self.stats, tcp=True)
         if port in self._ports("kafka", ip):
-            return KafkaParser(self.config, self.stats)
+            return KafkaParser(self.config, self.stats, ids=self.kafka_topic_ids)
         if from_client and payload and PREFACE.startswith(payload[:len(PREFACE)]):
             return Http2Parser(self.config, self.stats, host, preface_expected=True)
         if port in self._ports("http2", ip):

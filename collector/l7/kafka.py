@@ -114,12 +114,34 @@ class _Direction:
         self.lost = False
 
 
-def request_topic(r: _Reader, api_key: int, version: int, flexible: bool) -> str:
+class TopicIds:
+    """Topic id -> name, learned from Metadata responses (v10+). Produce v13+ and Fetch v13+ name topics
+    only by id; the Metadata that named them may have crossed another connection, so the dispatcher
+    shares one bounded map between its Kafka connections."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._names: OrderedDict[bytes, str] = OrderedDict()
+
+    def learn(self, topic_id: bytes, name: str) -> None:
+        if name and any(topic_id):
+            self._names.pop(topic_id, None)
+            self._names[topic_id] = name
+            if len(self._names) > self.capacity:
+                self._names.popitem(last=False)
+
+    def name(self, topic_id: bytes) -> str:
+        return self._names.get(topic_id, "")
+
+
+def request_topic(r: _Reader, api_key: int, version: int, flexible: bool, ids: TopicIds) -> str:
     """The first topic named in a Produce, Fetch or Metadata request body ("" if none)."""
+    by_id = False
     if api_key == PRODUCE:
         if version >= 3:
             r.string(flexible)  # transactional_id
         r.take(6)  # acks, timeout
+        by_id = version >= 13
     elif api_key == FETCH:
         r.take(12 if version < 15 else 8)  # replica_id (until v15), max_wait, min_bytes
         if version >= 3:
@@ -128,30 +150,71 @@ def request_topic(r: _Reader, api_key: int, version: int, flexible: bool) -> str
             r.take(1)  # isolation_level
         if version >= 7:
             r.take(8)  # session_id, session_epoch
-        if version >= 13:
-            return ""  # topics by id from v13
+        by_id = version >= 13
     elif api_key == METADATA:
         if version >= 10:
-            count = r.array_len(flexible)
-            if count <= 0:
+            if r.array_len(flexible) <= 0:
                 return ""
-            r.take(16)  # topic_id
-            return r.string(flexible) or ""
+            topic_id = r.take(16)
+            return r.string(flexible) or ids.name(topic_id)
     else:
         return ""
     if r.array_len(flexible) <= 0:
         return ""
-    return r.string(flexible) or ""
+    return ids.name(r.take(16)) if by_id else (r.string(flexible) or "")
 
 
-def response_topic_error(r: _Reader, api_key: int, version: int, flexible: bool) -> tuple[str, int]:
-    """(first topic, first non-zero error code) from the start of a response body."""
+def _metadata_topics(r: _Reader, version: int, flexible: bool, ids: TopicIds) -> tuple[str, int]:
+    """First topic and its error of a Metadata response; from v10 every topic's id is learned too."""
+    if version >= 3:
+        r.take(4)  # throttle_time_ms
+    for _ in range(r.array_len(flexible)):  # brokers
+        r.take(4)
+        r.string(flexible)
+        r.take(4)
+        if version >= 1:
+            r.string(flexible)  # rack
+        r.tags(flexible)
+    if version >= 2:
+        r.string(flexible)  # cluster_id
+    if version >= 1:
+        r.take(4)  # controller_id
+    count = r.array_len(flexible)
+    if count <= 0:
+        return "", 0
+    first = ("", 0)
+    for i in range(count):
+        error = r.int(2)
+        name = r.string(flexible) or ""
+        if i == 0:
+            first = (name, error)
+        if version < 10:
+            break
+        ids.learn(r.take(16), name)
+        try:  # the rest only leads to the next topic: stop quietly where the kept prefix ends
+            r.take(1)  # is_internal
+            for _ in range(r.array_len(flexible)):  # partitions
+                r.take(14 if version >= 7 else 10)  # error, index, leader (, leader_epoch)
+                for _ in range(3 if version >= 5 else 2):  # replicas, isr (, offline replicas)
+                    r.take(4 * max(r.array_len(flexible), 0))
+                r.tags(flexible)
+            if version >= 8:
+                r.take(4)  # topic_authorized_operations
+            r.tags(flexible)
+        except Truncated:
+            break
+    return first
+
+
+def response_topic_error(r: _Reader, api_key: int, version: int, flexible: bool,
+                         ids: TopicIds) -> tuple[str, int]:
+    """(first topic, its error code, or the response's own) from the start of a response body."""
     if api_key == APIVERSIONS:
         return "", r.int(2)
     if api_key == PRODUCE:
         if r.array_len(flexible) <= 0:
             return "", 0
-        topic = r.string(flexible) or ""
+        topic = ids.name(r.take(16)) if version >= 13 else (r.string(flexible) or "")
         if r.array_len(flexible) <= 0:
             return topic, 0
         r.take(4)  # partition index
@@ -165,32 +228,13 @@ def response_topic_error(r: _Reader, api_key: int, version: int, flexible: bool)
             r.take(4)  # session_id
         if r.array_len(flexible) <= 0:
             return "", error
-        topic = "" if version >= 13 else (r.string(flexible) or "")
-        if version >= 13:
-            r.take(16)
+        topic = ids.name(r.take(16)) if version >= 13 else (r.string(flexible) or "")
         if r.array_len(flexible) > 0:
             r.take(4)
             error = error or r.int(2)
         return topic, error
     if api_key == METADATA:
-        if version >= 3:
-            r.take(4)  # throttle_time_ms
-        for _ in range(r.array_len(flexible)):  # brokers
-            r.take(4)
-            r.string(flexible)
-            r.take(4)
-            if version >= 1:
-                r.string(flexible)  # rack
-            r.tags(flexible)
-        if version >= 2:
-            r.string(flexible)  # cluster_id
-        if version >= 1:
-            r.take(4)  # controller_id
-        if r.array_len(flexible) <= 0:
-            return "", 0
-        error = r.int(2)
-        topic = r.string(flexible) or ""
-        return topic, error
+        return _metadata_topics(r, version, flexible, ids)
     return "", 0
 
 
@@ -201,9 +245,11 @@ class KafkaParser:
     replacement = None
     leftover = None
 
-    def __init__(self, config: L7Config, stats: L7Stats, synced: bool = True) -> None:
+    def __init__(self, config: L7Config, stats: L7Stats, synced: bool = True,
+                 ids: TopicIds | None = None) -> None:
         self.config = config
         self.stats = stats
+        self.ids = ids if ids is not None else TopicIds()
         self.client = _Direction()
         self.server = _Direction()
         if not synced:
@@ -284,7 +330,7 @@ class KafkaParser:
         topic, partial = "", False
         try:
             r.tags(flexible)
-            topic = request_topic(r, api_key, version, flexible)
+            topic = request_topic(r, api_key, version, flexible, self.ids)
         except Truncated:
             partial = api_key in (PRODUCE, FETCH, METADATA)
         req = _Request(api_key, version, correlation_id, client_id, topic, ts_ns)
@@ -308,7 +354,7 @@ class KafkaParser:
         try:
             if req.api_key != APIVERSIONS:
                 r.tags(flexible)
-            resp_topic, error = response_topic_error(r, req.api_key, req.api_version, flexible)
+            resp_topic, error = response_topic_error(r, req.api_key, req.api_version, flexible, self.ids)
             topic = topic or resp_topic
         except Truncated:
             partial = True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import uuid
+import warnings
 
 import dns.message
 import h2.config
@@ -13,6 +15,11 @@ import hpack
 
 from collector.l7 import ConnKey, FqdnCache, L7Config, L7Dispatcher, PortRule
 from proto.flow import flow_pb2
+
+with warnings.catch_warnings():  # kafka-python loads its schemas with deprecated importlib.resources calls
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.protocol.consumer import FetchRequest, FetchResponse
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
 TCP, UDP = socket.IPPROTO_TCP, socket.IPPROTO_UDP
 
@@ -288,3 +295,46 @@ def test_dns_answer_longer_than_the_prefix_is_partial():
     out = feed(d, conn(53, UDP), False, wire)
     assert [(r.partial, r.layer7.dns.query, r.layer7.dns.rcode) for r in out] == [(True, "many.test.", 0)]
     assert d.fqdn.names_for_ip("10.0.0.1") == []  # no address was seen, none is learned
+
+
+def test_kafka_topic_ids_resolve_through_metadata():
+    """Fetch v13+ names topics by id only (Kafka 3.1+ clients); the id is learned from a Metadata v10+
+    answer on another connection. Bytes made by kafka-python's protocol classes (its client stops at
+    Fetch v12, so the capture tests cannot show this)."""
+    def framed(message, correlation_id):
+        message.with_header(correlation_id=correlation_id, client_id="modern")
+        return message.encode(header=True, framed=True)
+
+    tid = uuid.uuid4()
+    d = L7Dispatcher()
+    bootstrap, node = conn(9092, client_port=1), conn(9092, client_port=2)
+    feed(d, bootstrap, True, framed(MetadataRequest(version=12, topics=None, allow_auto_topic_creation=False,
+                                                    include_topic_authorized_operations=False), 1))
+    partition = MetadataResponse.MetadataResponseTopic.MetadataResponsePartition(
+        error_code=0, partition_index=0, leader_id=0, leader_epoch=0, replica_nodes=[0, 1], isr_nodes=[0],
+        offline_replicas=[])
+    topics = [MetadataResponse.MetadataResponseTopic(error_code=0, name=name, topic_id=topic_id, is_internal=False,
+                                                     partitions=[partition])
+              for name, topic_id in (("audit", uuid.uuid4()), ("orders", tid))]
+    broker = MetadataResponse.MetadataResponseBroker(node_id=0, host="kafka-0", port=9092, rack=None)
+    out = feed(d, bootstrap, False, framed(MetadataResponse(version=12, throttle_time_ms=0, brokers=[broker],
+                                                            cluster_id="c", controller_id=0, topics=topics), 1),
+               prefix=4096)
+    assert [(r.layer7.kafka.api_key, r.layer7.kafka.topic) for r in out] == [("metadata", "audit")]
+    fetch_partition = FetchRequest.FetchTopic.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                                             last_fetched_epoch=-1, log_start_offset=-1,
+                                                             partition_max_bytes=1 << 20)
+    request = FetchRequest(version=13, replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20,
+                           isolation_level=0, session_id=0, session_epoch=-1, rack_id="",
+                           topics=[FetchRequest.FetchTopic(topic_id=tid, partitions=[fetch_partition])],
+                           forgotten_topics_data=[])
+    out = feed(d, node, True, framed(request, 7))
+    data = FetchResponse.FetchableTopicResponse.PartitionData(
+        partition_index=0, error_code=1, high_watermark=0, last_stable_offset=0, log_start_offset=0,
+        aborted_transactions=[], preferred_read_replica=-1, records=b"")
+    response = FetchResponse(version=13, throttle_time_ms=0, error_code=0, session_id=0,
+                             responses=[FetchResponse.FetchableTopicResponse(topic_id=tid, partitions=[data])])
+    out += feed(d, node, False, framed(response, 7))
+    assert [(r.layer7.kafka.api_key, r.layer7.kafka.api_version, r.layer7.kafka.topic, r.layer7.kafka.error_code)
+            for r in out] == [("fetch", 13, "orders", 0), ("fetch", 13, "orders", 1)]
+    assert not d.stats.parse_errors
