@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import re
+import socket
 import sys
 
 import dns.rcode
@@ -17,7 +18,7 @@ from .capture import background, need, netns, replay, run, tcpdump, tshark_value
 
 pytestmark = pytest.mark.root
 
-QUERIES = [  # (name, type, extra dig flags)
+QUERIES = [  # (name, type, extra dig flags: server address, transport)
     ("a.test", "A", []),
     ("v6.test", "AAAA", []),
     ("alias.test", "A", []),
@@ -25,6 +26,7 @@ QUERIES = [  # (name, type, extra dig flags)
     ("x.fail.example", "A", []),
     ("a.test", "A", ["+tcp"]),
     ("v6.test", "AAAA", ["+tcp"]),
+    ("alias.test", "A", ["@::1"]),  # over IPv6
 ]
 
 
@@ -47,7 +49,7 @@ def test_dig_against_dnsmasq(tmp_path):
     need("dnsmasq"), need("dig")
     pcap = tmp_path / "dns.pcap"
     dnsmasq = ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
-               "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--local-ttl=300",
+               "--listen-address=127.0.0.1,::1", "--bind-interfaces", "--port=53", "--local-ttl=300",
                "--local=/test/", "--address=/a.test/10.0.0.1", "--host-record=v6.test,fd00::1",
                "--host-record=target.test,10.0.0.2", "--cname=alias.test,target.test",
                "--server=/fail.example/127.0.0.1#5300"]
@@ -55,7 +57,8 @@ def test_dig_against_dnsmasq(tmp_path):
                                     ready="READY"), background(ns, dnsmasq):
         wait_port(ns, 53, udp=True)
         with tcpdump(ns, pcap, "port 53"):
-            digs = [run(ns, ["dig", "@127.0.0.1", *flags, name, qtype]).stdout for name, qtype, flags in QUERIES]
+            digs = [run(ns, ["dig", *(flags if "@::1" in flags else ["@127.0.0.1", *flags]), name, qtype]).stdout
+                    for name, qtype, flags in QUERIES]
 
     dispatcher = L7Dispatcher()
     result = replay(pcap, dispatcher, {53})
@@ -74,7 +77,8 @@ def test_dig_against_dnsmasq(tmp_path):
             assert got.ttl == ttl
         assert answer.layer7.latency_ns > 0
     statuses = [dns.rcode.to_text(a.layer7.dns.rcode) for a in answers]
-    assert statuses == ["NOERROR", "NOERROR", "NOERROR", "NXDOMAIN", "SERVFAIL", "NOERROR", "NOERROR"]
+    assert statuses == ["NOERROR", "NOERROR", "NOERROR", "NXDOMAIN", "SERVFAIL", "NOERROR", "NOERROR", "NOERROR"]
+    assert {k.family for k, r in result.records} == {socket.AF_INET, socket.AF_INET6}
     alias = answers[2].layer7.dns
     assert list(alias.rrtypes) == ["CNAME", "A"] and list(alias.cnames) == ["target.test."]
     assert answers[0].summary == 'DNS Answer "10.0.0.1" TTL: 300 (Query a.test. A)'
