@@ -224,7 +224,8 @@ def service_map() -> Dashboard:
         "GROUP BY id, title, subtitle, verdict"
         ") GROUP BY id ORDER BY id")
     edges = (
-        f"SELECT concat({src}, ' -> ', {dst}, ':', toString(server_port)) AS id, {src} AS source, "
+        f"SELECT concat({src}, ' -> ', {dst}, ':', toString(server_port), '/', toString(protocol)) AS id, "
+        f"{src} AS source, "
         f"{dst} AS target, sumMerge(flows) AS mainstat, sumMerge(errors) AS secondarystat, "
         "server_port AS detail__port, protocol AS detail__protocol "
         f"FROM {T}.edges_1m WHERE $__timeFilter(minute) "
@@ -292,7 +293,8 @@ def http_golden_signals() -> Dashboard:
         ("namespace", "workload", "p50_seconds", "p95_seconds", "p99_seconds"))])
     d.sql("Slowest requests", [(
         # responses travel server -> client: their source is the server
-        "SELECT ts AS time, dst_workload AS client_workload, src_workload AS server_workload, http_method, http_url, http_code, "
+        "SELECT ts AS time, dst_workload AS client_workload, src_workload AS server_workload, http_method, "
+        "http_url, http_code, "
         f"latency_ns / 1e9 AS latency_seconds FROM {T}.flows WHERE $__timeFilter(ts) AND l7_proto = 2 "
         "AND l7_type = 2 ORDER BY latency_ns DESC LIMIT 50",
         ("time", "client_workload", "server_workload", "http_method", "http_url", "http_code", "latency_seconds"))],

@@ -29,8 +29,8 @@ class Feeder:
         self.metrics = FlowMetrics(DEFAULT_METRICS, self.collector)
         self.collector_health = HealthMetrics(self.collector)
         self.relay_health = HealthMetrics(self.relay)
-        self.limited_metrics = FlowMetrics(["flow:sourceContext=pod", f"drop:sourceContext=pod;cardinalityLimit={LIMIT}"],
-                                           self.limited)
+        self.limited_metrics = FlowMetrics(
+            ["flow:sourceContext=pod", f"drop:sourceContext=pod;cardinalityLimit={LIMIT}"], self.limited)
         self.stop = threading.Event()
         self.pods = itertools.count()
         self.thread = threading.Thread(target=self.run, daemon=True)
