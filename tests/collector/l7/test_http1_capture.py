@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import re
+import sys
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_python_server_curl_and_raw_clients(tmp_path):
     pcap = tmp_path / "http.pcap"
     body = tmp_path / "body.bin"
     body.write_bytes(b"p" * 3000)
-    with netns() as ns, background(ns, ["python3", "tests/collector/l7/programs/http_server.py", str(PORT)],
+    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/http_server.py", str(PORT)],
                                     ready="READY"):
         with tcpdump(ns, pcap, f"tcp port {PORT}"):
             base = f"http://127.0.0.1:{PORT}"
@@ -142,7 +143,7 @@ def test_wrk_against_python_server_counts_and_latency(tmp_path):
     script = tmp_path / "mix.lua"
     script.write_text(WRK_SCRIPT.replace('"/ok", "/missing", "/fail", "/ok"',
                                          '"/ok?delay_ms=5", "/missing?delay_ms=5", "/fail?delay_ms=5", "/ok?delay_ms=5"'))
-    with netns() as ns, background(ns, ["python3", "tests/collector/l7/programs/http_server.py", str(PORT)],
+    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/http_server.py", str(PORT)],
                                     ready="READY"):
         with tcpdump(ns, pcap, f"tcp port {PORT}", snaplen=2048):  # small frames: tcpdump keeps up
             out = run(ns, ["wrk", "-t1", "-c4", "-d1s", "--latency", "-s", str(script),
