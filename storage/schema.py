@@ -97,26 +97,29 @@ def _retention(layout: Layout, column: str) -> str:
 
 
 def _create(layout: Layout, name: str, columns: str, engine_kind: str, order_by: str,
-            time_column: str) -> list[str]:
+            time_column: str, distributed_columns: str = "") -> list[str]:
     statements = [
         f"CREATE TABLE IF NOT EXISTS {layout.local(name)}{layout.on_cluster} ({columns}) "
         f"ENGINE = {layout.engine(name, engine_kind)} PARTITION BY toYYYYMMDD({time_column}) "
         f"ORDER BY ({order_by}){_retention(layout, time_column)} SETTINGS index_granularity = 8192"]
     if layout.cluster:
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {layout.table(name)}{layout.on_cluster} AS {layout.local(name)} "
-            f"ENGINE = Distributed({layout.cluster}, {layout.database}, {name}_local, "
+            f"CREATE TABLE IF NOT EXISTS {layout.table(name)}{layout.on_cluster} "
+            f"{f'({distributed_columns})' if distributed_columns else f'AS {layout.local(name)}'} ENGINE = Distributed({layout.cluster}, {layout.database}, {name}_local, "
             f"{'cityHash64(uuid)' if name == 'flows' else 'rand()'})")
     return statements
 
 
 def flows_table(layout: Layout) -> list[str]:
     cols = [f"{c.name} {layout.column_type(c)}" for c in FLOW_COLUMNS]
-    cols.append("ts DateTime MATERIALIZED toDateTime(intDiv(time_ns, 1000000000))")
-    if layout.features.datetime64:
-        cols.append("time DateTime64(9) ALIAS fromUnixTimestamp64Nano(toInt64(time_ns))")
-    return _create(layout, "flows", ", ".join(cols), "ReplacingMergeTree",
-                   "toStartOfHour(ts), src_namespace, src_workload, time_ns, uuid", "ts")
+    aliases = ["time DateTime64(9) ALIAS fromUnixTimestamp64Nano(toInt64(time_ns))"] \
+        if layout.features.datetime64 else []
+    ts = "ts DateTime {} toDateTime(intDiv(time_ns, 1000000000))"
+    # The Distributed table computes ts as an ALIAS: a MATERIALIZED ts there would be sent to the
+    # shards, which refuse to be given a MATERIALIZED column.
+    return _create(layout, "flows", ", ".join(cols + [ts.format("MATERIALIZED")] + aliases),
+                   "ReplacingMergeTree", "toStartOfHour(ts), src_namespace, src_workload, time_ns, uuid",
+                   "ts", distributed_columns=", ".join(cols + [ts.format("ALIAS")] + aliases))
 
 
 def _lc(layout: Layout) -> str:

@@ -31,6 +31,10 @@ class ServerBackend:
         self._settings: dict[str, object] = {}
         (version,), = self.rows("SELECT version()")
         self.version = tuple(int(x) for x in version.split(".")[:3])
+        if url.cluster:
+            # An insert into a Distributed table returns once every shard has its rows: only then may
+            # the writer count the batch as stored.
+            self._settings["insert_distributed_sync"] = 1
         if self.version < (19, 0):
             # 18.x has LowCardinality only behind this switch.
             self._settings["allow_experimental_low_cardinality_type"] = 1

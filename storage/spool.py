@@ -75,20 +75,23 @@ class Spool:
             raise SpoolFullError(f"spool directory {self.dir}: cannot write a {len(data)}-byte batch "
                                  f"({err.strerror or err})") from None
         self._seq += 1
-        self.files.append(path)
         self.bytes += len(data)
+        self.files.append(path)
 
     def head(self) -> list[bytes] | None:
         return decode(self.files[0].read_bytes()) if self.files else None
 
     def pop(self, rejected: bool = False) -> None:
         """Removes the head batch (after it was stored, or into rejected/ when ClickHouse refuses it)."""
-        path = self.files.pop(0)
-        self.bytes -= path.stat().st_size
+        path = self.files[0]
+        size = path.stat().st_size
         if rejected:
             os.rename(path, self.dir / "rejected" / path.name)
         else:
             path.unlink()
+        # Readers in other threads look at len() first: the count drops only after the bytes did.
+        self.bytes -= size
+        self.files.pop(0)
 
     def close(self) -> None:
         self._lock.close()

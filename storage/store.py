@@ -6,6 +6,7 @@ top talkers, RED, DNS, namespaces) and the flows table for individual flows, dro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -65,6 +66,10 @@ class FlowStore:
         self.url = url
         self.backend = backend
         self.features = Features.for_version(backend.version)
+        if url.cluster and backend.version < (19, 0):
+            # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
+            # default profile, which refuses it.
+            self.features = dataclasses.replace(self.features, low_cardinality=False)
         self.layout = Layout(url.database, self.features, url.cluster, url.retention_days)
         self.db = url.database
 

@@ -1,0 +1,30 @@
+"""Two clickhouse-server shards (ReplicatedMergeTree, ZooKeeper) behind Distributed tables: the schema
+is created ON CLUSTER, writes spread over both shards, queries see both."""
+
+from storage import FlowWriter, open_store
+from tests.fixtures.clickhouse import random_database
+from tests.storage.flows import BASE_NS, base
+
+
+def test_distributed_over_two_replicated_shards(clickhouse_cluster, tmp_path):
+    first, second = clickhouse_cluster
+    db = random_database()
+    store = open_store(f"{first.url}/{db}?cluster=flowscope")
+    assert store.migrate() == [1, 2, 3, 4]
+    for server in (first, second):  # ON CLUSTER created everything on both
+        tables = {t for (t,) in server.client().execute(f"SHOW TABLES FROM {db}")}
+        assert {"flows", "flows_local", "edges_1m", "edges_1m_local", "edges_1m_mv"} <= tables
+        engine = server.client().execute(
+            f"SELECT engine FROM system.tables WHERE database = '{db}' AND name = 'flows_local'")
+        assert engine == [("ReplicatedReplacingMergeTree",)]
+    flows = [base(BASE_NS + i * 1000, sport=20000 + i) for i in range(2000)]
+    with FlowWriter(store, spool_dir=str(tmp_path / "spool"), batch_rows=500) as writer:
+        writer.write(flows)
+    per_shard = [s.client().execute(f"SELECT count() FROM {db}.flows_local")[0][0]
+                 for s in (first, second)]
+    assert sum(per_shard) == 2000 and min(per_shard) > 600  # cityHash64(uuid) spreads them
+    from_second = open_store(f"{second.url}/{db}?cluster=flowscope")
+    assert from_second.count() == 2000
+    assert len(from_second.query_flows(limit=None)) == 2000
+    (edge,) = from_second.service_map(BASE_NS, BASE_NS + 60 * 10**9).edges
+    assert (edge.source, edge.target, edge.flows) == ("shop/frontend", "shop/backend", 2000)
