@@ -1,0 +1,207 @@
+"""The whole UI in real headless Chromium over a store holding the demo lab's flows."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import time
+import urllib.parse
+import uuid
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from tests.fixtures.chromium import console_errors, wait_until
+from tests.ui.flowgen import demo_flows, legacy_flows
+
+NS = 1_000_000_000
+ROUNDS, LEGACY_ROUNDS = 60, 30
+SCREENSHOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "images" / "service-map.png"
+
+
+@pytest.fixture(scope="module")
+def lab_store(chdb_dir):
+    from storage import FlowWriter, open_store
+    url = f"chdb://{chdb_dir}?database=ui_{uuid.uuid4().hex[:10]}"
+    store = open_store(url)
+    store.migrate()
+    now = time.time_ns()
+    writer = FlowWriter(store)
+    writer.write(demo_flows(now - 150 * NS, ROUNDS))
+    writer.write(legacy_flows(now - 3 * 3600 * NS, LEGACY_ROUNDS))
+    writer.close()
+    store.legacy_since = now - 3 * 3600 * NS - 60 * NS  # the test's own notes about what it stored
+    yield store
+    store.drop_database()
+
+
+@pytest.fixture(scope="module")
+def ui_url(lab_store):
+    from ui.app import start
+    server = start(lab_store, "127.0.0.1:0", refresh_s=2.0, pin_dir=str(pathlib.Path("/nonexistent")))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def browser(chromium, ui_url):
+    console_errors(chromium)  # start each test with an empty console
+    yield chromium
+    errors = console_errors(chromium)
+    assert not errors, f"browser console errors: {errors}"
+
+
+CY = "document.getElementById('service-map')._cyreg.cy"
+
+
+def map_elements(driver) -> dict:
+    return driver.execute_script(
+        f"const cy = {CY}; return {{nodes: cy.nodes().map(n => n.id()), "
+        "edges: cy.edges().map(e => e.id())};")
+
+
+def edge_keys(store, since=None, until=None) -> set[str]:
+    from ui.builders.service_map import edge_selection
+    now = time.time_ns()
+    smap = store.service_map(since or now - 300 * NS, until or now)
+    return {edge_selection(e) for e in smap.edges}
+
+
+def open_map(driver, url: str, min_edges: int = 1) -> dict:
+    driver.get(url)
+    return wait_until(lambda: (lambda els: els if len(els["edges"]) >= min_edges else None)(map_elements(driver)),
+                      message="the service map's edges")
+
+
+def total_flows(driver) -> int | None:
+    text = driver.find_element(By.ID, "flows-total").text
+    return int(text.split()[0]) if text.endswith("flows") else None
+
+
+def grid_cells(driver, column: str) -> list[str]:
+    """`column` of the rows the grid has loaded (from its API: off-screen columns are not in the DOM)."""
+    return [str(v) for v in driver.execute_script(
+        "const out = []; dash_ag_grid.getApi('flows-grid').forEachNode(n => { if (n.data) "
+        "out.push(n.data[arguments[0]]); }); return out;", column)]
+
+
+def rendered_position(driver, element_id: str) -> tuple[float, float]:
+    return tuple(driver.execute_script(
+        f"const el = {CY}.getElementById(arguments[0]); "
+        "const p = el.isEdge() ? el.renderedMidpoint() : el.renderedPosition(); return [p.x, p.y];",
+        element_id))
+
+
+def click_element(driver, element_id: str, selected_text: str) -> None:
+    """A real mouse click on a node or edge of the canvas, at its rendered position once the map has
+    settled; clicked again (as a user would) if a refresh swallowed the click."""
+    def settled():
+        first = rendered_position(driver, element_id)
+        time.sleep(0.3)
+        return first == rendered_position(driver, element_id) and first
+
+    canvas = driver.find_element(By.ID, "service-map")
+    for _ in range(3):
+        x, y = wait_until(settled, message=f"{element_id} at a stable position")
+        size = canvas.size
+        ActionChains(driver).move_to_element_with_offset(canvas, int(x - size["width"] / 2),
+                                                         int(y - size["height"] / 2)).click().perform()
+        try:
+            wait_until(lambda: selected_text in driver.find_element(By.ID, "selection-text").text, timeout=3,
+                       message="the selection")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"clicking {element_id} did not select it: "
+                         f"{driver.find_element(By.ID, 'selection-text').text}")
+
+
+def test_map_shows_the_lab_workloads_and_edges(browser, ui_url, lab_store, tmp_path):
+    els = open_map(browser, ui_url + "/", min_edges=6)
+    assert {"shop/frontend", "shop/backend", "data/database", "kube-system/coredns",
+            "world:api.example.com", "ns:shop", "ns:data", "ns:kube-system"} <= set(els["nodes"])
+    assert set(els["edges"]) == edge_keys(lab_store) and len(els["edges"]) == 6
+    classes = browser.execute_script(
+        f"const cy = {CY}; return Object.fromEntries(cy.nodes().map(n => [n.id(), n.classes().join(' ')]));")
+    assert classes["kube-system/coredns"] == "dns" and classes["world:api.example.com"] == "world"
+    assert browser.execute_script(f"return {CY}.getElementById('shop/frontend').parent().id()") == "ns:shop"
+    dropped = "edge:shop/frontend|data/database|6379|TCP|DROPPED"
+    assert browser.execute_script(f"return {CY}.getElementById(arguments[0]).hasClass('dropped')", dropped)
+    shot = tmp_path / "map.png"
+    browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("FLOWSCOPE_SCREENSHOT"):  # refreshes the README's picture: make screenshot
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.find_element(By.TAG_NAME, "body").screenshot(str(SCREENSHOT))
+
+
+def test_clicking_an_edge_filters_the_table_to_its_flows(browser, ui_url, lab_store):
+    from storage import MapEdge
+    open_map(browser, ui_url + "/", min_edges=6)
+    wait_until(lambda: total_flows(browser), message="the unfiltered flow count")
+    edge_id = "edge:shop/frontend|shop/backend|8080|TCP|FORWARDED"
+    click_element(browser, edge_id, "edge shop/frontend -> shop/backend TCP/8080 FORWARDED")
+    edge = MapEdge("shop/frontend", "shop/backend", 8080, "TCP", "FORWARDED", 0, 0, 0, 0, 0.0, None, None, None)
+    expected = lab_store.flows_page(edge=edge).total
+    assert expected == ROUNDS * 4 * 4  # 4 calls a round, SYN + SYN-ACK + request + response each
+    wait_until(lambda: total_flows(browser) == expected,
+               message=f"{expected} flows of the edge (selection: "
+                       f"{browser.find_element(By.ID, 'selection-text').text}, {total_flows(browser)} flows)")
+    pods = wait_until(lambda: list(zip(grid_cells(browser, "src_pod"), grid_cells(browser, "dst_pod"))),
+                      message="grid rows")
+    for src, dst in pods:
+        assert {src.split("-")[0], dst.split("-")[0]} == {"frontend", "backend"}, (src, dst)
+    assert "sel=edge:shop/frontend|shop/backend|8080|TCP|FORWARDED" in urllib.parse.unquote(browser.current_url)
+    # a row's details: every field, and the flow as proto3 JSON with proto field names
+    browser.find_elements(By.CSS_SELECTOR, "#flows-grid .ag-center-cols-container .ag-row [col-id='verdict']")[0].click()
+    text = wait_until(lambda: browser.find_element(By.ID, "flow-json").get_attribute("textContent"),
+                      message="the flow's JSON")
+    flow = json.loads(text)
+    assert flow["verdict"] == "FORWARDED" and flow["node_name"] == "lab-node"
+    assert {flow["source"]["namespace"], flow["destination"]["namespace"]} == {"shop"}
+    assert "traffic_direction" in flow and "trafficDirection" not in flow
+    details = browser.find_element(By.ID, "flow-details").text
+    assert "source.pod_name" in details and "l4.TCP.destination_port" in details
+
+
+def test_choosing_a_past_window_shows_that_windows_flows(browser, ui_url, lab_store):
+    open_map(browser, ui_url + "/", min_edges=6)
+    browser.find_element(By.CSS_SELECTOR, "#window input[value='custom']").click()
+    since = datetime.datetime.fromtimestamp(lab_store.legacy_since / NS, datetime.timezone.utc)
+    until = since + datetime.timedelta(minutes=10)
+    for field, value in (("since", since), ("until", until)):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value.strftime("%Y-%m-%dT%H:%M:%SZ") + "\n")
+    legacy = "edge:shop/backend|data/database|5432|TCP|FORWARDED"
+    wait_until(lambda: map_elements(browser)["edges"] == [legacy], message="only the legacy edge")
+    wait_until(lambda: total_flows(browser) == LEGACY_ROUNDS * 2, message=f"{LEGACY_ROUNDS * 2} legacy flows")
+    ports = wait_until(lambda: list(zip(grid_cells(browser, "src_port"), grid_cells(browser, "dst_port"))),
+                       message="grid rows")
+    assert ports and all("5432" in pair for pair in ports), ports
+    # the address bar carries the view: opening it again shows the same window
+    shared = browser.current_url
+    assert "window=custom" in shared and "since=" in shared
+    open_map(browser, shared)
+    assert map_elements(browser)["edges"] == [legacy]
+    wait_until(lambda: total_flows(browser) == LEGACY_ROUNDS * 2, message="the shared link's flows")
+
+
+def test_what_changed_marks_new_edges(browser, ui_url):
+    els = open_map(browser, ui_url + "/?changes=1", min_edges=6)
+    added = browser.execute_script(f"return {CY}.edges('.added').map(e => e.id())")
+    assert set(added) == set(els["edges"])  # the 5 minutes before had no traffic at all
+    assert "new and 0 gone" in browser.find_element(By.ID, "map-summary").text
+
+
+def test_policy_page_renders_suggestions_with_evidence(browser, ui_url):
+    browser.get(ui_url + "/")
+    browser.find_element(By.ID, "nav-policies").click()
+    yaml_text = wait_until(lambda: browser.find_element(By.ID, "policy-yaml").text, message="a suggested policy")
+    assert "kind: NetworkPolicy" in yaml_text and "namespace: data" in yaml_text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#policy-evidence tr")
+    assert len(rows) >= 2 and "flows, first" in rows[1].text
+    assert "no policy of this name is applied" in browser.find_element(By.ID, "policy-diff").text
