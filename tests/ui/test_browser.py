@@ -130,6 +130,20 @@ def test_map_shows_the_lab_workloads_and_edges(browser, ui_url, lab_store, tmp_p
     assert browser.execute_script(f"return {CY}.getElementById('shop/frontend').parent().id()") == "ns:shop"
     dropped = "edge:shop/frontend|data/database|6379|TCP|DROPPED"
     assert browser.execute_script(f"return {CY}.getElementById(arguments[0]).hasClass('dropped')", dropped)
+    # the panels: HTTP RED per server workload, top DNS queries with NXDOMAINs, drops by reason
+    def plot(graph_id):
+        return browser.execute_script(
+            "const g = document.querySelector(`#${arguments[0]} .js-plotly-plot`); "
+            "return g && g.data && g.data.map(t => [t.name, t.y, t.x]);", graph_id)
+    red = wait_until(lambda: plot("http-red"), message="the RED panel")
+    assert {"shop/backend req/s", "shop/backend error %", "shop/backend p95"} <= {t[0] for t in red}
+    errors = next(t for t in red if t[0] == "shop/backend error %")[1]
+    assert max(errors) == 25.0  # 1 of the frontend's 4 calls is /api/error (500)
+    dns = wait_until(lambda: plot("dns-top"), message="the DNS panel")
+    nxdomain = dict(zip(dns[1][1], dns[1][2]))
+    assert nxdomain["nope.shop.svc.cluster.local."] == ROUNDS // 5 and nxdomain["api.example.com."] == 0
+    drops = wait_until(lambda: plot("drops-by-reason"), message="the drops panel")
+    assert dict(zip(drops[0][1], drops[0][2])) == {"POLICY_DENIED": ROUNDS // 5}
     shot = tmp_path / "map.png"
     browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -222,6 +222,11 @@ def _node_from_id(nid: str) -> MapNode:
     return MapNode(id=nid, namespace="", workload=name, kind=kind)
 
 
+# (text, colour, line style) for the legend under the map
+LEGEND = (("forwarded", COLORS["FORWARDED"], "solid"), ("HTTP/DNS errors >= 1%", ERROR_COLORS[1][1], "solid"),
+          (">= 10%", ERROR_COLORS[0][1], "solid"), ("dropped", COLORS["DROPPED"], "dashed"),
+          ("audit", COLORS["AUDIT"], "dotted"), ("gone (what changed)", REMOVED_COLOR, "dashed"))
+
 STYLESHEET = [
     {"selector": "node", "style": {"label": "data(label)", "font-size": 11, "text-valign": "bottom",
                                    "text-margin-y": 4, "width": 34, "height": 34,

@@ -62,6 +62,13 @@ def _controls(state: ViewState, error: str) -> html.Div:
     ], style=ROW)
 
 
+def _legend() -> html.Div:
+    items = [html.Span(text, style={"borderBottom": f"3px {style} {color}", "marginRight": "14px"})
+             for text, color, style in map_builder.LEGEND]
+    items.append(html.Span("nodes: circle = workload, diamond = world, hexagon = DNS, square = host; width = flows"))
+    return html.Div(items, style={"fontSize": "12px", "color": "#455a64", "margin": "4px 0"})
+
+
 def layout(refresh_s: float = 5.0, **query) -> html.Div:
     """Dash passes the URL's query parameters: the view starts as the link says."""
     error = ""
@@ -80,6 +87,7 @@ def layout(refresh_s: float = 5.0, **query) -> html.Div:
         html.Div([
             html.Div([
                 html.Div(id=ids.MAP_SUMMARY, style={"fontSize": "13px", "color": "#455a64"}),
+                _legend(),
                 cyto.Cytoscape(id=ids.MAP, elements=[], layout={"name": "preset", "fit": True, "padding": 30},
                                stylesheet=map_builder.STYLESHEET, minZoom=0.05, maxZoom=1.5,
                                style={"width": "100%", "height": "560px"}),
