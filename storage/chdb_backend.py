@@ -97,6 +97,17 @@ class ChdbBackend:
             raise StorageError(f"{self.description}: insert into {table} failed: "
                                f"{str(err).strip().splitlines()[0]}") from None
 
+    def insert_protobuf(self, table: str, data: bytes, format_schema: str) -> None:
+        """Inserts length-delimited protobuf messages; ClickHouse maps their fields to the columns."""
+        try:
+            inserter = self._session.send_insert(
+                f"INSERT INTO {table} SETTINGS format_schema = '{format_schema}'", "Protobuf")
+            inserter.append(data)
+            inserter.finish()
+        except Exception as err:
+            raise StorageError(f"{self.description}: insert into {table} failed: "
+                               f"{str(err).strip().splitlines()[0]}") from None
+
     def close(self) -> None:
         # The Session lives as long as the process: chdb cannot reopen another directory anyway,
         # and other stores of this process may share it.

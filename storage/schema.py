@@ -28,6 +28,7 @@ class Features:
     ttl: bool
     datetime64: bool
     ip_or_default: bool  # IPv4StringToNumOrDefault(): newer servers throw on a bad address
+    protobuf_ingest: bool = False  # the embedded engine parses flows itself (storage.protobuf_ingest)
 
     @classmethod
     def for_version(cls, version: tuple[int, ...]) -> "Features":
@@ -209,7 +210,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "service-map edges per minute", edges),
     Migration(3, "HTTP RED per workload per minute", http),
     Migration(4, "DNS per workload per minute", dns),
+    Migration(5, "protobuf ingest table (embedded engine)", lambda layout: _protobuf_ingest(layout)),
 )
+
+
+def _protobuf_ingest(layout: Layout) -> list[str]:
+    from storage.protobuf_ingest import statements  # it needs this module's Layout
+    return statements(layout)
 AGGREGATE_TABLES = ("edges_1m", "http_1m", "dns_1m")
 
 

@@ -14,7 +14,8 @@ from typing import Iterable, Sequence
 
 from proto.flow import flow_pb2
 from storage.backend import Backend, quote
-from storage.columns import FLOW_COLUMNS, rebuild
+from storage import protobuf_ingest
+from storage.columns import FLOW_COLUMNS, flows_to_columns, rebuild
 from storage.errors import StorageError
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
                              NodeSeen, RedPoint, ServiceMap, ServiceMapChanges, Talker)
@@ -66,6 +67,9 @@ class FlowStore:
         self.url = url
         self.backend = backend
         self.features = Features.for_version(backend.version)
+        if hasattr(backend, "insert_protobuf"):
+            self.features = dataclasses.replace(self.features, protobuf_ingest=True)
+        self._ingest_schema: str | None = None  # format_schema of flows_ingest once known to exist
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
             # default profile, which refuses it.
@@ -151,6 +155,18 @@ class FlowStore:
     # ----- writing (used by FlowWriter) -------------------------------------------------------------
     def insert_columns(self, columns: dict[str, list]) -> int:
         return self.backend.insert(self.layout.table("flows"), FLOW_COLUMNS, columns)
+
+    def insert_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> int:
+        """Inserts flows (`raws` = their serialized bytes): parsed by ClickHouse on the embedded engine,
+        as Python-built columns on a server."""
+        if self.features.protobuf_ingest and self._ingest_schema is None and \
+                5 in self.applied_migrations():
+            self._ingest_schema = protobuf_ingest.write_schema(f"{self.url.path}.format_schemas")
+        if self._ingest_schema:
+            self.backend.insert_protobuf(f"{self.db}.flows_ingest", protobuf_ingest.encode(flows, raws),
+                                         self._ingest_schema)
+            return len(raws)
+        return self.insert_columns(flows_to_columns(flows, raws))
 
     def existing_uuids(self, uuids: Sequence[str], since_ns: int, until_ns: int) -> set[str]:
         """Which of `uuids` (flows timed within [since_ns, until_ns]) are stored already."""

@@ -21,7 +21,6 @@ import time
 from typing import Iterable
 
 from proto.flow import flow_pb2
-from storage.columns import flows_to_columns
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
 from storage.spool import Spool
 from storage.store import FlowStore
@@ -239,15 +238,10 @@ class FlowWriter:
 
     def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool) -> bool:
         try:
-            columns = flows_to_columns(flows, raws)
-            if check_existing and columns["uuid"]:
-                stored = self.store.existing_uuids(columns["uuid"], min(columns["time_ns"]),
-                                                   max(columns["time_ns"]))
-                if stored:
-                    keep = [i for i, u in enumerate(columns["uuid"]) if u not in stored]
-                    columns = {name: [values[i] for i in keep] for name, values in columns.items()}
-            if columns["uuid"]:
-                self.store.insert_columns(columns)
+            if check_existing:
+                flows, raws = self._not_stored(flows, raws)
+            if flows:
+                self.store.insert_flows(flows, raws)
         except StorageError as err:
             with self._cond:
                 self._retries += 1
@@ -266,6 +260,18 @@ class FlowWriter:
             self._spool_error = None
             self._cond.notify_all()
         return True
+
+    def _not_stored(self, flows: list[flow_pb2.Flow], raws: list[bytes]):
+        """The flows (and raws) of a batch that the store does not hold yet (by uuid)."""
+        uuids = [f.uuid for f in flows if f.uuid]
+        if not uuids:
+            return flows, raws
+        times = [f.time.seconds * 1_000_000_000 + f.time.nanos for f in flows if f.uuid]
+        stored = self.store.existing_uuids(uuids, min(times), max(times))
+        if not stored:
+            return flows, raws
+        keep = [i for i, f in enumerate(flows) if f.uuid not in stored]
+        return [flows[i] for i in keep], [raws[i] for i in keep]
 
     def _replay(self) -> None:
         """Replays spooled batches in order until one fails."""

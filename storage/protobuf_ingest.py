@@ -1,0 +1,172 @@
+"""Fast ingest for the embedded engine: ClickHouse itself parses the flows (format Protobuf).
+
+Python work per flow is one SerializeToString and a few bytes: each row is an envelope message
+`StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5; }`
+whose fields 1 and 2 carry the SAME bytes (a message and a bytes field share the wire encoding), so
+ClickHouse fills the flow's columns from field 1 and keeps field 2 as the exact protobuf. Fields 3-5
+carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set.
+
+Rows land in a Null table (`flows_ingest`) whose materialized view derives the flows columns with the
+same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
+the aggregate views on `flows` fire from there as usual.
+
+The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
+built in, so Timestamp, BoolValue, Int32Value and Any are replaced by wire-identical local messages).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+from proto.flow import flow_pb2
+from storage.schema import Layout
+
+FLOW_PROTO = pathlib.Path(flow_pb2.__file__).with_name("flow.proto")
+MESSAGE = "StoredFlow"
+_WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": "bool value = 1;",
+               "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
+_L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
+_L7 = {None: 0, "dns": 1, "http": 2, "kafka": 3}
+_VARINT = [bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(1 << 14)]
+
+
+def schema_text() -> str:
+    text = re.sub(r'import "google/protobuf/[a-z_]+\.proto";\n', "", FLOW_PROTO.read_text())
+    for name, body in _WELL_KNOWN.items():
+        text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
+    return text + (f"\nmessage {MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
+                   "uint32 l4 = 4; uint32 l7 = 5; }\n")
+
+
+def write_schema(directory: str) -> str:
+    """Writes the schema file (if changed); returns the `format_schema` setting value."""
+    path = pathlib.Path(directory) / "flowscope_ingest.proto"
+    text = schema_text()
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return f"{path}:{MESSAGE}"
+
+
+def _varint(n: int) -> bytes:
+    if n < 16384:
+        return _VARINT[n]
+    out = bytearray()
+    while n > 127:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode(flows, raws) -> bytes:
+    """Length-delimited StoredFlow messages for `flows` (with `raws` their serialized bytes)."""
+    varint, l4s, l7s = _varint, _L4, _L7
+    parts = []
+    for f, raw in zip(flows, raws):
+        n = varint(len(raw))
+        reply = (1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2
+        l7 = l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0
+        body = b"".join((b"\x0a", n, raw, b"\x12", n, raw, b"\x18", _VARINT[reply],
+                         b"\x20", _VARINT[l4s[f.l4.WhichOneof("protocol")]], b"\x28", _VARINT[l7]))
+        parts.append(varint(len(body)))
+        parts.append(body)
+    return b"".join(parts)
+
+
+def _side(p: str) -> dict[str, str]:
+    """SQL for one endpoint side (p = "source" or "destination"), same rules as storage.columns."""
+    e = f"flow_{p}"
+    kind = (f"multiIf({e}_identity = 1, 'host', {e}_identity = 2, 'world', {e}_identity = 3, 'unmanaged', "
+            f"{e}_identity = 4, 'health', {e}_identity = 5, 'init', {e}_identity = 6, 'remote-node', "
+            f"{e}_identity = 7, 'kube-apiserver', {e}_pod_name != '', 'pod', "
+            f"arrayExists(x -> startsWith(x, 'reserved:'), {e}_labels), splitByChar('=', substring("
+            f"arrayFirst(x -> startsWith(x, 'reserved:'), {e}_labels), 10))[1], 'world')")
+    names = f"flow_{p}_names"
+    workload = (f"multiIf({kind} = 'pod', if(notEmpty({e}_workloads_name), {e}_workloads_name[1], "
+                f"{e}_pod_name), {kind} = 'world', if(notEmpty({names}), {names}[1], 'world'), {kind})")
+    return {"cluster": f"{e}_cluster_name", "namespace": f"{e}_namespace", "pod": f"{e}_pod_name",
+            "workload": workload, "kind": kind,
+            "workloads": f"arrayMap((k, n) -> concat(k, '/', n), {e}_workloads_kind, {e}_workloads_name)",
+            "identity": f"{e}_identity", "labels": f"{e}_labels",
+            "service_ns": f"flow_{p}_service_namespace", "service": f"flow_{p}_service_name",
+            "names": names}
+
+
+INGEST_COLUMNS = (
+    ["flow_time_seconds Int64", "flow_time_nanos Int32", "flow_uuid String", "flow_node_name String",
+     "flow_verdict Int32", "flow_drop_reason_desc Int32", "flow_kernel_drop_reason String",
+     "flow_traffic_direction Int32", "flow_Type Int32", "flow_event_type_type Int32",
+     "flow_event_type_sub_type Int32", "flow_trace_observation_point Int32", "flow_interface_index UInt32",
+     "flow_interface_name String", "flow_IP_ipVersion Int32", "flow_IP_source String",
+     "flow_IP_destination String", "flow_IP_source_xlated String"]
+    + [f"flow_l4_{p}_{f} UInt32" for p in ("TCP", "UDP", "SCTP") for f in ("source_port", "destination_port")]
+    + [f"flow_l4_{p}_{f} UInt32" for p in ("ICMPv4", "ICMPv6") for f in ("type", "code")]
+    + [f"flow_l4_TCP_flags_{f} UInt8" for f in ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")]
+    + [c for p in ("source", "destination") for c in (
+        f"flow_{p}_cluster_name String", f"flow_{p}_namespace String", f"flow_{p}_pod_name String",
+        f"flow_{p}_identity UInt32", f"flow_{p}_labels Array(String)", f"flow_{p}_workloads_name Array(String)",
+        f"flow_{p}_workloads_kind Array(String)", f"flow_{p}_service_name String",
+        f"flow_{p}_service_namespace String", f"flow_{p}_names Array(String)")]
+    + ["flow_l7_type Int32", "flow_l7_latency_ns UInt64", "flow_l7_http_code UInt32",
+       "flow_l7_http_method String", "flow_l7_http_url String", "flow_l7_http_protocol String",
+       "flow_l7_dns_query String", "flow_l7_dns_rcode UInt32", "flow_l7_dns_ips Array(String)",
+       "flow_l7_dns_qtypes Array(String)", "flow_l7_kafka_topic String", "flow_l7_kafka_api_key String",
+       "flow_l7_kafka_error_code Int32"]
+    + [f"flow_counters_{c} UInt64" for c in ("packets_forward", "bytes_forward", "packets_reverse",
+                                             "bytes_reverse", "duration_ns")]
+    + ["raw String", "is_reply UInt8", "l4 UInt8", "l7 UInt8"])
+
+
+def _select() -> dict[str, str]:
+    """flows column -> SQL over flows_ingest."""
+    flags = " + ".join(f"flow_l4_TCP_flags_{f} * {1 << i}" for i, f in
+                       enumerate(("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")))
+    cols = {
+        "time_ns": "if(flow_time_seconds = 0 AND flow_time_nanos = 0, toUInt64(toUnixTimestamp64Nano(now64(9))), "
+                   "toUInt64(flow_time_seconds) * 1000000000 + toUInt64(flow_time_nanos))",
+        "uuid": "if(flow_uuid = '', toString(generateUUIDv4()), flow_uuid)", "node": "flow_node_name",
+        "verdict": "flow_verdict", "drop_reason": "flow_drop_reason_desc",
+        "kernel_drop_reason": "flow_kernel_drop_reason", "direction": "flow_traffic_direction",
+        "is_reply": "is_reply", "flow_type": "flow_Type", "event_type": "flow_event_type_type",
+        "event_subtype": "flow_event_type_sub_type", "obs_point": "flow_trace_observation_point",
+        "interface_index": "flow_interface_index", "interface_name": "flow_interface_name",
+        "ip_version": "flow_IP_ipVersion", "src_ip": "flow_IP_source", "dst_ip": "flow_IP_destination",
+        "src_ip_xlated": "flow_IP_source_xlated",
+        "protocol": "transform(l4, [1, 2, 3, 4, 5], [6, 17, 1, 58, 132], 0)",
+        "src_port": "multiIf(l4 = 1, flow_l4_TCP_source_port, l4 = 2, flow_l4_UDP_source_port, "
+                    "l4 = 5, flow_l4_SCTP_source_port, 0)",
+        "dst_port": "multiIf(l4 = 1, flow_l4_TCP_destination_port, l4 = 2, flow_l4_UDP_destination_port, "
+                    "l4 = 5, flow_l4_SCTP_destination_port, 0)",
+        "icmp_type": "multiIf(l4 = 3, flow_l4_ICMPv4_type, l4 = 4, flow_l4_ICMPv6_type, 0)",
+        "icmp_code": "multiIf(l4 = 3, flow_l4_ICMPv4_code, l4 = 4, flow_l4_ICMPv6_code, 0)",
+        "tcp_flags": f"if(l4 = 1, {flags}, 0)",
+    }
+    for short, side in (("src", "source"), ("dst", "destination")):
+        cols.update({f"{short}_{k}": v for k, v in _side(side).items()})
+    cols.update({
+        "l7_proto": "l7", "l7_type": "flow_l7_type", "latency_ns": "flow_l7_latency_ns",
+        "http_code": "flow_l7_http_code", "http_method": "flow_l7_http_method",
+        "http_url": "flow_l7_http_url", "http_protocol": "flow_l7_http_protocol",
+        "dns_query": "flow_l7_dns_query", "dns_rcode": "flow_l7_dns_rcode", "dns_ips": "flow_l7_dns_ips",
+        "dns_qtypes": "flow_l7_dns_qtypes", "kafka_topic": "flow_l7_kafka_topic",
+        "kafka_api_key": "flow_l7_kafka_api_key", "kafka_error_code": "flow_l7_kafka_error_code",
+        "packets_fwd": "flow_counters_packets_forward", "bytes_fwd": "flow_counters_bytes_forward",
+        "packets_rev": "flow_counters_packets_reverse", "bytes_rev": "flow_counters_bytes_reverse",
+        "duration_ns": "flow_counters_duration_ns", "raw": "raw"})
+    return cols
+
+
+def statements(layout: Layout) -> list[str]:
+    """Migration: the Null ingest table and its view into flows (embedded engine only)."""
+    if not layout.features.protobuf_ingest:
+        return []
+    from storage.columns import FLOW_COLUMNS
+    select = _select()
+    exprs = ", ".join(c.name if select[c.name] == c.name else f"CAST({select[c.name]} AS {c.type}) AS {c.name}"
+                      for c in FLOW_COLUMNS)
+    return [f"CREATE TABLE IF NOT EXISTS {layout.database}.flows_ingest ({', '.join(INGEST_COLUMNS)}) "
+            "ENGINE = Null",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "
+            f"{layout.table('flows')} AS SELECT {exprs} FROM {layout.database}.flows_ingest"]
