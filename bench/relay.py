@@ -190,23 +190,27 @@ def ingest(nodes: int, flows: int, link: str, with_storage: bool) -> dict:
 FOLLOW_CLIENT = """
 import sys, time, grpc
 sys.path.insert(0, {root!r})
-from proto.observer import observer_pb2, observer_pb2_grpc
-stub = observer_pb2_grpc.ObserverStub(grpc.insecure_channel({address!r}))
+from proto.observer import observer_pb2
+# Raw bytes, not parsed: the client must not be the bottleneck (hubble's Go client is faster than Python).
+# A GetFlowsResponse starts with its oneof field: 0x0a flow, 0x12 node_status, 0x1a lost_events.
+call = grpc.insecure_channel({address!r}).unary_stream(
+    "/observer.Observer/GetFlows", request_serializer=observer_pb2.GetFlowsRequest.SerializeToString,
+    response_deserializer=None)
 n = lost = 0; first = last = None
 print("ready", flush=True)
-for r in stub.GetFlows(observer_pb2.GetFlowsRequest(follow=True), timeout={timeout}):
-    if r.HasField("flow"):
+for raw in call(observer_pb2.GetFlowsRequest(follow=True), timeout={timeout}):
+    if raw[0] == 0x0a:
         n += 1; last = time.monotonic(); first = first or last
-        if n >= {total}: break
-    elif r.HasField("lost_events"):
-        lost += r.lost_events.num_events_lost
+    elif raw[0] == 0x1a:
+        lost += observer_pb2.GetFlowsResponse.FromString(raw).lost_events.num_events_lost
+    if n + lost >= {total}: break
 print(n, lost, (last - first) if first else 0, flush=True)
 """
 
 
-def follow(nodes: int, flows: int) -> dict:
+def follow(nodes: int, flows: int, rate: float) -> dict:
     from relay import Relay, create_server
-    collectors = Collectors(nodes, flows, prefill=False)
+    collectors = Collectors(nodes, flows, prefill=False, rate=rate)
     relay = Relay().start()
     server, port = create_server(relay, "localhost:0")
     for peer in collectors.peers:
@@ -226,7 +230,8 @@ def follow(nodes: int, flows: int) -> dict:
     relay.stop()
     collectors.close()
     n, lost, span = int(n), int(lost), float(span)
-    return {"received": n, "lost": lost, "rate": n / span if span else 0.0, "expected": total}
+    return {"received": n, "lost": lost, "rate": n / span if span else 0.0, "expected": total,
+            "offered": nodes * rate}
 
 
 # ----- 3. memory -------------------------------------------------------------------------------------
@@ -267,6 +272,7 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=200_000, help="flows per collector")
     parser.add_argument("--memory-seconds", type=int, default=180)
     parser.add_argument("--memory-rate", type=float, default=10_000, help="flows/s per collector")
+    parser.add_argument("--follow-rate", type=float, default=8_000, help="flows/s per collector")
     parser.add_argument("--skip", default="", help="comma list of ingest,follow,memory to skip")
     args = parser.parse_args()
     if args.child:
@@ -284,9 +290,12 @@ def main() -> None:
                   f"{r.get('stored', '-'):>10}{r.get('distinct', '-'):>10}{r['elapsed']:>9.2f}{r['rate']:>10.0f}",
                   flush=True)
     if "follow" not in skip:
-        r = follow(args.nodes, min(args.flows, 100_000))
-        print(f"\n2. one GetFlows follow client (separate process): {r['received']}/{r['expected']} flows, "
-              f"{r['lost']} lost, {r['rate']:.0f} flows/s")
+        print("\n2. one GetFlows follow client (separate process), collectors publishing live")
+        print(f"{'offered flows/s':>16}{'received':>10}{'lost':>8}{'client flows/s':>16}")
+        for rate in (args.follow_rate, 0):
+            r = follow(args.nodes, min(args.flows, 100_000), rate)
+            offered = f"{r['offered']:.0f}" if rate else "max"
+            print(f"{offered:>16}{r['received']:>10}{r['lost']:>8}{r['rate']:>16.0f}", flush=True)
     if "memory" not in skip:
         print(f"\n3. memory: {args.nodes} collectors x {args.memory_rate:.0f} flows/s into chdb for "
               f"{args.memory_seconds} s")

@@ -10,7 +10,6 @@ follows the other nodes' collectors at the lab convention (node i on :4244+i), s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import signal
 import socket
@@ -30,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen-address", default=":4245", help="relay Observer API (default :4245)")
     parser.add_argument("--metrics-address", default=":9965", help="Prometheus metrics ('' = none)")
     parser.add_argument("--http-api-address", default="127.0.0.1:4246", help="JSON HTTP API ('' = none)")
-    parser.add_argument("--ui-address", default="0.0.0.0:8050", help="UI address when ui/ is installed ('' = none)")
+    parser.add_argument("--ui-address", default="127.0.0.1:8050", help="UI address ('' = none)")
+    parser.add_argument("--unix-socket", default="/var/run/flowscope/hubble.sock",
+                        help="collector Observer API on a unix socket ('' = none)")
+    parser.add_argument("--identity-state", default="/var/lib/flowscope/identities.json",
+                        help="file keeping numeric identities stable across restarts")
+    parser.add_argument("--pin-dir", default="/sys/fs/bpf/flowscope", help="bpffs directory of the datapath maps")
     parser.add_argument("--aggregation", default="medium", choices=("none", "medium", "max"),
                         help="collector events per connection (see `flowscope collector --help`)")
 
@@ -53,32 +57,28 @@ def lab_nodes(state_path: str | None) -> list[str]:
     return list(load_state(state_path).nodes)
 
 
-def start_ui(store, address: str):
-    """The Dash UI in a daemon thread, when the ui package provides one; None otherwise."""
-    if not address or importlib.util.find_spec("ui.app") is None:
+def start_ui(store, address: str, pin_dir: str):
+    """The Dash UI in a daemon thread (ui.app.start: loopback unless authenticated); None if not asked."""
+    if not address:
         return None
-    from ui.app import create_app
-    host, _, port = address.rpartition(":")
-    app = create_app(store)
-    thread = threading.Thread(target=lambda: app.run(host=host or "0.0.0.0", port=int(port), debug=False),
-                              name="flowscope-ui", daemon=True)
-    thread.start()
-    return thread
+    from ui.app import start
+    return start(store, address, pin_dir=pin_dir)
 
 
 def start_collector(args, node: str, state_path: str | None):
     from collector.agent import Collector, CollectorConfig
     from collector.cli import _policy
-    from collector.datapath import DEFAULT_PIN_DIR, DatapathConfig
+    from collector.datapath import DatapathConfig
     from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
 
     check_privileges()
     check_kernel_headers()
-    prepare_pin_dir(DEFAULT_PIN_DIR)
+    prepare_pin_dir(args.pin_dir)
     config = CollectorConfig(node_name=node, lab_state=state_path, listen_address=args.collector_address,
-                             datapath=DatapathConfig(aggregation=args.aggregation),
+                             unix_socket=args.unix_socket or None, identity_state=args.identity_state,
+                             datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
                              metrics_address=args.metrics_address or None)
-    collector = Collector(config, **_policy(DEFAULT_PIN_DIR))
+    collector = Collector(config, **_policy(args.pin_dir))
     collector.start()
     return collector
 
@@ -95,7 +95,7 @@ def run(args) -> int:
     store, writer = open_storage(args.storage)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    collector = relay = server = http = None
+    collector = relay = server = http = ui = None
     try:
         collector = start_collector(args, node, state_path)
         relay = Relay(store, writer).start()
@@ -105,11 +105,11 @@ def run(args) -> int:
             if other != node:
                 relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
         http = start_http_api(store, args.http_api_address)
-        ui = start_ui(store, args.ui_address)
-        log.info("flowscope up: node %s%s; collector :%d, relay :%d, storage %s%s%s", node,
-                 f" (lab {state_path})" if state_path else "", collector.grpc_port, port, args.storage,
-                 f", HTTP API {args.http_api_address}" if http else "",
-                 f", UI http://{args.ui_address}" if ui else "")
+        ui = start_ui(store, args.ui_address, args.pin_dir)
+        log.info("flowscope up: node %s%s; collector on port %d, relay Observer API on port %d, storage %s%s%s",
+                 node, f" (lab {state_path})" if state_path else "", collector.grpc_port, port,
+                 store.url.redacted(), f", HTTP API on port {http.server_port}" if http else "",
+                 f", UI {ui.url}" if ui else "")
         stop.wait()
     except KeyboardInterrupt:
         pass
@@ -122,6 +122,8 @@ def run(args) -> int:
             collector.stop()
         if http is not None:
             http.shutdown()
+        if ui is not None:
+            ui.stop()
         if writer is not None:
             writer.close()
     return 0

@@ -1,0 +1,109 @@
+"""Real traffic, real datapath (root): two collectors serving disjoint sets of lab pods (two "nodes")
+-> relay -> one merged stream with both node names; and `flowscope up` end to end in one process."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+from proto.observer import observer_pb2
+from relay import Peer
+from tests.collector.datapath.helpers import curl, wait_listening
+from tests.fixtures.datapath import unique_pin_dir
+from tests.relay.nodes import stub, wait_for
+from tests.relay.test_cli import ROOT, flowscope
+
+pytestmark = pytest.mark.root
+
+SERVER = "exec $FLOWSCOPE_PYTHON -m http.server 8080 --directory /usr/share/doc"
+TWO_NODES = {
+    "nodes": ["node-a", "node-b"],
+    "namespaces": {"shop": {}, "data": {}},
+    "pods": [
+        {"name": "client", "namespace": "shop", "kind": "Deployment", "labels": {"app": "client"}, "node": "node-a"},
+        {"name": "server", "namespace": "data", "kind": "Deployment", "labels": {"app": "server"}, "node": "node-b",
+         "commands": [SERVER]},
+    ],
+}
+
+
+def test_two_collectors_on_disjoint_pods_merge_into_one_stream(lab_factory, collector_factory, relay_factory):
+    lab = lab_factory(TWO_NODES)
+    node_a = collector_factory(lab, node_name="node-a")
+    node_b = collector_factory(lab, node_name="node-b")
+    running = relay_factory()
+    for name, run in (("node-a", node_a), ("node-b", node_b)):
+        running.relay.add_peer(Peer(name, f"127.0.0.1:{run.collector.grpc_port}"))
+    wait_for(lambda: running.relay.status().num_connected_nodes.value == 2, what="both collectors")
+    wait_listening(lab, "server", 8080)
+    client, server = lab.pod("client"), lab.pod("server")
+    port = curl(lab, "client", f"http://{server.ipv4}:8080/")
+
+    def connection():
+        everything = stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(number=2**64 - 1), timeout=10)
+        return [r for r in everything if r.HasField("flow") and port in (r.flow.l4.TCP.source_port,
+                                                                         r.flow.l4.TCP.destination_port)]
+
+    wait_for(lambda: {r.node_name for r in connection()} == {"node-a", "node-b"}, timeout=20,
+             what="the connection seen by both nodes")
+    flows = connection()
+    times = [r.flow.time.ToNanoseconds() for r in flows]
+    assert times == sorted(times)
+    # Each node reports the connection at its own pod's device, with both ends' pods named.
+    for r in flows:
+        assert r.flow.node_name == r.node_name
+        assert r.flow.interface.name == (client.device if r.node_name == "node-a" else server.device)
+        ends = {r.flow.source.pod_name, r.flow.destination.pod_name}
+        assert ends == {client.name, server.name}
+
+
+def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, tmp_path):
+    lab = lab_factory({"namespaces": {"shop": {}}, "pods": [
+        {"name": "client", "namespace": "shop", "labels": {"app": "client"}},
+        {"name": "server", "namespace": "shop", "labels": {"app": "server"}, "commands": [SERVER]}]})
+    pin_dir = unique_pin_dir()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "flowscope", "up", "--lab-state", lab.state_path, "--storage", f"chdb://{tmp_path}/db",
+         "--collector-address", "127.0.0.1:0", "--listen-address", "localhost:0", "--metrics-address", "",
+         "--http-api-address", "127.0.0.1:0", "--ui-address", "127.0.0.1:0", "--unix-socket", "",
+         "--pin-dir", pin_dir, "--identity-state", str(tmp_path / "identities.json")],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    try:
+        for line in up.stderr:
+            log.append(line)
+            if "flowscope up:" in line or up.poll() is not None:
+                break
+        started = re.search(r"relay Observer API on port (\d+).*HTTP API on port (\d+), UI (http://\S+)", log[-1])
+        assert started, "".join(log)
+        threading.Thread(target=lambda: log.extend(up.stderr), daemon=True).start()
+        relay, http_api, ui = f"localhost:{started.group(1)}", int(started.group(2)), started.group(3)
+        wait_listening(lab, "server", 8080)
+        port = curl(lab, "client", f"http://{lab.pod('server').ipv4}:8080/")
+
+        def observed() -> list[dict]:
+            done = flowscope("observe", "--server", relay, "--all", "--port", str(port), "-o", "json")
+            assert done.returncode == 0, done.stderr
+            return [json.loads(line) for line in done.stdout.splitlines()]
+
+        wait_for(lambda: len(observed()) >= 2, timeout=20, what="the curl connection through `flowscope up`")
+        flow = observed()[0]["flow"]
+        assert {flow["source"]["pod_name"], flow["destination"]["pod_name"]} == {"client", "server"}
+
+        def stored() -> list[dict]:
+            url = f"http://127.0.0.1:{http_api}/api/v1/flows?since=1h&limit=1000&format=hubble"
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return [f for f in json.load(answer) if str(port) in json.dumps(f)]
+
+        wait_for(lambda: len(stored()) >= 2, timeout=20, what="the connection in storage (HTTP API)")
+        with urllib.request.urlopen(ui, timeout=30) as page:
+            assert page.status == 200 and b"flowscope" in page.read()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0, "".join(log)
+        subprocess.run(["rm", "-rf", pin_dir])
