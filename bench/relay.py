@@ -236,15 +236,17 @@ def follow(nodes: int, flows: int, rate: float) -> dict:
 
 # ----- 3. memory -------------------------------------------------------------------------------------
 
-def memory(nodes: int, rate: float, seconds: int) -> list[tuple[int, float, int]]:
-    import storage
+def memory(nodes: int, rate: float, seconds: int, with_storage: bool) -> list[tuple[int, float, int, int, int]]:
+    """(seconds, RSS MiB, Python heap blocks, flows delivered, writer pending rows) every 10 s."""
     from relay import Relay
     flows = int(rate * seconds)
     collectors = Collectors(nodes, flows, prefill=False, rate=rate)
-    tmp = tempfile.mkdtemp(prefix="flowscope-bench-relay-mem-")
-    store = storage.open_store(f"chdb://{tmp}/db")
-    store.migrate()
-    writer = storage.FlowWriter(store)
+    store = writer = None
+    if with_storage:
+        import storage
+        store = storage.open_store(f"chdb://{tempfile.mkdtemp(prefix='flowscope-bench-relay-mem-')}/db")
+        store.migrate()
+        writer = storage.FlowWriter(store)
     relay = Relay(store, writer).start()
     for peer in collectors.peers:
         relay.add_peer(peer)
@@ -253,11 +255,15 @@ def memory(nodes: int, rate: float, seconds: int) -> list[tuple[int, float, int]
     began = time.monotonic()
     while time.monotonic() - began < seconds:
         time.sleep(10)
-        samples.append((int(time.monotonic() - began), rss_mib(), relay.stored_flows))
-        print(f"  t={samples[-1][0]:4d}s rss={samples[-1][1]:7.1f} MiB stored={samples[-1][2]}", flush=True)
+        pending = writer.stats().pending if writer is not None else 0
+        samples.append((int(time.monotonic() - began), rss_mib(), sys.getallocatedblocks(), relay.hub.seen_flows,
+                        pending))
+        print("  t={:4d}s rss={:7.1f} MiB python blocks={:9d} delivered={:9d} writer pending={}".format(
+            *samples[-1]), flush=True)
     relay.stop()
-    writer.close()
-    store.close()
+    if writer is not None:
+        writer.close()
+        store.close()
     collectors.close()
     return samples
 
@@ -297,11 +303,14 @@ def main() -> None:
             offered = f"{r['offered']:.0f}" if rate else "max"
             print(f"{offered:>16}{r['received']:>10}{r['lost']:>8}{r['rate']:>16.0f}", flush=True)
     if "memory" not in skip:
-        print(f"\n3. memory: {args.nodes} collectors x {args.memory_rate:.0f} flows/s into chdb for "
-              f"{args.memory_seconds} s")
-        samples = memory(args.nodes, args.memory_rate, args.memory_seconds)
-        print(f"   RSS first {samples[0][1]:.0f} MiB, last {samples[-1][1]:.0f} MiB, "
-              f"max {max(s[1] for s in samples):.0f} MiB")
+        for with_storage in (False, True):
+            into = "chdb (in this process)" if with_storage else "memory only"
+            print(f"\n3. memory: {args.nodes} collectors x {args.memory_rate:.0f} flows/s, {into}, "
+                  f"{args.memory_seconds} s")
+            samples = memory(args.nodes, args.memory_rate, args.memory_seconds, with_storage)
+            print(f"   RSS first {samples[0][1]:.0f} MiB, last {samples[-1][1]:.0f} MiB, max "
+                  f"{max(s[1] for s in samples):.0f} MiB; Python heap blocks first {samples[0][2]}, "
+                  f"last {samples[-1][2]}")
 
 
 if __name__ == "__main__":

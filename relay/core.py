@@ -15,15 +15,18 @@ import threading
 import time
 from dataclasses import dataclass
 
+from flowscope import __version__
 from proto.observer import observer_pb2
+from proto.peer import peer_pb2
 from proto.relay import relay_pb2
 from relay import history
-from proto.peer import peer_pb2
 from relay.hub import Hub, Subscriber, now_timestamp
 from relay.merge import MergeBuffer, Run
 from relay.node import NodeClient, Peer
 
 log = logging.getLogger(__name__)
+
+VERSION = f"{__version__}+flowscope-relay"
 
 
 @dataclass(frozen=True)
@@ -170,13 +173,12 @@ class Relay:
     # -- status -----------------------------------------------------------------------------------
 
     def status(self) -> observer_pb2.ServerStatusResponse:
-        from flowscope import __version__
         nodes = self.nodes()
         unavailable = [n.name for n in nodes if n.info.state != relay_pb2.NODE_CONNECTED]
         response = observer_pb2.ServerStatusResponse(
             num_flows=len(self.hub), max_flows=self.hub.capacity, seen_flows=self.hub.seen_flows,
             uptime_ns=time.time_ns() - self.started_ns, unavailable_nodes=unavailable,
-            version=f"flowscope-relay {__version__}", flows_rate=self.hub.flows_rate())
+            version=VERSION, flows_rate=self.hub.flows_rate())
         response.num_connected_nodes.value = len(nodes) - len(unavailable)
         response.num_unavailable_nodes.value = len(unavailable)
         return response

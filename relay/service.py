@@ -9,14 +9,18 @@ from concurrent import futures
 
 import grpc
 
+from collector.observer import ServerError, TLSConfig, add_health, parse_request
+from collector.observer.request import time_bounds
+from collector.observer.tls import server_credentials
 from flowscope.errors import UserError
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.peer import peer_pb2_grpc
 from relay import history
-from collector.observer import ServerError, TLSConfig, add_health, parse_request
-from collector.observer.request import time_bounds
-from collector.observer.tls import server_credentials
+from relay.core import VERSION
 from relay.flows import stream_flows
+
+VERSION_HEADER = (("hubble-relay-version", VERSION),)
+
 
 class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     """observer.Observer answered for the whole cluster."""
@@ -29,6 +33,7 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
             query = parse_request(request)
         except UserError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        context.send_initial_metadata(VERSION_HEADER)
         yield from stream_flows(query, request, self.relay, context.is_active)
 
     def GetAgentEvents(self, request, context):
@@ -47,6 +52,7 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
             namespaces=history.recent_namespaces(self.relay.store, time.time_ns()))
 
     def ServerStatus(self, request, context):
+        context.send_initial_metadata(VERSION_HEADER)
         return self.relay.status()
 
 

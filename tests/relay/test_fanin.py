@@ -83,7 +83,12 @@ def test_follow_with_number_zero_streams_new_flows_in_time_order(node_factory, r
     for i in range(20):
         (a if i % 2 else b).publish(make_flow(t0 + i * 1_000_000, f"client-{i}", "server-0"))
     wait_for(lambda: len([r for r in received if r.HasField("flow")]) == 20, what="20 followed flows")
+    b.observer.publish_lost(flow_pb2.LostEvent(source=flow_pb2.PERF_EVENT_RING_BUFFER, num_events_lost=7))
+    wait_for(lambda: any(r.HasField("lost_events") for r in received), what="the lost event")
     call.cancel()
+    [lost] = [r for r in received if r.HasField("lost_events")]
+    assert (lost.node_name, lost.lost_events.source, lost.lost_events.num_events_lost) == (
+        "node-b", flow_pb2.PERF_EVENT_RING_BUFFER, 7)
     flows = [r for r in received if r.HasField("flow")]
     # number=0 under follow: only new flows, none of the history
     assert [r.flow.source.pod_name for r in flows] == [f"client-{i}" for i in range(20)]

@@ -28,6 +28,9 @@ def test_collector_restart_stores_every_flow_exactly_once(node_factory, relay_fa
     a.restart()  # same ring: it replays the last seconds before the break
     wait_for(lambda: running.relay.status().num_connected_nodes.value == 2, what="node-a back")
     wait_for(lambda: running.relay.stored_flows == 405, what="the 5 flows published while down")
+    writer.flush()
+    namespaces = stub(running.address).GetNamespaces(observer_pb2.GetNamespacesRequest(), timeout=10).namespaces
+    assert [n.namespace for n in namespaces] == ["shop"]
     running.stop()
     writer.close()
     uuids = relay_store.uuids()
