@@ -8,6 +8,7 @@ both in storage and in memory or the live queue are sent once (dedup by uuid at 
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterator
 
 from collector.filters import in_range
@@ -17,6 +18,9 @@ from proto.relay import relay_pb2
 from relay import history
 from relay.hub import now_timestamp
 from relay.merge import response_time_ns
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 STORAGE_LIMIT = 1_000_000
 SEAM_SLACK_NS = 5_000_000_000
@@ -44,7 +48,11 @@ def select_history(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
     if not (reaches_back or too_few):
         return _trim(matched, query)
     limit = query.number or STORAGE_LIMIT
-    stored = history.stored_flows(store, request, query, limit)
+    try:
+        stored = history.stored_flows(store, request, query, limit)
+    except StorageError as err:  # storage down: still answer from memory, and say why in the log
+        log.warning("GetFlows answered from memory only: %s", err)
+        return _trim(matched, query)
     in_memory = {r.flow.uuid for r in matched}
     merged = [r for r in stored if r.flow.uuid not in in_memory and query.match(r.flow)] + matched
     merged.sort(key=response_time_ns)
