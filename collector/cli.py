@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def _policy(pin_dir: str) -> dict:
     """The enforcer's maps, when the enforcer is installed: the datapath then enforces policy."""
     try:
-        from enforcer.datapath import PolicyMaps
+        from enforcer.datapath import PolicyMaps, PolicyNames
     except ImportError:
         return {}
-    return {"policy_maps": PolicyMaps.open(pin_dir)}
+    return {"policy_maps": PolicyMaps.open(pin_dir), "policy_names": PolicyNames(pin_dir)}

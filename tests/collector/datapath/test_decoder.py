@@ -1,0 +1,125 @@
+"""The decoder on crafted events (no kernel): direction and reply rules, drops, end events, and
+arbitrary bytes (fuzz) that may only ever raise DecodeError."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from collector.datapath import DecodeError, Decoder, Enricher
+from collector.datapath import events as ev
+from collector.endpoints import Endpoint, EndpointCache
+from collector.identity import RESERVED_WORLD, IdentityAllocator
+from collector.l7 import L7Dispatcher
+from proto.flow import flow_pb2
+
+POD = Endpoint(namespace="shop", pod_name="web-1", ips=("10.244.0.2",), labels={"app": "web"},
+               workload_name="web", workload_kind="Deployment", device="lxc1", ifindex=7)
+
+
+class Policies:
+    def policy_for_id(self, policy_id: int) -> flow_pb2.Policy | None:
+        return flow_pb2.Policy(name=f"p{policy_id}", namespace="shop", kind="NetworkPolicy") if policy_id else None
+
+
+def decoder() -> Decoder:
+    cache = EndpointCache()
+    cache.replace([POD])
+    return Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(), policies=Policies())
+
+
+def event(**fields) -> bytes:
+    base = dict(ts_ns=2_000_000_000, first_seen_ns=1_000_000_000, packets_fwd=1, bytes_fwd=74, packets_rev=0,
+                bytes_rev=0, saddr=ipaddress.ip_address("10.244.0.2").packed.ljust(16, b"\0"),
+                daddr=ipaddress.ip_address("192.0.2.9").packed.ljust(16, b"\0"), ifindex=7, skb_len=74,
+                policy_id=0, remote_identity=0, sport=40000, dport=443, payload_off=0, cap_len=0, family=4,
+                proto=6, kind=ev.EV_NEW, obs=ev.OBS_FROM_POD, is_reply=0, tcp_flags=0x02,
+                verdict=ev.VERDICT_FORWARDED, policy_action=0, policy_match=0, l7=0, flags_fwd=0x02, flags_rev=0,
+                seg_len=0)
+    base.update(fields)
+    return ev.EVENT.pack(*ev.FlowEvent(**base))
+
+
+@pytest.mark.parametrize("obs, is_reply, point, direction", [
+    (ev.OBS_FROM_POD, 0, flow_pb2.FROM_ENDPOINT, flow_pb2.EGRESS),
+    (ev.OBS_FROM_POD, 1, flow_pb2.FROM_ENDPOINT, flow_pb2.INGRESS),
+    (ev.OBS_TO_POD, 0, flow_pb2.TO_ENDPOINT, flow_pb2.INGRESS),
+    (ev.OBS_TO_POD, 1, flow_pb2.TO_ENDPOINT, flow_pb2.EGRESS),
+])
+def test_observation_point_and_direction(obs, is_reply, point, direction):
+    [flow] = decoder().decode(event(obs=obs, is_reply=is_reply))
+    assert (flow.trace_observation_point, flow.traffic_direction, flow.is_reply.value) == \
+        (point, direction, bool(is_reply))
+    assert flow.event_type.type == 4 and flow.event_type.sub_type == (0 if obs == ev.OBS_TO_POD else 5)
+
+
+def test_pod_and_world_endpoints_and_counters():
+    [flow] = decoder().decode(event(packets_rev=3, bytes_rev=300))
+    assert flow.source.pod_name == "web-1" and flow.source.workloads[0].name == "web"
+    assert flow.source.identity >= 256 and "k8s:app=web" in flow.source.labels
+    assert (flow.destination.identity, list(flow.destination.labels)) == (RESERVED_WORLD, ["reserved:world"])
+    assert (flow.counters.packets_forward, flow.counters.bytes_reverse, flow.counters.duration_ns) == \
+        (1, 300, 1_000_000_000)
+    assert flow.interface.index == 7 and flow.node_name == "node-1" and flow.Summary == "TCP Flags: SYN"
+
+
+@pytest.mark.parametrize("action, reason", [(ev.POLICY_ACTION_DENY, flow_pb2.POLICY_DENIED),
+                                            (ev.POLICY_ACTION_DENY_EXPLICIT, flow_pb2.POLICY_DENY)])
+def test_policy_drop(action, reason):
+    [flow] = decoder().decode(event(kind=ev.EV_DROP, verdict=ev.VERDICT_DROPPED, policy_action=action,
+                                    policy_id=12, packets_fwd=0, bytes_fwd=0))
+    assert (flow.verdict, flow.drop_reason_desc, flow.event_type.type) == (flow_pb2.DROPPED, reason, 1)
+    assert [p.name for p in flow.egress_denied_by] == ["p12"] and not flow.ingress_denied_by
+
+
+def test_allowed_by_policy_adds_a_policy_verdict_flow():
+    trace, verdict = decoder().decode(event(obs=ev.OBS_TO_POD, policy_id=3, policy_match=2,
+                                            saddr=ipaddress.ip_address("192.0.2.9").packed.ljust(16, b"\0"),
+                                            daddr=ipaddress.ip_address("10.244.0.2").packed.ljust(16, b"\0")))
+    assert [p.name for p in trace.ingress_allowed_by] == ["p3"]
+    assert verdict.event_type.type == 5 and verdict.policy_match_type == 2 and verdict.uuid != trace.uuid
+
+
+def test_payload_goes_to_the_l7_dispatcher_once_per_segment():
+    request = b"GET /users?id=1 HTTP/1.1\r\nHost: api\r\n\r\n"
+    dec = decoder()
+    header = b"\0" * 54
+    raw = event(kind=ev.EV_NONE, dport=8080, l7=ev.L7_PREFIX, payload_off=54, cap_len=54 + len(request),
+                seg_len=len(request)) + header + request
+    [flow] = dec.decode(raw)
+    assert (flow.Type, flow.l7.type, flow.l7.http.method, flow.l4.TCP.destination_port) == \
+        (flow_pb2.L7, flow_pb2.REQUEST, "GET", 8080)
+    assert flow.is_reply.value is False and flow.traffic_direction == flow_pb2.EGRESS
+
+
+def test_ipv6_icmp_and_end_event():
+    [flow] = decoder().decode(event(family=6, proto=58, sport=128, dport=0, tcp_flags=0,
+                                    saddr=ipaddress.ip_address("fd00::2").packed,
+                                    daddr=ipaddress.ip_address("fd00::3").packed))
+    assert (flow.IP.source, flow.IP.ipVersion, flow.l4.ICMPv6.type) == ("fd00::2", flow_pb2.IPv6, 128)
+    assert flow.Summary == "ICMPv6 EchoRequest"
+    [end] = decoder().decode(event(kind=ev.EV_END, flags_fwd=0x13, flags_rev=0x12))
+    assert end.Summary == "TCP Flags: SYN, ACK, FIN (connection closed)"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_only_raise_decode_error(raw):
+    try:
+        flows = decoder().decode(raw)
+    except DecodeError:
+        return
+    assert all(isinstance(f, flow_pb2.Flow) for f in flows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.builds(dict, kind=st.integers(0, 255), obs=st.integers(0, 255), proto=st.integers(0, 255),
+                 family=st.sampled_from([4, 6]), tcp_flags=st.integers(0, 255), verdict=st.integers(0, 255),
+                 policy_action=st.integers(0, 255), l7=st.integers(0, 255), payload_off=st.integers(0, 65535),
+                 cap_len=st.integers(0, 65535), sport=st.integers(0, 65535)),
+       st.binary(max_size=200))
+def test_any_field_values_decode(fields, tail):
+    flows = decoder().decode(event(**fields) + tail)
+    assert all(f.IP.source for f in flows)
