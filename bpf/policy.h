@@ -6,7 +6,8 @@
  * Python; a policy change is map writes only, never a program reload.
  *
  * Maps (pinned in the collector's pin dir by enforcer/datapath, so enforcement survives a collector restart):
- *   policy_endpoints  hash     ifindex of the pod's host-side device -> endpoint identity + flags
+ *   policy_endpoints  hash     ifindex of the pod's host-side device -> endpoint identity, flags, and per
+ *                              direction the policy that selects it (named when default deny drops)
  *   policy_ipcache    lpm_trie (family, address/prefix) -> peer identity (miss: reserved:world)
  *   policy_rules      lpm_trie (endpoint identity, peer identity, direction, l4 proto, dport/prefix)
  *                              -> action (allow/deny) + policy id
@@ -72,6 +73,8 @@ struct policy_endpoint {
     __u32 identity;
     __u8 flags;
     __u8 pad[3];
+    __u32 ingress_policy_id; /* a policy selecting the endpoint: named by default-deny drops */
+    __u32 egress_policy_id;
 };
 
 struct policy_ipcache_key {
@@ -213,6 +216,7 @@ static __always_inline void policy_check(__u32 ep_ifindex, __u8 direction, __u8 
         }
     }
     out->action = POLICY_ACTION_DENY;
+    out->policy_id = direction == POLICY_DIR_INGRESS ? ep->ingress_policy_id : ep->egress_policy_id;
     out->audit = (ep->flags & POLICY_EP_AUDIT) ? 1 : 0;
 }
 

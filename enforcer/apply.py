@@ -3,7 +3,6 @@ Map writes only: the running programs are never reloaded, so established connect
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import subprocess
@@ -82,25 +81,16 @@ def sync_datapath(registry: Registry, pin_dir: str, endpoints: list[Endpoint], i
     return result, stats, running
 
 
-class _MapInfo(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 120)]
-
-
 def datapath_uses(maps: PolicyMaps) -> bool:
     """Whether a loaded BPF program reads these policy maps (a datapath compiled with enforcement)."""
-    from enforcer.datapath.bpf import lib
-    info = _MapInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    fn = lib().bpf_obj_get_info_by_fd
-    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
-    if fn(maps.rules.fd, ctypes.byref(info), ctypes.byref(size)) != 0:
-        return False
+    from enforcer.datapath.bpf import BpfError, map_info
     try:
+        map_id = map_info(maps.rules.fd).id
         out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, timeout=10)
         progs = json.loads(out.stdout or "[]")
-    except (OSError, ValueError, subprocess.TimeoutExpired):
+    except (BpfError, OSError, ValueError, subprocess.TimeoutExpired):
         return False
-    return any(info.id in p.get("map_ids", []) for p in progs)
+    return any(map_id in p.get("map_ids", []) for p in progs)
 
 
 def local_addresses() -> tuple[str, ...]:

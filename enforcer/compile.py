@@ -79,11 +79,13 @@ def compile_policies(inp: CompileInput) -> CompileResult:
         if not ep.ifindex or (inp.node_name and ep.node_name not in ("", inp.node_name)):
             continue
         flags = 0
+        default_ids = {INGRESS: 0, EGRESS: 0}
         for direction, (kernel_dir, flag) in _DIRS.items():
             selecting = [p for p in inp.policies if p.rules(direction) is not None and p.selects(info)]
             if not selecting:
                 continue
             flags |= flag
+            default_ids[direction] = inp.policy_ids[min(p.key for p in selecting)]
             for policy in selecting:
                 selected.setdefault(f"{ep.namespace}/{ep.pod_name}", []).append(policy.key)
                 if policy.key in inp.audit_policies:
@@ -94,7 +96,7 @@ def compile_policies(inp: CompileInput) -> CompileResult:
         if ep.namespace in inp.audit_namespaces:
             flags |= EP_AUDIT
         if flags & (EP_ENFORCE_INGRESS | EP_ENFORCE_EGRESS):
-            state.endpoints[ep.ifindex] = (identity, flags)
+            state.endpoints[ep.ifindex] = (identity, flags, default_ids[INGRESS], default_ids[EGRESS])
     state.rules = rules_to_slots(sorted(rules, key=lambda r: (r.policy_id, r.peer_identity, r.port_lo)))
     return CompileResult(state, {k: sorted(set(v)) for k, v in selected.items()}, warnings)
 

@@ -29,6 +29,20 @@ class _MapCreateOpts(ctypes.Structure):
                 ("numa_node", ctypes.c_uint32), ("map_ifindex", ctypes.c_uint32)]
 
 
+class MapInfo(ctypes.Structure):
+    """The head of struct bpf_map_info."""
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
+                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
+                ("name", ctypes.c_char * 16), ("rest", ctypes.c_uint8 * 64)]
+
+
+def map_info(fd: int) -> MapInfo:
+    info = MapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "read map info")
+    return info
+
+
 def _load() -> ctypes.CDLL:
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     try:
@@ -47,6 +61,7 @@ def _load() -> ctypes.CDLL:
     lib.bpf_map_update_elem.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
     lib.bpf_map_delete_elem.argtypes = [ctypes.c_int, ctypes.c_void_p]
     lib.bpf_map_get_next_key.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    lib.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
     return lib
 
 
@@ -82,6 +97,12 @@ class BpfMap:
         """Open the map pinned at `pin_path`, or create it (and pin it there when a path is given)."""
         if pin_path and os.path.exists(pin_path):
             fd = _check(lib().bpf_obj_get(pin_path.encode()), f"open pinned map {pin_path}")
+            info = map_info(fd)
+            if (info.key_size, info.value_size) != (ctypes.sizeof(key_type), ctypes.sizeof(value_type)):
+                os.close(fd)
+                raise BpfError(f"pinned map {pin_path} has key/value sizes {info.key_size}/{info.value_size}, "
+                               f"expected {ctypes.sizeof(key_type)}/{ctypes.sizeof(value_type)} (made by an older "
+                               "flowscope): stop the collector and remove the pin dir")
             return cls(fd, key_type, value_type, name)
         opts = _MapCreateOpts(sz=ctypes.sizeof(_MapCreateOpts), map_flags=flags)
         fd = _check(lib().bpf_map_create(map_type, name[:15].encode(), ctypes.sizeof(key_type),

@@ -31,7 +31,8 @@ RULES_MAX = 262144
 
 
 class EndpointValue(ctypes.Structure):
-    _fields_ = [("identity", ctypes.c_uint32), ("flags", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3)]
+    _fields_ = [("identity", ctypes.c_uint32), ("flags", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3),
+                ("ingress_policy_id", ctypes.c_uint32), ("egress_policy_id", ctypes.c_uint32)]
 
 
 class IpcacheKey(ctypes.Structure):

@@ -38,7 +38,8 @@ class Rule:
 
 @dataclass
 class MapState:
-    endpoints: dict[int, tuple[int, int]] = field(default_factory=dict)   # ifindex -> (identity, flags)
+    # ifindex -> (identity, flags, ingress policy id, egress policy id)
+    endpoints: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     ipcache: dict[IpSlot, int] = field(default_factory=dict)              # prefix -> identity
     rules: dict[RuleSlot, tuple[int, int]] = field(default_factory=dict)  # slot -> (action, policy_id)
 
@@ -76,7 +77,7 @@ def read_state(maps: PolicyMaps) -> MapState:
     for k in maps.endpoints.keys():
         v = maps.endpoints.lookup(k)
         if v is not None:
-            state.endpoints[k.value] = (v.identity, v.flags)
+            state.endpoints[k.value] = (v.identity, v.flags, v.ingress_policy_id, v.egress_policy_id)
     for k in maps.ipcache.keys():
         v = maps.ipcache.lookup(k)
         if v is not None:
@@ -109,9 +110,11 @@ def sync(maps: PolicyMaps, want: MapState) -> SyncStats:
         if have.rules.get(slot) != (action, policy_id):
             maps.rules.update(_rule_key(slot), RuleValue(action=action, policy_id=policy_id))
             stats.written += 1
-    for ifindex, (identity, flags) in want.endpoints.items():
-        if have.endpoints.get(ifindex) != (identity, flags):
-            maps.endpoints.update(ctypes.c_uint32(ifindex), EndpointValue(identity=identity, flags=flags))
+    for ifindex, value in want.endpoints.items():
+        if have.endpoints.get(ifindex) != value:
+            identity, flags, ingress_id, egress_id = value
+            maps.endpoints.update(ctypes.c_uint32(ifindex), EndpointValue(
+                identity=identity, flags=flags, ingress_policy_id=ingress_id, egress_policy_id=egress_id))
             stats.written += 1
     for ifindex in have.endpoints.keys() - want.endpoints.keys():
         stats.deleted += maps.endpoints.delete(ctypes.c_uint32(ifindex))

@@ -61,6 +61,7 @@ def test_endpoint_flags_follow_selection():
     eps = result.state.endpoints
     assert eps[11][1] == eps[12][1] == EP_ENFORCE_INGRESS | EP_AUDIT
     assert eps[10][1] == EP_ENFORCE_EGRESS
+    assert eps[11][2:] == (100, 0) and eps[10][2:] == (0, 101)   # the policy a default deny names
     assert 13 not in eps and 14 not in eps and 15 not in eps
     assert eps[11][0] == eps[12][0] == IdentityAllocator().identity_for(ENDPOINTS["backend"].identity_labels())
     assert result.selected["shop/backend-55c-x1"] == ["NetworkPolicy/shop/backend-ingress"]

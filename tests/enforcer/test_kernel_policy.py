@@ -18,7 +18,7 @@ def kernel():
     maps = PolicyMaps.open(None)
     probe = KernelProbe(maps)
     state = MapState(
-        endpoints={5: (EP, EP_ENFORCE_INGRESS), 6: (EP, EP_ENFORCE_INGRESS | EP_AUDIT)},
+        endpoints={5: (EP, EP_ENFORCE_INGRESS, 99, 0), 6: (EP, EP_ENFORCE_INGRESS | EP_AUDIT, 99, 0)},
         ipcache={ip_slot("10.244.0.0/24"): FRONTEND, ip_slot("10.244.0.9/32"): OTHER,
                  ip_slot("fd00:10:244::/64"): FRONTEND},
         rules=rules_to_slots([
@@ -41,8 +41,9 @@ def kernel():
     (5, DIR_INGRESS, "10.244.0.7", UDP, 31000, ALLOW, 12, FRONTEND),       # endPort range
     (5, DIR_INGRESS, "10.244.0.7", TCP, 9050, DENY_EXPLICIT, 13, FRONTEND),  # deny beats L3 allow
     (5, DIR_INGRESS, "10.244.0.9", TCP, 8080, DENY_EXPLICIT, 16, OTHER),   # deny beats same-key allow
-    (5, DIR_INGRESS, "10.244.0.9", TCP, 80, DENY, 0, OTHER),               # longest prefix wins identity
-    (5, DIR_INGRESS, "192.0.2.1", TCP, 8080, DENY, 0, 2),                  # unknown IP is world
+    (5, DIR_INGRESS, "10.244.0.9", TCP, 80, DENY, 99, OTHER),              # longest prefix wins identity
+    (5, DIR_INGRESS, "192.0.2.1", TCP, 8080, DENY, 99, 2),                 # unknown IP is world; default
+                                                                            # deny names the selecting policy
     (5, DIR_INGRESS, "fd00:10:244::5", TCP, 8080, ALLOW, 11, FRONTEND),    # IPv6 ipcache
     (5, DIR_EGRESS, "192.0.2.1", TCP, 80, ALLOW, 0, 2),                    # direction not enforced
     (7, DIR_INGRESS, "192.0.2.1", TCP, 80, ALLOW, 0, 2),                   # endpoint not selected
