@@ -172,6 +172,7 @@ class Datapath:
         self._sync_local_addrs()
         self.decoder.interfaces = links
         self.decoder.enricher.set_host_ips(self._attacher.host_addresses())
+        self.decoder.invalidate()
         self.decoder.sync_clock()
 
     def _sync_local_addrs(self) -> None:

@@ -34,6 +34,7 @@ DROP_POLICY_DENY = flow_pb2.POLICY_DENY
 _TRUE = wrappers_pb2.BoolValue(value=True)
 _FALSE = wrappers_pb2.BoolValue(value=False)
 _ADDR_CACHE_LIMIT = 65536
+_TEMPLATE_CACHE_LIMIT = 16384
 
 
 class DecodeError(UserError):
@@ -71,6 +72,7 @@ class Decoder:
         self.interfaces: dict[int, str] = {}
         self.errors = 0
         self._addrs: dict[bytes, str] = {}
+        self._templates: dict[tuple, flow_pb2.Flow] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
         self._seq = itertools.count()
         self.sync_clock()
@@ -124,29 +126,56 @@ class Decoder:
             self._addrs[key] = text
         return text
 
-    def _base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int) -> flow_pb2.Flow:
-        """Fields every flow of this event shares: time, IP, endpoints, names, node, interface, uuid."""
+    def invalidate(self) -> None:
+        """Endpoints, names or interfaces changed: rebuild templates on next use."""
+        self.enricher.invalidate()
+        self._templates = {}
+
+    def _template(self, ifindex: int, family: int, src: str, dst: str, obs: int = 0, is_reply: int = 0,
+                  verdict: int = 0) -> flow_pb2.Flow:
+        """The fields all events of two addresses on one device share (IP, endpoints, names, node,
+        interface), plus, for obs != 0, those of a trace event: built once, then copied per event."""
+        key = (ifindex, src, dst, obs, is_reply, verdict)
+        flow = self._templates.get(key)
+        if flow is not None:
+            return flow
         flow = flow_pb2.Flow()
-        wall = event.ts_ns + self._offset
-        flow.time.seconds = wall // 1_000_000_000
-        flow.time.nanos = wall % 1_000_000_000
-        ip = flow.IP
-        ip.source = src
-        ip.destination = dst
-        ip.ipVersion = flow_pb2.IPv4 if event.family == 4 else flow_pb2.IPv6
-        source = self.enricher.peer(src)
-        destination = self.enricher.peer(dst)
-        flow.source.CopyFrom(source.endpoint)
-        flow.destination.CopyFrom(destination.endpoint)
-        if self.names is not None:
-            if not source.is_pod:
-                flow.source_names.extend(self.names.names_for_ip(src))
-            if not destination.is_pod:
-                flow.destination_names.extend(self.names.names_for_ip(dst))
-        flow.node_name = self.node_name
-        iface = flow.interface
-        iface.index = event.ifindex
-        iface.name = self.interfaces.get(event.ifindex, "")
+        if obs:
+            flow.CopyFrom(self._template(ifindex, family, src, dst))
+            to_pod = obs == ev.OBS_TO_POD
+            flow.Type = flow_pb2.L3_L4
+            flow.trace_observation_point = flow_pb2.TO_ENDPOINT if to_pod else flow_pb2.FROM_ENDPOINT
+            flow.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
+            # The connection's direction from the pod's point of view: a reply travels against it.
+            flow.traffic_direction = flow_pb2.INGRESS if to_pod != bool(is_reply) else flow_pb2.EGRESS
+            flow.verdict = flow_pb2.AUDIT if verdict == ev.VERDICT_AUDIT else flow_pb2.FORWARDED
+            flow.event_type.type = EVENT_TRACE
+            flow.event_type.sub_type = TRACE_TO_LXC if to_pod else TRACE_FROM_LXC
+        else:
+            ip = flow.IP
+            ip.source = src
+            ip.destination = dst
+            ip.ipVersion = flow_pb2.IPv4 if family == 4 else flow_pb2.IPv6
+            source = self.enricher.peer(src)
+            destination = self.enricher.peer(dst)
+            flow.source.CopyFrom(source.endpoint)
+            flow.destination.CopyFrom(destination.endpoint)
+            if self.names is not None:
+                if not source.is_pod:
+                    flow.source_names.extend(self.names.names_for_ip(src))
+                if not destination.is_pod:
+                    flow.destination_names.extend(self.names.names_for_ip(dst))
+            flow.node_name = self.node_name
+            flow.interface.index = ifindex
+            flow.interface.name = self.interfaces.get(ifindex, "")
+        if len(self._templates) >= _TEMPLATE_CACHE_LIMIT:
+            self._templates = {}
+        self._templates[key] = flow
+        return flow
+
+    def _stamp(self, flow: flow_pb2.Flow, event: ev.FlowEvent, sport: int, dport: int) -> None:
+        """Per-event fields: time, uuid, ports."""
+        flow.time.FromNanoseconds(event.ts_ns + self._offset)
         flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
         proto = event.proto
         if proto == socket.IPPROTO_TCP:
@@ -157,11 +186,18 @@ class Decoder:
             udp = flow.l4.UDP
             udp.source_port = sport
             udp.destination_port = dport
+
+    def _base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int) -> flow_pb2.Flow:
+        flow = flow_pb2.Flow()
+        flow.CopyFrom(self._template(event.ifindex, event.family, src, dst))
+        self._stamp(flow, event, sport, dport)
         return flow
 
     def _l3l4(self, event: ev.FlowEvent, src: str, dst: str) -> flow_pb2.Flow:
-        flow = self._base(event, src, dst, event.sport, event.dport)
-        flow.Type = flow_pb2.L3_L4
+        flow = flow_pb2.Flow()
+        flow.CopyFrom(self._template(event.ifindex, event.family, src, dst, event.obs or ev.OBS_FROM_POD,
+                                     event.is_reply, event.verdict))
+        self._stamp(flow, event, event.sport, event.dport)
         proto = event.proto
         if proto == socket.IPPROTO_TCP:
             flags = event.tcp_flags if event.kind != ev.EV_END else event.flags_fwd | event.flags_rev
@@ -178,28 +214,18 @@ class Decoder:
             flow.Summary = f"IP protocol {proto}"
         if event.kind == ev.EV_END:
             flow.Summary += " (connection closed)"
-        to_pod = event.obs == ev.OBS_TO_POD
-        flow.trace_observation_point = flow_pb2.TO_ENDPOINT if to_pod else flow_pb2.FROM_ENDPOINT
-        flow.is_reply.CopyFrom(_TRUE if event.is_reply else _FALSE)
-        # The connection's direction from the pod's point of view: a reply travels against it.
-        flow.traffic_direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
         if event.kind == ev.EV_DROP:
             self._drop(flow, event)
-        else:
-            flow.verdict = flow_pb2.AUDIT if event.verdict == ev.VERDICT_AUDIT else flow_pb2.FORWARDED
-            flow.event_type.type = EVENT_TRACE
-            flow.event_type.sub_type = TRACE_TO_LXC if to_pod else TRACE_FROM_LXC
-            if event.policy_id:
-                self._policies(flow, event, allowed=event.verdict != ev.VERDICT_AUDIT)
-            counters = flow.counters
-            counters.packets_forward = event.packets_fwd
-            counters.bytes_forward = event.bytes_fwd
-            counters.packets_reverse = event.packets_rev
-            counters.bytes_reverse = event.bytes_rev
-            first = event.first_seen_ns + self._offset
-            counters.first_seen.seconds = first // 1_000_000_000
-            counters.first_seen.nanos = first % 1_000_000_000
-            counters.duration_ns = max(0, event.ts_ns - event.first_seen_ns)
+            return flow
+        if event.policy_id:
+            self._policies(flow, event, allowed=event.verdict != ev.VERDICT_AUDIT)
+        counters = flow.counters
+        counters.packets_forward = event.packets_fwd
+        counters.bytes_forward = event.bytes_fwd
+        counters.packets_reverse = event.packets_rev
+        counters.bytes_reverse = event.bytes_rev
+        counters.first_seen.FromNanoseconds(event.first_seen_ns + self._offset)
+        counters.duration_ns = max(0, event.ts_ns - event.first_seen_ns)
         return flow
 
     def _drop(self, flow: flow_pb2.Flow, event: ev.FlowEvent) -> None:
