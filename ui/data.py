@@ -12,6 +12,7 @@ import time
 from typing import Callable, Iterable
 
 from proto.flow import flow_pb2
+from storage.errors import StorageError
 from storage.results import (DnsSummary, DropCount, FlowPage, MapEdge, RedPoint, ServiceMap,
                              ServiceMapChanges)
 
@@ -22,8 +23,9 @@ class TTLCache:
     """A small thread-safe cache: key -> (expiry, value); oldest entries go past `max_entries`."""
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = 256) -> None:
+                 max_entries: int = 256, run: Callable[[Callable[[], object]], object] = lambda f: f()) -> None:
         self.ttl_s = ttl_s
+        self.run = run
         self.clock = clock
         self.max_entries = max_entries
         self._items: dict = {}
@@ -35,13 +37,25 @@ class TTLCache:
             hit = self._items.get(key)
             if hit and hit[0] > now:
                 return hit[1]
-        value = compute()
+        value = self.run(compute)
         with self._lock:
             self._items[key] = (now + self.ttl_s, value)
             if len(self._items) > self.max_entries:
                 for old in sorted(self._items, key=lambda k: self._items[k][0])[:len(self._items) // 4]:
                     del self._items[old]
         return value
+
+
+def with_retries(compute: Callable[[], object], attempts: int = 3, pause_s: float = 0.1):
+    """A query that meets a busy store (the embedded engine refuses a query while the relay's writer
+    streams an insert on the shared connection) is asked again shortly; the last error propagates."""
+    for attempt in range(attempts):
+        try:
+            return compute()
+        except StorageError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s * (attempt + 1))
 
 
 def edge_from_selection(sel: dict) -> MapEdge:
@@ -59,8 +73,8 @@ class UIData:
     def __init__(self, store, ttl_s: float = 3.0, quantum_s: float = 2.0,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.store = store
-        self.cache = TTLCache(ttl_s)
-        self.policy_cache = TTLCache(max(ttl_s, 30.0))  # suggestions read every flow of the window
+        self.cache = TTLCache(ttl_s, run=with_retries)
+        self.policy_cache = TTLCache(max(ttl_s, 30.0), run=with_retries)  # suggestions read every flow of the window
         self.quantum_ns = int(quantum_s * NS)
         self.clock = clock
 

@@ -216,12 +216,19 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
             f"between {selection['source']} and {selection['target']}")
 
     app.clientside_callback(
-        """function(state, selection) {
+        """function(state, selection, tick) {
+            const ctx = window.dash_clientside.callback_context;
+            const live = ctx.triggered.some(t => t.prop_id === "%s.n_intervals");
             // a grid not created yet asks for its first rows anyway: nothing to purge
-            try { window.dash_ag_grid.getApi("%s").purgeInfiniteCache(); } catch (e) {}
+            try {
+                const api = window.dash_ag_grid.getApi("%s");
+                // live refresh only while the newest rows are in view: never pull rows from under a reader
+                if (!live || api.getFirstDisplayedRowIndex() === 0) { api.purgeInfiniteCache(); }
+            } catch (e) {}
             return Date.now();
-        }""" % ids.GRID,
+        }""" % (ids.TICK, ids.GRID),
         Output(ids.GRID_RESET, "data"), Input(ids.STATE, "data"), Input(ids.SELECTION, "data"),
+        Input(ids.TICK, "n_intervals"),
         prevent_initial_call=True)
 
     @app.callback(Output(ids.GRID, "getRowsResponse"), Output(ids.GRID_TOTAL, "children"),
