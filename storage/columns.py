@@ -86,6 +86,31 @@ def endpoint_workload(ep: flow_pb2.Endpoint, kind: str, names) -> str:
     return kind
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 127:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def stored_bytes(flow: flow_pb2.Flow, raw: bytes) -> bytes:
+    """The protobuf kept in `raw`: the flow's bytes without time and uuid, which have their own columns
+    (a random uuid twice would cost ~20 bytes per flow on disk); `rebuild` puts them back.
+    The encoder writes fields in number order, so time (field 1) leads; uuid (field 34) is found by
+    its exact tag + length + value. Anything unexpected is kept as it is."""
+    if raw[:1] == b"\x0a" and flow.HasField("time") and raw[1] < 128:
+        raw = raw[2 + raw[1]:]
+    if flow.uuid:
+        value = flow.uuid.encode()
+        field = b"\x92\x02" + _varint(len(value)) + value
+        at = raw.find(field)
+        if at >= 0:
+            raw = raw[:at] + raw[at + len(field):]
+    return raw
+
+
 def flows_to_columns(flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes] | None = None,
                      now_ns: int | None = None) -> dict[str, list]:
     """Columns for `flows`; `raws` are their serialized bytes when the caller has them already.
@@ -175,12 +200,13 @@ def flows_to_columns(flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes] | Non
         a["packets_rev"](c.packets_reverse)
         a["bytes_rev"](c.bytes_reverse)
         a["duration_ns"](c.duration_ns)
-        a["raw"](raws[i] if raws is not None else f.SerializeToString())
+        a["raw"](stored_bytes(f, raws[i] if raws is not None else f.SerializeToString()))
     return cols
 
 
 def rebuild(raw: bytes, time_ns: int, uuid: str) -> flow_pb2.Flow:
-    """The stored flow, exactly as written; time and uuid filled in only if the original lacked them."""
+    """The stored flow, exactly as written: `raw` lacks time and uuid (see stored_bytes), the columns
+    give them back; a flow written without them gets the insert time and the generated uuid."""
     flow = flow_pb2.Flow.FromString(raw)
     if not flow.HasField("time"):
         flow.time.seconds, flow.time.nanos = divmod(time_ns, 1_000_000_000)

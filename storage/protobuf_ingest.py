@@ -2,8 +2,9 @@
 
 Python work per flow is one SerializeToString and a few bytes: each row is an envelope message
 `StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5; }`
-whose fields 1 and 2 carry the SAME bytes (a message and a bytes field share the wire encoding), so
-ClickHouse fills the flow's columns from field 1 and keeps field 2 as the exact protobuf. Fields 3-5
+whose field 1 carries the flow's bytes (a message and a bytes field share the wire encoding, so no
+re-encoding), from which ClickHouse fills the columns, and field 2 the bytes kept in `raw`
+(columns.stored_bytes: the same without time and uuid). Fields 3-5
 carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set.
 
 Rows land in a Null table (`flows_ingest`) whose materialized view derives the flows columns with the
@@ -20,6 +21,7 @@ import pathlib
 import re
 
 from proto.flow import flow_pb2
+from storage import columns
 from storage.schema import Layout
 
 FLOW_PROTO = pathlib.Path(flow_pb2.__file__).with_name("flow.proto")
@@ -62,13 +64,14 @@ def _varint(n: int) -> bytes:
 
 def encode(flows, raws) -> bytes:
     """Length-delimited StoredFlow messages for `flows` (with `raws` their serialized bytes)."""
-    varint, l4s, l7s = _varint, _L4, _L7
+    varint, l4s, l7s, stored_bytes = _varint, _L4, _L7, columns.stored_bytes
     parts = []
     for f, raw in zip(flows, raws):
         n = varint(len(raw))
+        kept = stored_bytes(f, raw)
         reply = (1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2
         l7 = l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0
-        body = b"".join((b"\x0a", n, raw, b"\x12", n, raw, b"\x18", _VARINT[reply],
+        body = b"".join((b"\x0a", n, raw, b"\x12", varint(len(kept)), kept, b"\x18", _VARINT[reply],
                          b"\x20", _VARINT[l4s[f.l4.WhichOneof("protocol")]], b"\x28", _VARINT[l7]))
         parts.append(varint(len(body)))
         parts.append(body)
@@ -162,10 +165,9 @@ def statements(layout: Layout) -> list[str]:
     """Migration: the Null ingest table and its view into flows (embedded engine only)."""
     if not layout.features.protobuf_ingest:
         return []
-    from storage.columns import FLOW_COLUMNS
     select = _select()
     exprs = ", ".join(c.name if select[c.name] == c.name else f"CAST({select[c.name]} AS {c.type}) AS {c.name}"
-                      for c in FLOW_COLUMNS)
+                      for c in columns.FLOW_COLUMNS)
     return [f"CREATE TABLE IF NOT EXISTS {layout.database}.flows_ingest ({', '.join(INGEST_COLUMNS)}) "
             "ENGINE = Null",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "

@@ -1,0 +1,232 @@
+"""Storage benchmark (run by hand): ingest flows/s into the embedded engine and a clickhouse-server,
+side by side with a naive row-by-row INSERT; bytes per flow on disk; service-map and filtered-flow
+query latency over a large store.
+
+    .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--skip-server]
+
+The ingest runs use distinct generated flows (lab-like: 20 namespaces x 25 workloads, HTTP/DNS/L4,
+some drops). For the query part the store is grown to --total rows inside ClickHouse (INSERT ... SELECT
+of the generated flows with shifted times and new uuids; the aggregate views fire as for real inserts),
+because generating 10M protobuf flows in Python on a 2-core machine takes longer than the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from proto.flow import flow_pb2  # noqa: E402
+from storage import FlowWriter, open_store  # noqa: E402
+from storage.backend import quote  # noqa: E402
+from storage.columns import NAMES, flows_to_columns  # noqa: E402
+
+NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
+WORKLOADS = [f"svc-{i:02d}" for i in range(25)]
+HOUR = 3600 * 10**9
+
+
+def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Flow]:
+    rnd = random.Random(seed)
+    peers = {(ns, wl): [(rnd.choice(NAMESPACES), rnd.choice(WORKLOADS)) for _ in range(4)]
+             for ns in NAMESPACES for wl in WORKLOADS}
+    keys = list(peers)
+    flows = []
+    for i in range(n):
+        src = keys[rnd.randrange(len(keys))]
+        dst = peers[src][rnd.randrange(4)]
+        f = flow_pb2.Flow(uuid=str(uuid.uuid4()), node_name=f"node-{i % 3}", Type=flow_pb2.L3_L4)
+        f.time.FromNanoseconds(t0 + i * span_ns // n)
+        kind = rnd.random()
+        f.verdict = flow_pb2.DROPPED if kind < 0.02 else flow_pb2.FORWARDED
+        f.IP.source = f"10.244.{NAMESPACES.index(src[0])}.{WORKLOADS.index(src[1]) + 10}"
+        f.IP.destination = f"10.244.{NAMESPACES.index(dst[0])}.{WORKLOADS.index(dst[1]) + 10}"
+        f.IP.ipVersion = flow_pb2.IPv4
+        for ep, (ns, wl) in ((f.source, src), (f.destination, dst)):
+            ep.namespace, ep.pod_name = ns, f"{wl}-5d8f7-{rnd.randrange(3)}"
+            ep.identity = 256 + NAMESPACES.index(ns) * 25 + WORKLOADS.index(wl)
+            ep.labels.extend([f"k8s:app={wl}", f"k8s:io.kubernetes.pod.namespace={ns}"])
+            ep.workloads.add(name=wl, kind="Deployment")
+        reply = rnd.random() < 0.4
+        f.is_reply.value = reply
+        f.traffic_direction = flow_pb2.EGRESS
+        if kind < 0.1:
+            f.l4.UDP.source_port, f.l4.UDP.destination_port = 40000 + i % 20000, 53
+            f.Type = flow_pb2.L7
+            f.l7.type = flow_pb2.RESPONSE if reply else flow_pb2.REQUEST
+            f.l7.dns.query = f"{dst[1]}.{dst[0]}.svc.cluster.local."
+            f.l7.dns.rcode = 3 if kind < 0.03 else 0
+        else:
+            f.l4.TCP.source_port, f.l4.TCP.destination_port = 40000 + i % 20000, 8080
+            f.l4.TCP.flags.ACK = True
+            if kind < 0.5:
+                f.Type = flow_pb2.L7
+                f.l7.type = flow_pb2.RESPONSE if reply else flow_pb2.REQUEST
+                f.l7.http.method, f.l7.http.url = "GET", f"http://{dst[1]}:8080/api/items/{i % 100}"
+                if reply:
+                    f.l7.http.code = 500 if kind < 0.12 else 200
+                    f.l7.latency_ns = rnd.randrange(200_000, 50_000_000)
+        f.counters.packets_forward, f.counters.bytes_forward = 10, rnd.randrange(500, 50_000)
+        f.counters.packets_reverse, f.counters.bytes_reverse = 8, rnd.randrange(500, 200_000)
+        flows.append(f)
+    return flows
+
+
+def ingest(store, flows, tmp: pathlib.Path, label: str) -> float:
+    spool = tmp / f"spool-{label}"
+    start = time.perf_counter()
+    with FlowWriter(store, spool_dir=str(spool), batch_rows=100_000, max_pending_rows=1_000_000) as writer:
+        for i in range(0, len(flows), 10_000):
+            writer.write(flows[i:i + 10_000])
+    elapsed = time.perf_counter() - start
+    assert store.count() >= len(flows), f"{label}: not all flows stored"
+    return len(flows) / elapsed
+
+
+def python_columns(store, flows) -> float:
+    """The Python column path (what a server gets) into the embedded engine, for comparison."""
+    start = time.perf_counter()
+    for i in range(0, len(flows), 100_000):
+        store.insert_columns(flows_to_columns(flows[i:i + 100_000]))
+    return len(flows) / (time.perf_counter() - start)
+
+
+def row_by_row(store, flows) -> float:
+    """Naive: one INSERT ... VALUES per flow (what the storage guides warn against)."""
+    cols = flows_to_columns(flows)
+    start = time.perf_counter()
+    for i in range(len(flows)):
+        values = ", ".join(f"unhex('{cols[n][i].hex()}')" if n == "raw" else quote(cols[n][i]) for n in NAMES)
+        store.backend.execute(f"INSERT INTO {store.db}.flows ({', '.join(NAMES)}) SELECT {values}")
+    return len(flows) / (time.perf_counter() - start)
+
+
+def bytes_per_flow(store) -> tuple[float, float]:
+    store.backend.execute(f"OPTIMIZE TABLE {store.db}.flows FINAL")
+    rows = store.backend.rows(
+        "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND "
+        f"database = {quote(store.db)} GROUP BY table")
+    sizes = {t: (r, b) for t, r, b in rows}
+    flows_rows, flows_bytes = sizes["flows"]
+    aggregates = sum(b for t, (r, b) in sizes.items() if t != "flows")
+    return flows_bytes / flows_rows, aggregates / flows_rows
+
+
+def grow(store, total: int, span_ns: int) -> float:
+    """Copies the stored flows with shifted times and new uuids until `total` rows."""
+    have = store.count()
+    start = time.perf_counter()
+    copy = 1
+    select = ", ".join(f"time_ns + {{shift}}" if n == "time_ns" else
+                       "toString(generateUUIDv4())" if n == "uuid" else n for n in NAMES)
+    base = have
+    while have < total:
+        shift = copy * span_ns
+        store.backend.execute(
+            f"INSERT INTO {store.db}.flows ({', '.join(NAMES)}) SELECT {select.format(shift=shift)} "
+            f"FROM {store.db}.flows WHERE time_ns < (SELECT min(time_ns) FROM {store.db}.flows) + {span_ns} "
+            f"LIMIT {min(base, total - have)}")
+        have = store.count()
+        copy += 1
+        print(f"  grown to {have:,} rows", file=sys.stderr)
+    return time.perf_counter() - start
+
+
+def timed(fn, runs: int = 5) -> float:
+    fn()  # warm caches once, as a UI refreshing the same view would
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=200_000, help="generated flows per ingest run")
+    parser.add_argument("--total", type=int, default=10_000_000, help="rows for the query benchmark")
+    parser.add_argument("--skip-server", action="store_true")
+    args = parser.parse_args()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fs-bench-storage-"))
+    t0 = 1_790_000_000 * 10**9
+    span = 24 * HOUR * args.flows // args.total  # the generated flows cover their share of 24 h
+    print(f"generating {args.flows:,} flows ...", file=sys.stderr)
+    gen_start = time.perf_counter()
+    flows = make_flows(args.flows, t0, span)
+    print(f"  {args.flows / (time.perf_counter() - gen_start):,.0f} flows/s generated", file=sys.stderr)
+    rows: list[tuple[str, str]] = []
+    store = open_store(f"chdb://{tmp}/chdb?database=bench")
+    store.migrate()
+    rows.append(("ingest, embedded (FlowWriter, ClickHouse parses protobuf)",
+                 f"{ingest(store, flows, tmp, 'chdb'):,.0f} flows/s"))
+    cols_store = open_store(f"chdb://{tmp}/chdb?database=bench_columns")
+    cols_store.migrate()
+    rows.append(("ingest, embedded (Python columns -> Arrow)", f"{python_columns(cols_store, flows):,.0f} flows/s"))
+    naive = flows[:300]
+    rows.append(("ingest, embedded, naive row-by-row INSERT", f"{row_by_row(cols_store, naive):,.0f} flows/s"))
+    per_flow, aggregates = bytes_per_flow(store)
+    rows.append(("bytes/flow on disk, embedded (flows table; + aggregates)",
+                 f"{per_flow:.1f} (+ {aggregates:.1f})"))
+    if not args.skip_server:
+        from tests.fixtures.clickhouse import new_server
+        server = new_server(tmp / "server")
+        try:
+            sstore = open_store(f"{server.url}/bench")
+            sstore.migrate()
+            rows.append(("ingest, server 18.16 (FlowWriter, native columnar)",
+                         f"{ingest(sstore, flows, tmp, 'server'):,.0f} flows/s"))
+            rows.append(("ingest, server 18.16, naive row-by-row INSERT",
+                         f"{row_by_row(sstore, naive):,.0f} flows/s"))
+            s_per_flow, s_aggr = bytes_per_flow(sstore)
+            rows.append(("bytes/flow on disk, server 18.16 (flows; + aggregates)",
+                         f"{s_per_flow:.1f} (+ {s_aggr:.1f})"))
+        finally:
+            server.stop()
+    grow_s = grow(store, args.total, span)
+    total = store.count()
+    rows.append((f"grow embedded store to {total:,} rows (INSERT SELECT + views)",
+                 f"{grow_s:.0f} s"))
+    per_flow_big, aggr_big = bytes_per_flow(store)
+    rows.append((f"bytes/flow on disk at {total:,} rows (flows; + aggregates)",
+                 f"{per_flow_big:.1f} (+ {aggr_big:.1f})"))
+    end = t0 + 24 * HOUR
+    f = flow_pb2.FlowFilter
+    queries = [
+        ("service map, last 1 h of 24 h", lambda: store.service_map(end - HOUR, end)),
+        ("service map, whole 24 h", lambda: store.service_map(t0, end)),
+        ("service map, 1 h, 2 namespaces", lambda: store.service_map(end - HOUR, end, ["ns-03", "ns-07"])),
+        ("what changed, 1 h vs previous 1 h", lambda: store.service_map_changes(end - HOUR, end)),
+        ("query_flows last 100, pod ns-03/ + port 8080, 24 h",
+         lambda: store.query_flows([f(source_pod=["ns-03/"], destination_port=["8080"])], since=t0,
+                                   until=end, limit=100)),
+        ("query_flows last 100, HTTP 5xx, 24 h",
+         lambda: store.query_flows([f(http_status_code=["5+"])], since=t0, until=end)),
+        ("count, label app=svc-07 & DROPPED, 24 h",
+         lambda: store.count([f(source_label=["app=svc-07"], verdict=[flow_pb2.DROPPED])], since=t0, until=end)),
+        ("flows_page 50 rows, sorted by latency, 1 h", lambda: store.flows_page(
+            since=end - HOUR, until=end, sort="latency_ns")),
+        ("HTTP RED 24 h, 5 min step", lambda: store.http_red(t0, end, step_s=300)),
+        ("top talkers 24 h", lambda: store.top_talkers(t0, end)),
+    ]
+    for name, fn in queries:
+        rows.append((f"{name} (median of 5)", f"{timed(fn):.0f} ms"))
+    width = max(len(r[0]) for r in rows)
+    print(f"\nstorage benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, {args.flows:,} generated flows per ingest run")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
