@@ -46,7 +46,7 @@ class DatapathConfig:
     stream_ports: tuple[int, ...] = (9092,)  # capture every segment from the start
     ct_size: int = 131072
     pin_dir: str = DEFAULT_PIN_DIR
-    perf_pages: int = 256  # per CPU, power of two
+    perf_pages: int = 1024  # per CPU, power of two (4 MiB: rides out a starved reader for a while)
     close_grace_s: float = 2.0  # a closed TCP connection leaves the table after this idle time
     tcp_idle_s: float = 600.0
     other_idle_s: float = 60.0
