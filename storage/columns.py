@@ -86,13 +86,19 @@ def endpoint_workload(ep: flow_pb2.Endpoint, kind: str, names) -> str:
     return kind
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint (lengths and tags of hand-framed messages)."""
+    if n < 16384:
+        return _VARINTS[n]
     out = bytearray()
     while n > 127:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_VARINTS = [bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(1 << 14)]
 
 
 def stored_bytes(flow: flow_pb2.Flow, raw: bytes) -> bytes:
@@ -104,7 +110,7 @@ def stored_bytes(flow: flow_pb2.Flow, raw: bytes) -> bytes:
         raw = raw[2 + raw[1]:]
     if flow.uuid:
         value = flow.uuid.encode()
-        field = b"\x92\x02" + _varint(len(value)) + value
+        field = b"\x92\x02" + varint(len(value)) + value
         at = raw.find(field)
         if at >= 0:
             raw = raw[:at] + raw[at + len(field):]

@@ -30,7 +30,6 @@ _WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": 
                "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
 _L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
 _L7 = {None: 0, "dns": 1, "http": 2, "kafka": 3}
-_VARINT = [bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(1 << 14)]
 
 
 def schema_text() -> str:
@@ -51,28 +50,17 @@ def write_schema(directory: str) -> str:
     return f"{path}:{MESSAGE}"
 
 
-def _varint(n: int) -> bytes:
-    if n < 16384:
-        return _VARINT[n]
-    out = bytearray()
-    while n > 127:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def encode(flows, raws) -> bytes:
     """Length-delimited StoredFlow messages for `flows` (with `raws` their serialized bytes)."""
-    varint, l4s, l7s, stored_bytes = _varint, _L4, _L7, columns.stored_bytes
+    varint, l4s, l7s, stored_bytes = columns.varint, _L4, _L7, columns.stored_bytes
     parts = []
     for f, raw in zip(flows, raws):
         n = varint(len(raw))
         kept = stored_bytes(f, raw)
         reply = (1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2
         l7 = l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0
-        body = b"".join((b"\x0a", n, raw, b"\x12", varint(len(kept)), kept, b"\x18", _VARINT[reply],
-                         b"\x20", _VARINT[l4s[f.l4.WhichOneof("protocol")]], b"\x28", _VARINT[l7]))
+        body = b"".join((b"\x0a", n, raw, b"\x12", varint(len(kept)), kept, b"\x18", varint(reply),
+                         b"\x20", varint(l4s[f.l4.WhichOneof("protocol")]), b"\x28", varint(l7)))
         parts.append(varint(len(body)))
         parts.append(body)
     return b"".join(parts)
