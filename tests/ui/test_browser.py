@@ -233,3 +233,9 @@ def test_policy_page_renders_suggestions_with_evidence(browser, ui_url):
     rows = browser.find_elements(By.CSS_SELECTOR, "#policy-evidence tr")
     assert len(rows) >= 2 and "flows, first" in rows[1].text
     assert "no policy of this name is applied" in browser.find_element(By.ID, "policy-diff").text
+    browser.find_element(By.ID, "policy-download-button").click()
+    saved = pathlib.Path(browser.download_dir) / "data-database.yaml"
+    wait_until(saved.exists, message=f"the downloaded {saved.name}")
+    text = saved.read_text()
+    assert text == yaml_text + "\n" or text.strip() == yaml_text.strip()
+    assert "flowscope.io/evidence.ingress.0" in text
