@@ -83,9 +83,14 @@ def topology() -> dict:
 
 
 def iperf(client_ns: str, server_ip: str, seconds: int) -> float:
-    out = subprocess.run(ns_cmd(client_ns, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds), "-J"),
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    for _attempt in range(5):  # "server busy" right after the previous run: try again
+        out = subprocess.run(ns_cmd(client_ns, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds), "-J"),
+                             capture_output=True, text=True).stdout
+        result = json.loads(out)
+        if "error" not in result:
+            return result["end"]["sum_received"]["bits_per_second"] / 1e9
+        time.sleep(1)
+    raise RuntimeError(f"iperf3: {result['error']}")
 
 
 def latency(client_ns: str, server_ip: str, count: int = 5000) -> tuple[float, float]:
