@@ -13,7 +13,7 @@ from collector.identity import IdentityAllocator
 from enforcer.compile import CompileInput, CompileResult, compile_policies
 from enforcer.datapath.maps import PolicyMaps
 from enforcer.datapath.registry import AUDIT, ENFORCE, Registry
-from enforcer.datapath.state import SyncStats, sync
+from enforcer.datapath.state import SyncStats, load_state, read_state, save_state, sync, union
 from enforcer.policy.model import Policy
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def apply_policies(policies: list[Policy], pin_dir: str, endpoints: list[Endpoin
         if policy.key not in applied:
             applied.append(policy.key)
     registry.save()   # names first: a drop that the new maps cause must already find its policy
-    result, stats, running = sync_datapath(registry, pin_dir, endpoints, identity_state, host_ips, fqdn_ips)
+    result, stats, running = sync_datapath(registry, pin_dir, endpoints, identity_state, host_ips, fqdn_ips,
+                                           policies)
     return ApplyReport(applied, [], result, stats, running)
 
 
@@ -65,14 +66,19 @@ def _without(registry: Registry, keys: list[str]) -> Registry:
 
 
 def sync_datapath(registry: Registry, pin_dir: str, endpoints: list[Endpoint], identity_state: str | None,
-                  host_ips: tuple[str, ...] = (), fqdn_ips: dict[str, tuple[str, ...]] | None = None
-                  ) -> tuple[CompileResult, SyncStats, bool]:
-    inp = CompileInput(registry.parsed(), endpoints, registry.ids(), IdentityAllocator(identity_state),
+                  host_ips: tuple[str, ...] = (), fqdn_ips: dict[str, tuple[str, ...]] | None = None,
+                  parsed: list[Policy] = ()) -> tuple[CompileResult, SyncStats, bool]:
+    """Compile the registry's policies (`parsed`: those already parsed, not read again) and write the maps."""
+    inp = CompileInput(registry.parsed(parsed), endpoints, registry.ids(), IdentityAllocator(identity_state),
                        registry.audit_keys(), frozenset(registry.audit_namespaces), host_ips, dict(fqdn_ips or {}))
     result = compile_policies(inp)
     maps = PolicyMaps.open(pin_dir)
+    cache = registry.path.with_suffix(".maps.json")
     try:
-        stats = sync(maps, result.state)
+        have = load_state(cache, maps) or read_state(maps)
+        save_state(cache, maps, union(have, result.state))   # a crash mid-sync leaves no entry unknown
+        stats = sync(maps, result.state, have)
+        save_state(cache, maps, result.state)
         running = datapath_uses(maps)
     finally:
         maps.close()

@@ -11,6 +11,7 @@ import pathlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Iterable
 
 from enforcer.policy.loader import parse_text
 from enforcer.policy.model import Policy
@@ -25,6 +26,13 @@ AUDIT = "audit"
 def registry_path(pin_dir: str) -> pathlib.Path:
     base = os.environ.get(STATE_DIR_ENV, STATE_DIR)
     return pathlib.Path(base) / (pin_dir.strip("/").replace("/", "_") + ".json")
+
+
+def forget(pin_dir: str) -> None:
+    """Remove the files kept for a pin dir (its applied policies and map contents), e.g. with the pin dir."""
+    path = registry_path(pin_dir)
+    for f in (path, path.with_suffix(".maps.json")):
+        f.unlink(missing_ok=True)
 
 
 @dataclass
@@ -90,12 +98,17 @@ class Registry:
     def remove(self, key: str) -> bool:
         return self.policies.pop(key, None) is not None
 
-    def parsed(self) -> list[Policy]:
-        """The applied policies as model objects (re-read from their stored documents)."""
+    def parsed(self, known: Iterable[Policy] = ()) -> list[Policy]:
+        """The applied policies as model objects: `known` ones as given, the others re-read from their
+        stored documents."""
         import yaml
+        by_key: dict[str, list[Policy]] = {}
+        for policy in known:
+            if policy.key in self.policies:
+                by_key.setdefault(policy.key, []).append(policy)
         out: list[Policy] = []
-        for applied in self.policies.values():
-            out.extend(parse_text(yaml.safe_dump(applied.document), f"{self.path}:{applied.key}"))
+        for key, applied in self.policies.items():
+            out.extend(by_key.get(key) or parse_text(yaml.safe_dump(applied.document), f"{self.path}:{key}"))
         return out
 
     def ids(self) -> dict[str, int]:

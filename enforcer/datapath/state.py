@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import json
+import pathlib
 from dataclasses import dataclass, field
 
 from enforcer.datapath import ports
@@ -98,9 +100,10 @@ class SyncStats:
     deleted: int = 0
 
 
-def sync(maps: PolicyMaps, want: MapState) -> SyncStats:
-    """Make the maps hold exactly `want`, in an order that never enforces half a policy."""
-    have = read_state(maps)
+def sync(maps: PolicyMaps, want: MapState, have: MapState | None = None) -> SyncStats:
+    """Make the maps hold exactly `want`, in an order that never enforces half a policy. `have` is what
+    they hold (read from the maps when not given: listing an LPM trie is quadratic in its size)."""
+    have = read_state(maps) if have is None else have
     stats = SyncStats()
     for slot, identity in want.ipcache.items():
         if have.ipcache.get(slot) != identity:
@@ -123,3 +126,36 @@ def sync(maps: PolicyMaps, want: MapState) -> SyncStats:
     for slot in have.ipcache.keys() - want.ipcache.keys():
         stats.deleted += maps.ipcache.delete(_ip_key(slot))
     return stats
+
+
+def union(a: MapState, b: MapState) -> MapState:
+    return MapState({**a.endpoints, **b.endpoints}, {**a.ipcache, **b.ipcache}, {**a.rules, **b.rules})
+
+
+def map_ids(maps: PolicyMaps) -> list[int]:
+    from enforcer.datapath.bpf import map_info
+    return [map_info(m.fd).id for m in (maps.endpoints, maps.ipcache, maps.rules)]
+
+
+def save_state(path: pathlib.Path, maps: PolicyMaps, state: MapState) -> None:
+    """What the maps hold, remembered with the maps' kernel ids (a recreated map invalidates it)."""
+    data = {"map_ids": map_ids(maps),
+            "endpoints": [[k, *v] for k, v in state.endpoints.items()],
+            "ipcache": [[f, a.hex(), p, v] for (f, a, p), v in state.ipcache.items()],
+            "rules": [[*k, *v] for k, v in state.rules.items()]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def load_state(path: pathlib.Path, maps: PolicyMaps) -> MapState | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("map_ids") != map_ids(maps):
+        return None
+    return MapState({e[0]: tuple(e[1:]) for e in data["endpoints"]},
+                    {(f, bytes.fromhex(a), p): v for f, a, p, v in data["ipcache"]},
+                    {tuple(e[:6]): tuple(e[6:]) for e in data["rules"]})

@@ -80,7 +80,7 @@ BAD = [
     (GOOD.replace("kind: NetworkPolicy", "kind: Pod"), "kind", "expected one of NetworkPolicy", 2),
     (GOOD.replace("  ingress:", "  policyTypes: [Egress]\n  ingress:"), "spec.ingress", "policyTypes", 7),
     ("just a string", "", "expected a policy", 1),
-    ("a: [", "", "not valid YAML", 1),
+    ("a: b: c", "", "not valid YAML", 1),
     (GOOD + "---\n" + GOOD, "metadata.name", "already defined", 12),
     (CILIUM.replace("matchName: api.example.com", "matchName: 'bad name!'"),
      "spec.egress[0].toFQDNs[0].matchName", "not a valid DNS name", 7),
