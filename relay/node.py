@@ -106,7 +106,8 @@ class NodeClient:
             self._set_state(relay_pb2.NODE_GONE, "node removed")
 
     def _set_state(self, state: int, message: str) -> None:
-        if state == self.info.state and message == self.info.message:
+        if state == self.info.state:
+            self.info.message = message  # e.g. a new reason for still being unavailable: no new event
             return
         self.info.state, self.info.message = state, message
         if state == relay_pb2.NODE_CONNECTED:

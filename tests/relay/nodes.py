@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,6 +14,14 @@ import grpc
 from collector.observer import Observer, create_server
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def flowscope(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run the `flowscope` command as a user would."""
+    return subprocess.run([sys.executable, "-m", "flowscope", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def make_flow(t_ns: int, src: str, dst: str, namespace: str = "shop", port: int = 80,
@@ -84,3 +95,12 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read_until_cancelled(call, into: list) -> None:
+    """Collect a streaming call's responses (from a thread) until the test cancels it."""
+    try:
+        for response in call:
+            into.append(response)
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.CANCELLED

@@ -3,7 +3,6 @@ collectors with filters, --follow, -o json; the relay restarted still answers `-
 bad requests and bad certificates give one-line errors."""
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,15 +13,7 @@ import time
 import pytest
 
 from proto.flow import flow_pb2
-from tests.relay.nodes import make_flow, wait_for
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def flowscope(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowscope", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-
+from tests.relay.nodes import ROOT, flowscope, make_flow, wait_for
 
 class RelayProcess:
     """`flowscope relay` in a subprocess; .port is the Observer API port it bound."""

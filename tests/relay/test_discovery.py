@@ -1,5 +1,8 @@
 """Finding the collectors: --peer values, the lab's state file, and a peer.Peer Notify stream."""
 
+import threading
+import time
+
 import grpc
 import pytest
 
@@ -9,7 +12,7 @@ from proto.peer import peer_pb2, peer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer, PeerWatcher, parse_peer, peers_from_lab
 from relay.discovery import PeerSpecError
-from tests.relay.nodes import make_flow, stub, wait_for
+from tests.relay.nodes import make_flow, read_until_cancelled, stub, wait_for
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -63,6 +66,10 @@ def test_relay_discovers_nodes_from_another_relays_peer_service(node_factory, re
         assert (added.name, added.type) == ("node-b", peer_pb2.PEER_ADDED)
         wait_for(lambda: downstream.relay.status().seen_flows == 2, what="flows of both nodes")
 
+        events: list[observer_pb2.GetFlowsResponse] = []
+        follow = stub(downstream.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
+        threading.Thread(target=read_until_cancelled, args=(follow, events), daemon=True).start()
+        time.sleep(0.3)
         upstream.relay.remove_peer("node-a")
         removed = next(notify)
         notify.cancel()
@@ -70,5 +77,9 @@ def test_relay_discovers_nodes_from_another_relays_peer_service(node_factory, re
         wait_for(lambda: [n.name for n in downstream.relay.nodes()] == ["node-b"], what="node-a removed")
         nodes = stub(downstream.address).GetNodes(observer_pb2.GetNodesRequest()).nodes
         assert [(n.name, n.state) for n in nodes] == [("node-b", relay_pb2.NODE_CONNECTED)]
+        wait_for(lambda: any(e.HasField("node_status") for e in events), what="the node-gone event")
+        follow.cancel()
+        gone = [e.node_status for e in events if e.HasField("node_status")]
+        assert [(g.state_change, list(g.node_names)) for g in gone] == [(relay_pb2.NODE_GONE, ["node-a"])]
     finally:
         watcher.stop()

@@ -11,19 +11,11 @@ from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
 from relay import Peer
-from tests.relay.nodes import make_flow, stub, wait_for
+from tests.relay.nodes import make_flow, read_until_cancelled, stub, wait_for
 
 
 def flow_times(responses) -> list[int]:
     return [r.flow.time.ToNanoseconds() for r in responses if r.HasField("flow")]
-
-
-def read_until_cancelled(call, into: list) -> None:
-    try:
-        for response in call:
-            into.append(response)
-    except grpc.RpcError as err:
-        assert err.code() == grpc.StatusCode.CANCELLED
 
 
 def two_nodes(node_factory, relay_factory, **relay_options):

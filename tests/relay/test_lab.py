@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -15,8 +16,7 @@ from proto.observer import observer_pb2
 from relay import Peer
 from tests.collector.datapath.helpers import curl, wait_listening
 from tests.fixtures.datapath import unique_pin_dir
-from tests.relay.nodes import stub, wait_for
-from tests.relay.test_cli import ROOT, flowscope
+from tests.relay.nodes import ROOT, flowscope, stub, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -97,8 +97,11 @@ def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, 
 
         def stored() -> list[dict]:
             url = f"http://127.0.0.1:{http_api}/api/v1/flows?since=1h&limit=1000&format=hubble"
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                return [f for f in json.load(answer) if str(port) in json.dumps(f)]
+            try:
+                with urllib.request.urlopen(url, timeout=10) as answer:
+                    return [f for f in json.load(answer) if str(port) in json.dumps(f)]
+            except urllib.error.HTTPError as err:
+                raise AssertionError(f"{url}: HTTP {err.code} {err.read()!r}") from None
 
         wait_for(lambda: len(stored()) >= 2, timeout=20, what="the connection in storage (HTTP API)")
         with urllib.request.urlopen(ui, timeout=30) as page:
