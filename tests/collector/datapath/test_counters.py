@@ -55,3 +55,17 @@ def test_aggregation_none_gives_one_flow_per_packet(lab_factory, collector_facto
     last = flows[-1].counters
     assert last.packets_forward + last.packets_reverse == len(packets)
     assert all(f.Type == flow_pb2.L3_L4 for f in flows)
+
+
+def test_long_lived_connection_gets_periodic_updates(lab_factory, collector_factory):
+    lab = lab_factory(TOPOLOGY)
+    run = collector_factory(lab, aggregation="medium", update_interval_s=0.5)
+    server = lab.pod("server")
+    wait_listening(lab, "server", 5353, udp=True)
+    lab.exec("client", ["python3", "-c", "import socket,sys,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+                        "s.settimeout(5); s.bind(('', 41000))\nfor _ in range(25):\n s.sendto(b'x', (sys.argv[1], 5353));"
+                        " s.recvfrom(10); time.sleep(0.1)", server.ipv4], check=True)
+    flows = run.wait_for(lambda f: f.l4.UDP.source_port == 41000 and f.interface.name == server.device, count=4)
+    assert 4 <= len(flows) <= 10, "start + updates about every 0.5 s over 2.5 s, not one per packet (25)"
+    forward = [f.counters.packets_forward for f in flows]
+    assert forward == sorted(forward) and forward[-1] >= 15
