@@ -9,6 +9,7 @@ import pathlib
 import time
 import urllib.parse
 import uuid
+from typing import Callable
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -95,7 +96,7 @@ def rendered_position(driver, element_id: str) -> tuple[float, float]:
         element_id))
 
 
-def click_element(driver, element_id: str, selected_text: str) -> None:
+def click_element(driver, element_id: str, done: Callable[[], bool]) -> None:
     """A real mouse click on a node or edge of the canvas, at its rendered position once the map has
     settled; clicked again (as a user would) if a refresh swallowed the click."""
     def settled():
@@ -110,8 +111,7 @@ def click_element(driver, element_id: str, selected_text: str) -> None:
         ActionChains(driver).move_to_element_with_offset(canvas, int(x - size["width"] / 2),
                                                          int(y - size["height"] / 2)).click().perform()
         try:
-            wait_until(lambda: selected_text in driver.find_element(By.ID, "selection-text").text, timeout=3,
-                       message="the selection")
+            wait_until(done, timeout=5, message="the click's effect")
             return
         except AssertionError:
             continue
@@ -157,7 +157,8 @@ def test_clicking_an_edge_filters_the_table_to_its_flows(browser, ui_url, lab_st
     open_map(browser, ui_url + "/", min_edges=6)
     wait_until(lambda: total_flows(browser), message="the unfiltered flow count")
     edge_id = "edge:shop/frontend|shop/backend|8080|TCP|FORWARDED"
-    click_element(browser, edge_id, "edge shop/frontend -> shop/backend TCP/8080 FORWARDED")
+    click_element(browser, edge_id, lambda: "edge shop/frontend -> shop/backend TCP/8080 FORWARDED" in
+                  browser.find_element(By.ID, "selection-text").text)
     edge = MapEdge("shop/frontend", "shop/backend", 8080, "TCP", "FORWARDED", 0, 0, 0, 0, 0.0, None, None, None)
     expected = lab_store.flows_page(edge=edge).total
     assert expected == ROUNDS * 4 * 4  # 4 calls a round, SYN + SYN-ACK + request + response each
@@ -239,3 +240,30 @@ def test_policy_page_renders_suggestions_with_evidence(browser, ui_url):
     text = saved.read_text()
     assert text == yaml_text + "\n" or text.strip() == yaml_text.strip()
     assert "flowscope.io/evidence.ingress.0" in text
+
+
+@pytest.fixture(scope="module")
+def big_ui_url(chdb_dir):
+    """500 workloads in 25 namespaces, 5,000 client -> server pairs."""
+    from storage import FlowWriter, open_store
+    from tests.ui.flowgen import synthetic_flows
+    from ui.app import start
+    store = open_store(f"chdb://{chdb_dir}?database=uibig_{uuid.uuid4().hex[:10]}")
+    store.migrate()
+    writer = FlowWriter(store)
+    for batch in synthetic_flows(time.time_ns() - 200 * NS, 20_000, span_s=180):
+        writer.write(batch)
+    writer.close()
+    server = start(store, "127.0.0.1:0", refresh_s=60.0, with_policy=False)
+    yield server.url
+    server.stop()
+    store.drop_database()
+
+
+def test_a_500_workload_map_starts_collapsed_and_expands_on_click(browser, big_ui_url):
+    els = open_map(browser, big_ui_url + "/", min_edges=100)
+    assert len(els["nodes"]) == 25 and all(n.startswith("ns:ns-") for n in els["nodes"])
+    assert "500 workloads" in browser.find_element(By.ID, "map-summary").text
+    click_element(browser, "ns:ns-07",
+                  lambda: sum(n.startswith("ns-07/") for n in map_elements(browser)["nodes"]) == 20)
+    assert browser.execute_script(f"return {CY}.getElementById('ns-07/wl-007').parent().id()") == "ns:ns-07"
