@@ -2,9 +2,10 @@
 memory for GetFlows, and hands each flow exactly once to storage.
 
 Threads: one per node (relay.node), one merging (node batches -> time-ordered heap -> ring, live
-subscribers and the storage queue) and one writing storage, so a slow ClickHouse insert never stalls
-the live streams; the queues between them are bounded, so a slow stage slows the collectors' streams
-(gRPC flow control) instead of growing memory.
+subscribers and the storage queue) and one handing flows to the storage writer, so one slow insert
+does not stall the live streams. The queues between them are bounded: storage that stays slower than
+the flow rate slows the collectors' streams (gRPC flow control) instead of growing memory; what a
+collector then cannot keep, it reports as a LostEvent.
 """
 
 from __future__ import annotations

@@ -12,8 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import grpc
@@ -60,10 +59,8 @@ class NodeInfo:
     num_flows: int = 0
     max_flows: int = 0
     seen_flows: int = 0
-    connected_at: float = 0.0
     forwarded: int = 0
     duplicates: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class NodeClient:
@@ -110,8 +107,6 @@ class NodeClient:
             self.info.message = message  # e.g. a new reason for still being unavailable: no new event
             return
         self.info.state, self.info.message = state, message
-        if state == relay_pb2.NODE_CONNECTED:
-            self.info.connected_at = time.time()
         log.info("node %s (%s): %s%s", self.name, self.peer.address,
                  relay_pb2.NodeState.Name(state), f": {message}" if message else "")
         self._on_state(self, state, message)
