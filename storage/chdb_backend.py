@@ -20,7 +20,8 @@ from storage.backend import Column
 from storage.errors import StorageError
 
 _lock = threading.Lock()
-_sessions: dict[str, object] = {}  # directory -> chdb Session (one per process)
+_sessions: dict[str, object] = {}  # directory -> chdb Session for queries (one per process)
+_inserters: dict[str, tuple[object, threading.Lock]] = {}  # directory -> (Session, lock) for inserts
 
 _ARROW = {
     "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
@@ -33,6 +34,16 @@ def arrow_type(column: Column) -> pa.DataType:
     if column.name == "raw":
         return pa.binary()
     return _ARROW[column.type]
+
+
+def _insert_session(path: str) -> tuple[object, threading.Lock]:
+    """A second connection to the same embedded server for inserts: while a streaming insert runs, chdb
+    refuses queries on that connection (they fail at once), so queries keep their own."""
+    from chdb import session as chdb_session
+    with _lock:
+        if path not in _inserters:
+            _inserters[path] = (chdb_session.Session(path), threading.Lock())
+        return _inserters[path]
 
 
 def _session(path: str):
@@ -87,26 +98,25 @@ class ChdbBackend:
         sink = io.BytesIO()
         with pa.ipc.new_stream(sink, batch.schema) as stream:
             stream.write_table(batch)
-        names = ", ".join(c.name for c in columns)
+        self._stream_insert(f"INSERT INTO {table} ({', '.join(c.name for c in columns)})", "ArrowStream",
+                            sink.getvalue())
+        return batch.num_rows
+
+    def _stream_insert(self, statement: str, fmt: str, data: bytes) -> None:
+        session, lock = _insert_session(self.path)
         try:
-            inserter = self._session.send_insert(f"INSERT INTO {table} ({names})", "ArrowStream")
-            inserter.append(sink.getvalue())
-            inserter.finish()
-            return batch.num_rows
+            with lock:
+                inserter = session.send_insert(statement, fmt)
+                inserter.append(data)
+                inserter.finish()
         except Exception as err:
-            raise StorageError(f"{self.description}: insert into {table} failed: "
+            raise StorageError(f"{self.description}: {statement.split(' SETTINGS')[0]} failed: "
                                f"{str(err).strip().splitlines()[0]}") from None
 
     def insert_protobuf(self, table: str, data: bytes, format_schema: str) -> None:
         """Inserts length-delimited protobuf messages; ClickHouse maps their fields to the columns."""
-        try:
-            inserter = self._session.send_insert(
-                f"INSERT INTO {table} SETTINGS format_schema = '{format_schema}'", "Protobuf")
-            inserter.append(data)
-            inserter.finish()
-        except Exception as err:
-            raise StorageError(f"{self.description}: insert into {table} failed: "
-                               f"{str(err).strip().splitlines()[0]}") from None
+        self._stream_insert(f"INSERT INTO {table} SETTINGS format_schema = '{format_schema}'", "Protobuf",
+                            data)
 
     def close(self) -> None:
         # The Session lives as long as the process: chdb cannot reopen another directory anyway,
