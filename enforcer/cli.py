@@ -126,14 +126,21 @@ def _lab_endpoints(path: str | None):
         raise UserError(f"lab state {path or '(default dir)'}: {err}") from err
 
 
-def _fqdn_ips(path: str | None) -> dict[str, tuple[str, ...]]:
-    """Names -> addresses for toFQDNs: the lab's outside hosts and their DNS names."""
+def _fqdn_ips(path: str | None, pin_dir: str) -> dict[str, tuple[str, ...]]:
+    """Addresses for toFQDNs: those DNS answers gave (learned by the collector), and the lab's outside
+    hosts with their DNS names."""
+    from enforcer.runtime import load_fqdn_ips
+    ips = load_fqdn_ips(pin_dir)
     try:
         from lab import world_hosts_from_state
         hosts = world_hosts_from_state(path)
-    except Exception:
-        return {}
-    return {ip: tuple(h.dns_names) for h in hosts for ip in h.ips if ip}
+    except Exception:   # no lab: only the learned answers
+        return ips
+    for h in hosts:
+        for ip in h.ips:
+            if ip:
+                ips[ip] = tuple(dict.fromkeys((*ips.get(ip, ()), *h.dns_names)))
+    return ips
 
 
 def _apply(args) -> int:
@@ -141,7 +148,7 @@ def _apply(args) -> int:
     from enforcer.policy import load_policies
     policies = load_policies(args.files)
     report = apply_policies(policies, args.pin_dir, _lab_endpoints(args.lab_state), args.audit,
-                            args.identity_state, local_addresses(), _fqdn_ips(args.lab_state))
+                            args.identity_state, local_addresses(), _fqdn_ips(args.lab_state, args.pin_dir))
     _print_report(report, "applied", report.applied, args)
     return 0
 
@@ -153,7 +160,7 @@ def _remove(args) -> int:
     files = [n for n in args.names if os.path.exists(n)]
     names += [p.key for p in load_policies(files)] if files else []
     report = remove_policies(names, args.pin_dir, _lab_endpoints(args.lab_state), args.identity_state,
-                             local_addresses(), _fqdn_ips(args.lab_state))
+                             local_addresses(), _fqdn_ips(args.lab_state, args.pin_dir))
     if not report.removed:
         raise UserError(f"no applied policy named {', '.join(args.names)} (see `flowscope policy list`)")
     _print_report(report, "removed", report.removed, args)

@@ -31,7 +31,7 @@ def registry_path(pin_dir: str) -> pathlib.Path:
 def forget(pin_dir: str) -> None:
     """Remove the files kept for a pin dir (its applied policies and map contents), e.g. with the pin dir."""
     path = registry_path(pin_dir)
-    for f in (path, path.with_suffix(".maps.json")):
+    for f in (path, path.with_suffix(".maps.json"), path.with_suffix(".fqdn.json")):
         f.unlink(missing_ok=True)
 
 
