@@ -88,3 +88,33 @@ def test_ttl_cache_answers_repeats_until_expiry():
     assert cache.get("k", compute) == 1 and cache.get("k", compute) == 1
     now[0] = 3.5
     assert cache.get("k", compute) == 2 and len(calls) == 2
+
+
+def test_cli_serves_a_migrated_store_and_refuses_an_empty_one(tmp_path):
+    import socket
+    import time
+    url = f"chdb://{tmp_path}/db?database=flowscope"
+    empty = subprocess.run([sys.executable, "-m", "flowscope.cli", "ui", "--storage", url], capture_output=True,
+                           text=True, timeout=120)
+    assert empty.returncode == 1 and "flowscope storage migrate" in empty.stderr, empty.stderr
+    subprocess.run([sys.executable, "-m", "flowscope.cli", "storage", "--storage", url, "migrate"], check=True,
+                   capture_output=True, timeout=120)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "flowscope.cli", "ui", "--storage", url, "--address",
+                           f"127.0.0.1:{port}", "--auth-token", TOKEN], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and ui.poll() is None:
+            try:
+                status = get(f"http://127.0.0.1:{port}/_dash-layout", {"Authorization": f"Bearer {TOKEN}"})[0]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, ui.stderr.read() if ui.poll() is not None else "no answer"
+        assert get(f"http://127.0.0.1:{port}/_dash-layout")[0] == 401
+    finally:
+        ui.terminate()
+        ui.wait(20)
