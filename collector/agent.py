@@ -116,7 +116,8 @@ class Collector:
         self._start_metrics()
         self.datapath.start()
         if self.config.unix_socket:
-            os.makedirs(os.path.dirname(self.config.unix_socket), exist_ok=True)
+            path = self.config.unix_socket.removeprefix("unix://").removeprefix("unix:")
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.server, self.grpc_port = create_server(self.observer, _grpc_address(self.config.listen_address),
                                                     unix_socket=self.config.unix_socket)
         log.info("collector %s: %d pod devices attached, Observer API on %s%s", self.config.node_name,
