@@ -13,7 +13,7 @@ Open and migrate:
 Write (one writer per store per process):
     FlowWriter(store, *, batch_rows=50_000, batch_bytes=32 MiB, flush_interval=1.0, spool_dir=None,
                spool_max_bytes=1 GiB, max_pending_rows=500_000, retry_initial=0.2, retry_max=10.0,
-               reject_after=5, dedup_window=1<<20)
+               reject_after=5, dedup_window=200_000)
         .write(flows: Iterable[flow_pb2.Flow]) -> int    flows taken (duplicate uuids dropped); blocks
                                                          when too much is pending; SpoolFullError
         .flush(timeout=None) -> None                     all taken flows stored or spooled on disk

@@ -54,7 +54,7 @@ class FlowWriter:
                  flush_interval: float = 1.0, spool_dir: str | None = None,
                  spool_max_bytes: int = 1 << 30, max_pending_rows: int = 500_000,
                  retry_initial: float = 0.2, retry_max: float = 10.0, reject_after: int = 5,
-                 dedup_window: int = 1 << 20) -> None:
+                 dedup_window: int = 200_000) -> None:
         self.store = store
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
         self.flush_interval = flush_interval
@@ -205,10 +205,10 @@ class FlowWriter:
             if stop:
                 self._replay()  # one last attempt; what stays is on disk
                 return
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                self._replay()  # older flows first, also while new batches keep coming
             if batch is not None:
                 self._store_batch(batch)
-            else:
-                self._replay()
 
     def _store_batch(self, batch: list[flow_pb2.Flow]) -> None:
         """Outside the lock: insert, or spool; the batch leaves the queue only when one succeeded."""
