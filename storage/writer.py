@@ -40,6 +40,7 @@ class WriterStats:
     retries: int  # failed insert attempts
     rejected_batches: int  # batches the store refused repeatedly, kept in <spool>/rejected/
     last_error: str
+    last_insert_seconds: float = 0.0  # duration of the latest successful insert (write latency)
 
 
 def default_spool_dir(store: FlowStore) -> str:
@@ -74,6 +75,7 @@ class FlowWriter:
         self._accepted = self._duplicates = self._written = self._batches = 0
         self._retries = self._rejected = self._head_failures = 0
         self._retry_at = 0.0
+        self._last_insert_seconds = 0.0
         self._backoff = retry_initial
         self._last_error = ""
         self._spool_error: SpoolFullError | None = None
@@ -160,7 +162,7 @@ class FlowWriter:
         with self._cond:
             return WriterStats(self._accepted, self._duplicates, self._written, self._batches,
                                self._pending(), len(self.spool), self.spool.bytes, self._retries,
-                               self._rejected, self._last_error)
+                               self._rejected, self._last_error, self._last_insert_seconds)
 
     def __enter__(self) -> "FlowWriter":
         return self
@@ -237,6 +239,7 @@ class FlowWriter:
             self._cond.notify_all()
 
     def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool) -> bool:
+        started = time.monotonic()
         try:
             if check_existing:
                 flows, raws = self._not_stored(flows, raws)
@@ -255,6 +258,7 @@ class FlowWriter:
         with self._cond:
             self._written += len(flows)
             self._batches += 1
+            self._last_insert_seconds = time.monotonic() - started
             self._backoff = self.retry_initial
             self._head_failures = 0
             self._spool_error = None
