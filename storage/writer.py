@@ -239,7 +239,7 @@ class FlowWriter:
             self._cond.notify_all()
 
     def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool) -> bool:
-        started = time.monotonic()
+        started, total = time.monotonic(), len(flows)
         try:
             if check_existing:
                 flows, raws = self._not_stored(flows, raws)
@@ -256,7 +256,7 @@ class FlowWriter:
             log.warning("storage writer: insert of %d flows failed: %s", len(flows), err)
             return False
         with self._cond:
-            self._written += len(flows)
+            self._written += total  # flows found already stored count: they are stored
             self._batches += 1
             self._last_insert_seconds = time.monotonic() - started
             self._backoff = self.retry_initial
