@@ -9,12 +9,17 @@ from proto.flow import flow_pb2
 UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); "
             "exec('while True:\\n d, a = s.recvfrom(2048)\\n s.sendto(d, a)')")
 
+TCP_SINK = ("import socket, threading; s = socket.socket(); s.bind(('0.0.0.0', 9999)); s.listen(64); "
+            "exec('def drain(c):\\n while c.recv(65536): pass\\n c.close()\\nwhile True:\\n c, a = s.accept()\\n "
+            "threading.Thread(target=drain, args=(c,)).start()')")
+
 TOPOLOGY = {
     "namespaces": {"shop": {"labels": {"team": "shop"}}, "data": {}},
     "pods": [
         {"name": "client", "namespace": "shop", "kind": "Deployment", "labels": {"app": "client"}},
         {"name": "server", "namespace": "data", "kind": "Deployment", "labels": {"app": "server", "tier": "db"},
-         "commands": ["exec $FLOWSCOPE_PYTHON -m http.server 8080 --directory /usr/bin", f'exec $FLOWSCOPE_PYTHON -c "{UDP_ECHO}"']},
+         "commands": ["exec $FLOWSCOPE_PYTHON -m http.server 8080 --directory /usr/bin", f'exec $FLOWSCOPE_PYTHON -c "{UDP_ECHO}"',
+                      f'exec $FLOWSCOPE_PYTHON -c "{TCP_SINK}"']},
     ],
 }
 
