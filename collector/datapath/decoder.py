@@ -70,7 +70,6 @@ class Decoder:
         self.names = names
         self.policies = policies
         self.interfaces: dict[int, str] = {}
-        self.errors = 0
         self._addrs: dict[bytes, str] = {}
         self._templates: dict[tuple, flow_pb2.Flow] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
