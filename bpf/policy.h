@@ -179,6 +179,12 @@ static __always_inline void policy_check(__u32 ep_ifindex, __u8 direction, __u8 
     peer = policy_peer_identity(family, peer_addr);
     out->remote_identity = peer;
 
+    /* IPv6 neighbour discovery and router solicitation (ICMPv6 to link-local or multicast peers) never
+     * leave the link and keep it working: like Cilium, policy does not apply to them. */
+    if ((family == 10 || family == POLICY_FAMILY_V6) && l4proto == 58 /* IPPROTO_ICMPV6 */ &&
+        (peer_addr[0] == 0xff || (peer_addr[0] == 0xfe && (peer_addr[1] & 0xc0) == 0x80)))
+        return;
+
     ep = bpf_map_lookup_elem(POLICY_MAP(POLICY_ENDPOINTS_FD), &ep_ifindex);
     if (!ep)
         return;

@@ -11,6 +11,7 @@ Used by `policy check` (replaying stored flows) and by the L7 audit of observed 
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -143,12 +144,23 @@ def is_connection_request(flow: flow_pb2.Flow) -> bool:
     return not (flow.HasField("is_reply") and flow.is_reply.value)
 
 
+def _link_local_icmpv6(protocol: str, destination: str) -> bool:
+    """Neighbour discovery and router solicitation: exempt from policy, as in the kernel (bpf/policy.h)."""
+    if protocol != "ICMPV6":
+        return False
+    try:
+        ip = ipaddress.ip_address(destination)
+    except ValueError:
+        return False
+    return ip.is_link_local or ip.is_multicast
+
+
 def evaluate_flow(flow: flow_pb2.Flow, policies: list[Policy]) -> FlowVerdict | None:
     """The verdict policies give the connection of `flow`, or None for a reply or a non-IP flow."""
     if not is_connection_request(flow):
         return None
     protocol, port = flow_l4(flow)
-    if not protocol:
+    if not protocol or _link_local_icmpv6(protocol, flow.IP.destination):
         return None
     src, dst = flow_peers(flow)
     l7 = flow_l7(flow)

@@ -47,6 +47,9 @@ def kernel():
     (5, DIR_INGRESS, "fd00:10:244::5", TCP, 8080, ALLOW, 11, FRONTEND),    # IPv6 ipcache
     (5, DIR_EGRESS, "192.0.2.1", TCP, 80, ALLOW, 0, 2),                    # direction not enforced
     (7, DIR_INGRESS, "192.0.2.1", TCP, 80, ALLOW, 0, 2),                   # endpoint not selected
+    (5, DIR_INGRESS, "fe80::1", 58, 0, ALLOW, 0, 2),                       # neighbour discovery
+    (5, DIR_INGRESS, "ff02::2", 58, 0, ALLOW, 0, 2),                       # router solicitation
+    (5, DIR_INGRESS, "fe80::1", TCP, 80, DENY, 99, 2),                     # only ICMPv6 is exempt
 ])
 def test_verdicts(kernel, ifindex, direction, peer, proto, port, action, policy_id, identity):
     _, probe, _ = kernel
