@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _history_args(p, "1h")
     p.add_argument("--namespace", "-n", action="append", default=[], help="only workloads of this namespace")
     p.add_argument("--format", choices=("k8s", "cilium"), default="k8s")
-    p.add_argument("--l7", action="store_true", help="HTTP rules with generalised paths (cilium format)")
+    p.add_argument("--l7", action="store_true", help="HTTP rules with generalised paths (cilium format; "
+                   "audited by `policy check`, not enforced: that needs a proxy)")
     p.add_argument("-o", "--output-dir", help="write one file per workload here (default: stdout)")
     p.add_argument("--lab-state", help="lab state file: its pods check that selectors select exactly")
 
@@ -35,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("remove", help="take policies out of the datapath")
     p.add_argument("names", nargs="+", help="policy names (name, namespace/name), files, or `all`")
+    _datapath_args(p)
+
+    p = sub.add_parser("mode", help="enforce or audit the pods of a namespace (audit: forward, report AUDIT)")
+    p.add_argument("namespace")
+    p.add_argument("mode", choices=("enforce", "audit"))
     _datapath_args(p)
 
     p = sub.add_parser("list", help="the policies applied to the datapath")
@@ -56,8 +62,8 @@ def _datapath_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"suggest": _suggest, "check": _check, "apply": _apply, "remove": _remove, "list": _list}[
-        args.policy_command](args)
+    return {"suggest": _suggest, "check": _check, "apply": _apply, "remove": _remove, "mode": _mode,
+            "list": _list}[args.policy_command](args)
 
 
 def _window(args) -> tuple[int, int]:
@@ -167,6 +173,22 @@ def _remove(args) -> int:
     return 0
 
 
+def _mode(args) -> int:
+    from enforcer.apply import local_addresses, sync_datapath
+    from enforcer.datapath.registry import Registry
+    registry = Registry.load(args.pin_dir)
+    audit = set(registry.audit_namespaces)
+    audit = audit | {args.namespace} if args.mode == "audit" else audit - {args.namespace}
+    registry.audit_namespaces = sorted(audit)
+    registry.save()
+    result, _stats, _running = sync_datapath(registry, args.pin_dir, _lab_endpoints(args.lab_state),
+                                             args.identity_state, local_addresses(),
+                                             _fqdn_ips(args.lab_state, args.pin_dir))
+    pods = sum(1 for key in result.selected if key.split("/", 1)[0] == args.namespace)
+    print(f"namespace {args.namespace}: {args.mode} ({pods} pods under policy)")
+    return 0
+
+
 def _print_report(report, verb: str, keys: list[str], args) -> None:
     state = report.result.state
     print(f"{verb} {len(keys)} policies ({', '.join(keys)}): {len(state.endpoints)} endpoints enforced, "
@@ -184,4 +206,6 @@ def _list(args) -> int:
         print(f"no policies applied to {args.pin_dir}")
     for p in registry.policies.values():
         print(f"{p.id:>10}  {p.mode:<7}  {p.kind} {p.namespace}/{p.name} (revision {p.revision})")
+    for namespace in registry.audit_namespaces:
+        print(f"namespace {namespace}: audit")
     return 0

@@ -144,8 +144,16 @@ def test_audit_mode_forwards_and_reports_audit(shop, policy_cli):
     assert not run.snapshot(policy_drop(database.ipv4, 6379))
     out = policy_cli("list", pin_dir=run.pin_dir, lab=lab).stdout
     assert "audit    CiliumNetworkPolicy data/database-ingress" in out
+    policy_cli("apply", str(files / "database.yaml"), pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    assert not reach(lab, "frontend", database.ipv4, 6379), "re-applied in enforce mode"
+    out = policy_cli("mode", "data", "audit", pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    assert "namespace data: audit (1 pods under policy)" in out.stdout
+    assert reach(lab, "frontend", database.ipv4, 6379), "the namespace is in audit mode"
+    policy_cli("mode", "data", "enforce", pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    assert not reach(lab, "frontend", database.ipv4, 6379)
     policy_cli("remove", "database-ingress", pin_dir=run.pin_dir, lab=lab)
     assert "no policies applied" in policy_cli("list", pin_dir=run.pin_dir, lab=lab).stdout
+    assert reach(lab, "frontend", database.ipv4, 6379), "removed: unrestricted again"
 
 
 @pytest.mark.root
