@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
                         help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
+    parser.add_argument("--metrics-address", default="",
+                        help="Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
     parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
     add_tls_arguments(parser)
 
@@ -106,20 +108,37 @@ def start_http_api(store, address: str | None):
     return create_http_api(store, listen_address(address))[0]
 
 
+def start_metrics(relay: Relay, writer, address: str):
+    """The relay's health metrics (collector.metrics.HealthMetrics) on `address`; None if not asked."""
+    if not address:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from collector.metrics import HealthMetrics, serve
+    registry = CollectorRegistry()
+    health = HealthMetrics(registry)
+    health.watch_status(relay.status)
+    if writer is not None:
+        health.watch_spool_bytes(lambda: writer.stats().spool_bytes)
+    return serve(registry, listen_address(address))[0]
+
+
 def run(args) -> int:
     store, writer = open_storage(args.storage)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
     watchers: list[PeerWatcher] = []
-    server = http = None
+    server = http = metrics = None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         server, port = create_server(relay, listen_address(args.listen_address), server_tls(args))
         watchers = discover(relay, args)
         http = start_http_api(store, args.http_api_address)
-        log.info("relay: Observer API on port %d, storage %s%s", port,
+        metrics = start_metrics(relay, writer, args.metrics_address)
+        log.info("relay: Observer API on port %d, storage %s%s%s", port,
                  store.url.redacted() if store is not None else "none",
-                 f", HTTP API on {args.http_api_address}" if http else "")
+                 f", HTTP API on port {http.server_port}" if http else "",
+                 f", metrics on port {metrics.server_port}" if metrics else "")
         stop.wait()
     except KeyboardInterrupt:
         pass
@@ -129,8 +148,9 @@ def run(args) -> int:
         if server is not None:
             server.stop(grace=2).wait()
         relay.stop()
-        if http is not None:
-            http.shutdown()
+        for http_server in (http, metrics):
+            if http_server is not None:
+                http_server.shutdown()
         if writer is not None:
             writer.close()
     return 0

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -23,12 +24,14 @@ class RelayProcess:
                                       "localhost:0", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         self.port = 0
+        self.started = ""
         deadline = time.monotonic() + 60
         for line in self.proc.stderr:
             self.log.append(line)
             found = re.search(r"Observer API on port (\d+)", line)
             if found:
                 self.port = int(found.group(1))
+                self.started = line
                 break
             if time.monotonic() > deadline:
                 break
@@ -123,10 +126,15 @@ def test_observe_through_relay_merges_filters_and_survives_a_relay_restart(node_
     assert [m["time"] for m in history] == sorted(m["time"] for m in history)
 
 
-def test_observe_reports_bad_requests_in_one_line(relay_process):
+def test_observe_reports_bad_requests_in_one_line_and_metrics_show_the_dead_node(relay_process):
     # flowscope observe checks some of these itself; the relay's own answers (INVALID_ARGUMENT with
     # the same messages) are tested with raw gRPC requests in test_requests.py.
-    relay = relay_process("--peer", "nowhere=localhost:1", "--storage", "none")
+    relay = relay_process("--peer", "nowhere=localhost:1", "--storage", "none", "--metrics-address", "127.0.0.1:0")
+    metrics_port = re.search(r"metrics on port (\d+)", relay.started).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    assert re.search(r"^flowscope_unavailable_nodes 1\.0$", text, re.M), text
+    assert re.search(r"^flowscope_ring_buffer_capacity 65536\.0$", text, re.M), text
     for args, message in ((("--http-path", "a[b"), "http_path"),
                           (("--since", "1m", "--until", "1h"), "is after until"),
                           (("--protocol", "carrier-pigeon"), "carrier-pigeon")):
