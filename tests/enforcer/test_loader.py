@@ -153,3 +153,15 @@ def test_fuzz_raw_text_only_raises_policy_error(text):
         parse_text(text, "fuzz.yaml")
     except PolicyError:
         pass
+
+
+def test_cli_prints_one_line_with_file_line_and_field(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD + "---\n" + GOOD.replace("name: backend,", "name: other,").replace("port: 8080", "port: 0"))
+    result = subprocess.run([sys.executable, "-m", "flowscope", "policy", "check", str(bad), "--storage",
+                             f"chdb://{tmp_path}/db"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (f"flowscope policy: error: {bad}:17 (document 1): spec.ingress[0].ports[0].port: "
+                             "0 is out of range 1-65535\n")
