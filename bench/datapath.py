@@ -5,6 +5,7 @@ Side by side in one run, between two lab pods:
     aggregation medium, attached at aggregation none;
   - a burst of short connections (connect + close) at a target rate with the collector attached
     (medium): connections/s reached, events/s read, lost events, collector CPU;
+  - wrk with `Connection: close` against nginx (a new connection per HTTP request, L7 parsed too);
   - the decoder alone (decode + enrich into flow.Flow) on one core.
 Results go to docs/benchmarks.md (Datapath) by hand.
 """
@@ -19,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,16 +72,33 @@ print(n)
 """
 
 
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    server {{ listen 7080 backlog=4096; location / {{ return 204; }} }}
+}}
+"""
+
+
 def ns_cmd(netns: str, *cmd: str) -> list[str]:
     return ["ip", "netns", "exec", netns, *cmd]
 
 
-def topology() -> dict:
+def topology(workdir: str) -> dict:
+    with open(os.path.join(workdir, "nginx.conf"), "w") as conf:
+        conf.write(NGINX_CONF.format(dir=workdir))
     return {"name": "b" + secrets.token_hex(2),
             "pods": [{"name": "client", "labels": {"app": "client"}},
                      {"name": "server", "labels": {"app": "server"},
                       "commands": ["exec iperf3 -s -p 5201", f"exec {PY} -c '{RR_SERVER}'",
-                                   f"exec {PY} -c '{ACCEPT_CLOSE}'"]}]}
+                                   f"exec {PY} -c '{ACCEPT_CLOSE}'",
+                                   f"exec nginx -c {workdir}/nginx.conf -g 'daemon off;'"]}]}
 
 
 def iperf(client_ns: str, server_ip: str, seconds: int) -> float:
@@ -134,6 +153,26 @@ def connection_burst(state: lab.LabState, client_ns: str, server_ip: str, rate: 
         stop_collector(collector, pin_dir)
 
 
+def http_burst(state: lab.LabState, client_ns: str, server_ip: str, seconds: int = 5) -> dict:
+    """wrk with `Connection: close` against nginx: one new connection per HTTP request, L7 parsed too."""
+    collector, pin_dir = start_collector(state, "medium")
+    try:
+        time.sleep(1)
+        stats = collector.datapath.stats
+        events0, lost0, flows0 = stats.events, stats.lost, stats.flows
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        out = subprocess.run(ns_cmd(client_ns, "wrk", "-t2", "-c8", f"-d{seconds}s", "-H", "Connection: close",
+                                    f"http://{server_ip}:7080/"), capture_output=True, text=True, check=True).stdout
+        time.sleep(1.5)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        requests = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
+        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        return {"rate": requests / seconds, "events": (stats.events - events0) / seconds,
+                "flows": (stats.flows - flows0) / seconds, "lost": stats.lost - lost0, "cpu": cpu / (seconds + 1.5)}
+    finally:
+        stop_collector(collector, pin_dir)
+
+
 def decoder_rate(events: int = 200_000) -> float:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from tests.collector.datapath.test_decoder import decoder, event
@@ -154,7 +193,8 @@ def main() -> int:
     parser.add_argument("--rates", default="2000,5000,10000", help="short-connection rates to try (per second)")
     args = parser.parse_args()
 
-    state = lab.up(lab.parse_topology(topology(), source="<bench>"))
+    workdir = tempfile.mkdtemp(prefix="fsbench-")
+    state = lab.up(lab.parse_topology(topology(workdir), source="<bench>"))
     try:
         client, server = (next(h for h in state.pods if h.name.startswith(n)) for n in ("client", "server"))
         time.sleep(1.5)
@@ -187,8 +227,14 @@ def main() -> int:
         for rate in (float(r) for r in args.rates.split(",")):
             r = connection_burst(state, client.netns, server.ipv4, rate, 5.0)
             print(f"{rate:>14.0f}{r['rate']:>13.0f}{r['events']:>10.0f}{r['lost']:>8}{r['cpu']:>14.2f}c")
+
+        r = http_burst(state, client.netns, server.ipv4)
+        print(f"\nwrk, Connection: close, nginx (a new connection per request, HTTP parsed):\n"
+              f"{r['rate']:.0f} conn/s, {r['events']:.0f} events/s, {r['flows']:.0f} flows/s, {r['lost']} lost, "
+              f"collector CPU {r['cpu']:.2f} cores")
     finally:
         lab.down(state.path)
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"\ndecoder alone (decode + enrich -> flow.Flow): {decoder_rate():,.0f} events/s on one core")
     return 0
 

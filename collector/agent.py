@@ -15,7 +15,7 @@ import os
 import pathlib
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from collector.datapath import Datapath, DatapathConfig, Decoder, Enricher
@@ -113,8 +113,14 @@ class Collector:
             self._feeder.refresh()
             self._poller = threading.Thread(target=self._poll_endpoints, name="flowscope-endpoints", daemon=True)
             self._poller.start()
-        self._start_metrics()
-        self.datapath.start()
+        try:
+            self._start_metrics()
+            self.datapath.start()
+        except BaseException:
+            self._stop.set()  # the endpoint poller and metrics server must not outlive a failed start
+            if self.metrics_server is not None:
+                self.metrics_server.shutdown()
+            raise
         if self.config.unix_socket:
             path = self.config.unix_socket.removeprefix("unix://").removeprefix("unix:")
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -172,8 +178,6 @@ def _l7_config(dp: DatapathConfig) -> L7Config:
 
 
 def _with_cflags(config: DatapathConfig, extra: list[str]) -> DatapathConfig:
-    from dataclasses import replace
-
     return replace(config, extra_cflags=(*config.extra_cflags, *extra))
 
 
