@@ -152,19 +152,24 @@ def rss_mib() -> float:
     return 0.0
 
 
+CHDB_DIR = tempfile.mkdtemp(prefix="flowscope-bench-relay-")  # one chdb directory per process
+
+
+def open_bench_store(database: str):
+    """(store, writer) on a fresh database of this process's chdb directory."""
+    import storage
+    store = storage.open_store(f"chdb://{CHDB_DIR}/db?database={database}_{os.getpid()}_{time.monotonic_ns()}")
+    store.migrate()
+    return store, storage.FlowWriter(store)
+
+
 # ----- 1. ingest -------------------------------------------------------------------------------------
 
 def ingest(nodes: int, flows: int, link: str, with_storage: bool) -> dict:
     from relay import Relay
     total = nodes * flows
     collectors = Collectors(nodes, flows, link)
-    tmp = tempfile.mkdtemp(prefix="flowscope-bench-relay-")
-    store = writer = None
-    if with_storage:
-        import storage
-        store = storage.open_store(f"chdb://{tmp}/db")
-        store.migrate()
-        writer = storage.FlowWriter(store)
+    store, writer = open_bench_store(f"ingest_{link}") if with_storage else (None, None)
     relay = Relay(store, writer).start()
     began = time.monotonic()
     for peer in collectors.peers:
@@ -242,12 +247,7 @@ def memory(nodes: int, rate: float, seconds: int, with_storage: bool) -> list[tu
     from relay import Relay
     flows = int(rate * seconds)
     collectors = Collectors(nodes, flows, prefill=False, rate=rate)
-    store = writer = None
-    if with_storage:
-        import storage
-        store = storage.open_store(f"chdb://{tempfile.mkdtemp(prefix='flowscope-bench-relay-mem-')}/db")
-        store.migrate()
-        writer = storage.FlowWriter(store)
+    store, writer = open_bench_store("memory") if with_storage else (None, None)
     relay = Relay(store, writer).start()
     for peer in collectors.peers:
         relay.add_peer(peer)
