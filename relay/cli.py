@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lab-collector-port", type=int, default=4244,
                         help="port of the first lab node's collector (default 4244)")
     parser.add_argument("--peer-service", metavar="HOST:PORT",
-                        help="discover collectors from a peer.Peer Notify stream")
+                        help="discover collectors from a peer.Peer Notify stream (same TLS as the collectors)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
                         help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
@@ -92,7 +92,7 @@ def discover(relay: Relay, args) -> list[PeerWatcher]:
     watchers = []
     if args.peer_service:
         watchers.append(PeerWatcher(normalize_address(args.peer_service), relay.add_peer, relay.remove_peer,
-                                    node_tls=tls).start())
+                                    tls=tls, node_tls=tls).start())
     if not peers and not watchers:
         raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state or --peer-service")
     return watchers
