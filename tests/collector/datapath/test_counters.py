@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from proto.flow import flow_pb2
@@ -69,3 +71,17 @@ def test_long_lived_connection_gets_periodic_updates(lab_factory, collector_fact
     assert 4 <= len(flows) <= 10, "start + updates about every 0.5 s over 2.5 s, not one per packet (25)"
     forward = [f.counters.packets_forward for f in flows]
     assert forward == sorted(forward) and forward[-1] >= 15
+
+
+def test_aggregation_max_gives_start_and_end_only(lab_factory, collector_factory):
+    lab = lab_factory(TOPOLOGY)
+    run = collector_factory(lab, aggregation="max")
+    wait_listening(lab, "server", 8080)
+    server = lab.pod("server")
+    port = curl(lab, "client", f"http://{server.ipv4}:8080/")
+    at_server = lambda f: of_connection(port)(f) and f.interface.name == server.device  # noqa: E731
+    assert run.wait_for(lambda f: at_server(f) and "closed" in f.Summary)
+    time.sleep(0.5)
+    start, end = run.snapshot(at_server)
+    assert start.Summary == "TCP Flags: SYN" and end.Summary.endswith("(connection closed)")
+    assert end.l4.TCP.flags.FIN and end.counters.packets_reverse > 0
