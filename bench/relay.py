@@ -38,7 +38,8 @@ def template_flow(node: str) -> flow_pb2.Flow:
     flow.IP.source, flow.IP.destination, flow.IP.ipVersion = "10.244.0.11", "10.244.1.12", flow_pb2.IPv4
     flow.l4.TCP.source_port, flow.l4.TCP.destination_port = 43512, 8080
     flow.l4.TCP.flags.SYN = True
-    for ep, pod, app in ((flow.source, "frontend-7d9f-abcde", "frontend"), (flow.destination, "backend-5c4b-xyz12", "backend")):
+    ends = ((flow.source, "frontend-7d9f-abcde", "frontend"), (flow.destination, "backend-5c4b-xyz12", "backend"))
+    for ep, pod, app in ends:
         ep.namespace, ep.pod_name, ep.identity = "shop", pod, 1234
         ep.labels.extend([f"k8s:app={app}", "k8s:io.kubernetes.pod.namespace=shop"])
         ep.workloads.add(name=app, kind="Deployment")
@@ -288,7 +289,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     if "ingest" not in skip:
         print(f"1. ingest: {args.nodes} collectors x {args.flows} flows -> relay")
-        print(f"{'node link':<22}{'into':<8}{'delivered':>10}{'stored':>10}{'distinct':>10}{'seconds':>9}{'flows/s':>10}")
+        print(f"{'node link':<22}{'into':<8}{'delivered':>10}{'stored':>10}{'distinct':>10}{'seconds':>9}"
+              f"{'flows/s':>10}")
         cases = [("FlowBatches", "batch", True), ("FlowBatches", "batch", False),
                  ("FlowBatches, replayed", "replay", False), ("GetFlows 1/msg", "flows", False)]
         for label, link, with_storage in cases:

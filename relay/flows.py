@@ -8,6 +8,7 @@ both in storage and in memory or the live queue are sent once (dedup by uuid at 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Callable, Iterator
 
@@ -36,10 +37,23 @@ def _in_window(query: FlowQuery, response: observer_pb2.GetFlowsResponse) -> boo
     return in_range(response_time_ns(response), query.since_ns, query.until_ns)
 
 
+def _ring_matches(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+    """Matching ring flows, oldest first; with a number only that many (read from the right end)."""
+    def wanted(responses):
+        return (r for r in responses if _in_window(query, r) and query.match(r.flow))
+    if not query.number:
+        return list(wanted(ring))
+    if query.first:
+        return list(itertools.islice(wanted(ring), query.number))
+    newest = list(itertools.islice(wanted(reversed(ring)), query.number))
+    newest.reverse()
+    return newest
+
+
 def select_history(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
                    ring: list[observer_pb2.GetFlowsResponse], store) -> list[observer_pb2.GetFlowsResponse]:
     """The flows the request asks for from before now: ring, plus storage where the ring falls short."""
-    matched = [r for r in ring if _in_window(query, r) and query.match(r.flow)]
+    matched = _ring_matches(query, ring)
     if store is None:
         return _trim(matched, query)
     ring_oldest = response_time_ns(ring[0]) if ring else None
