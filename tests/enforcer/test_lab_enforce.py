@@ -55,6 +55,14 @@ spec:
   - fromEndpoints: [{matchLabels: {app: backend, k8s:io.kubernetes.pod.namespace: shop}}]
     toPorts: [{ports: [{port: "6379", protocol: TCP}]}]
 """
+FRONTEND_DENY = """apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-no-backend, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egressDeny:
+  - toEndpoints: [{matchLabels: {app: backend}}]
+"""
 
 
 def reach(lab, pod: str, ip: str, port: int, timeout: float = 1.5) -> bool:
@@ -105,6 +113,14 @@ def test_allow_frontend_to_backend_only_and_drops_name_policy_and_labels(shop, p
     assert drop.source.identity >= 256 and drop.destination.identity >= 256
     allowed = run.wait_for(lambda f: f.IP.destination == backend.ipv4 and len(f.ingress_allowed_by) > 0)
     assert allowed and allowed[0].ingress_allowed_by[0].name == "backend-ingress"
+
+    # An explicit deny on the frontend's egress: dropped at the frontend, POLICY_DENY, egress_denied_by.
+    (files / "frontend.yaml").write_text(FRONTEND_DENY)
+    policy_cli("apply", str(files / "frontend.yaml"), pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    assert not reach(lab, "frontend", backend.ipv4, 8080)
+    denied = run.wait_for(lambda f: f.verdict == flow_pb2.DROPPED and f.drop_reason_desc == flow_pb2.POLICY_DENY
+                          and f.IP.destination == backend.ipv4)
+    assert denied and [p.name for p in denied[0].egress_denied_by] == ["frontend-no-backend"]
 
 
 @pytest.mark.root
