@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="port of the first lab node's collector (default 4244)")
     parser.add_argument("--peer-service", metavar="HOST:PORT",
                         help="discover collectors from a peer.Peer Notify stream (same TLS as the collectors)")
+    parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
+                        help="follow the collector pods matching a label selector, e.g. "
+                             "flowscope/app.kubernetes.io/name=flowscope-collector (port --collector-port)")
+    parser.add_argument("--collector-port", type=int, default=4244,
+                        help="collectors' Observer port for --peers-from-kubernetes (default 4244)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
                         help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
@@ -81,8 +87,9 @@ def open_storage(url: str):
     return store, storage.FlowWriter(store)
 
 
-def discover(relay: Relay, args) -> list[PeerWatcher]:
-    """Start following every collector named by --peer, --lab-state and --peer-service."""
+def discover(relay: Relay, args) -> list:
+    """Start following every collector named by --peer, --lab-state, --peer-service and
+    --peers-from-kubernetes; returns the watchers to stop."""
     tls = collector_tls(args)
     peers = [parse_peer(spec, tls) for spec in args.peer]
     if args.lab_state:
@@ -93,8 +100,16 @@ def discover(relay: Relay, args) -> list[PeerWatcher]:
     if args.peer_service:
         watchers.append(PeerWatcher(normalize_address(args.peer_service), relay.add_peer, relay.remove_peer,
                                     tls=tls, node_tls=tls).start())
+    if getattr(args, "peers_from_kubernetes", None):
+        from collector.k8s import load_api_client
+        from relay.k8s_discovery import KubernetesPeers, parse_pod_selector
+        namespace, selector = parse_pod_selector(args.peers_from_kubernetes)
+        watchers.append(KubernetesPeers(load_api_client(args.kubeconfig), namespace, selector,
+                                        relay.add_peer, relay.remove_peer, port=args.collector_port,
+                                        tls=tls).start())
     if not peers and not watchers:
-        raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state or --peer-service")
+        raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state, --peer-service "
+                        "or --peers-from-kubernetes")
     return watchers
 
 
@@ -126,7 +141,7 @@ def start_metrics(relay: Relay, writer, address: str):
 def run(args) -> int:
     store, writer = open_storage(args.storage)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
-    watchers: list[PeerWatcher] = []
+    watchers: list = []
     server = http = metrics = None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
