@@ -124,7 +124,8 @@ def _hash_id(key: str) -> int:
 
 class PolicyNames:
     """policy id -> flow_pb2.Policy for the collector's decoder (collector.datapath.decoder.PolicyNames),
-    re-reading the registry when `policy apply`/`remove` changed it (checked at most once a second)."""
+    re-reading the registry when `policy apply`/`remove` changed it: checked at most once a second, and
+    at once for an id it does not know (the first drop of a just-applied policy must find its name)."""
 
     def __init__(self, pin_dir: str, clock=time.monotonic) -> None:
         self.path = registry_path(pin_dir)
@@ -136,7 +137,7 @@ class PolicyNames:
 
     def policy_for_id(self, policy_id: int) -> flow_pb2.Policy | None:
         now = self._clock()
-        if now - self._checked >= 1.0:
+        if now - self._checked >= 1.0 or policy_id not in self._by_id:
             with self._lock:
                 self._checked = now
                 self._reload()
