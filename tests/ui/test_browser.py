@@ -219,6 +219,21 @@ def test_live_mode_shows_new_flows_without_reloading(browser, ui_url, lab_store)
     wait_until(lambda: total_flows(browser) == before + 2, timeout=30, message=f"{before + 2} flows, live")
 
 
+def test_a_shared_link_with_filters_narrows_map_and_table(browser, ui_url, lab_store):
+    from ui.state import ViewState, flow_filters
+    els = open_map(browser, ui_url + "/?ns=data&verdict=DROPPED")
+    assert els["edges"] == ["edge:shop/frontend|data/database|6379|TCP|DROPPED"]
+    expected = lab_store.count(flow_filters(ViewState(namespaces=("data",), verdicts=("DROPPED",))))
+    assert expected == ROUNDS // 5
+    wait_until(lambda: total_flows(browser) == expected, message=f"{expected} dropped flows")
+    assert set(grid_cells(browser, "verdict")) == {"DROPPED"}
+    assert set(grid_cells(browser, "drop_reason")) == {"POLICY_DENIED"}
+    # HTTP status narrows the table to the 500 responses
+    open_map(browser, ui_url + "/?status=500&protocol=http")
+    wait_until(lambda: set(grid_cells(browser, "http_code")) == {"500"}, message="only HTTP 500 rows")
+    assert total_flows(browser) == ROUNDS
+
+
 def test_what_changed_marks_new_edges(browser, ui_url):
     els = open_map(browser, ui_url + "/?changes=1", min_edges=6)
     added = browser.execute_script(f"return {CY}.edges('.added').map(e => e.id())")

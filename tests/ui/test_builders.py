@@ -195,3 +195,22 @@ def test_policy_evidence_and_diff():
                                  "ingress": [{"ports": [{"port": 80}]}]}}
     diff = policy.diff_text(doc, older)
     assert "-    - port: 80\n" in diff and "+    - port: 8080\n" in diff
+
+
+def edge_ids(smap):
+    return {e.key for e in smap.edges}
+
+
+def test_map_filters_by_verdict_protocol_and_pod():
+    dropped = sm.filter_map(DEMO, sm.edge_matcher(verdicts=["DROPPED"]))
+    assert edge_ids(dropped) == {("shop/frontend", "data/database", 6379, "TCP", "DROPPED")}
+    assert {n.id for n in dropped.nodes} == {"shop/frontend", "data/database"}
+    dns = sm.filter_map(DEMO, sm.edge_matcher(protocols=["dns"]))
+    assert edge_ids(dns) == {("shop/frontend", "kube-system/coredns", 53, "UDP", "FORWARDED")}
+    assert len(sm.filter_map(DEMO, sm.edge_matcher(protocols=["udp", "http"])).edges) == 3
+    backend = sm.filter_map(DEMO, sm.edge_matcher(pod="shop/back"))
+    assert all("shop/backend" in (e.source, e.target) for e in backend.edges) and len(backend.edges) == 3
+    assert sm.filter_map(DEMO, sm.edge_matcher()) == DEMO
+    anywhere = sm.filter_map(DEMO, sm.edge_matcher(pod="/data"))  # any namespace: "database"
+    assert {e.target for e in anywhere.edges} == {"data/database"}
+    assert sm.filter_map(DEMO, sm.edge_matcher(pod="/nothing")).nodes == []

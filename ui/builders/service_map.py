@@ -55,6 +55,36 @@ def edge_width(flows: int) -> float:
     return round(min(12.0, 1.0 + 2.0 * math.log10(max(flows, 1))), 2)
 
 
+L4_NAMES = {"tcp": ("TCP",), "udp": ("UDP",), "icmp": ("ICMPv4", "ICMPv6")}
+
+
+def edge_matcher(verdicts=(), protocols=(), pod: str = ""):
+    """The map's share of the view's filters, on what an edge knows: verdict, L4 protocol or L7 seen,
+    and a "namespace/prefix" pod filter matched against workload names (pods are named after them).
+    Label and HTTP-status filters need individual flows: they narrow the table and panels only."""
+    verdicts = set(verdicts)
+    l4 = {name for p in protocols for name in L4_NAMES.get(p, ())}
+    l7 = {p for p in protocols if p not in L4_NAMES}
+    ns, _, prefix = pod.partition("/") if "/" in pod else ("", "", pod)
+
+    def side(nid: str) -> bool:
+        namespace, sep, workload = nid.partition("/")
+        return bool(sep) and (not ns or namespace == ns) and workload.startswith(prefix)
+
+    def match(edge: MapEdge) -> bool:
+        return ((not verdicts or edge.verdict in verdicts)
+                and (not protocols or edge.protocol in l4 or bool(l7 & set(edge.l7)))
+                and (not pod or side(edge.source) or side(edge.target)))
+    return match
+
+
+def filter_map(smap: ServiceMap, match) -> ServiceMap:
+    """The edges `match` keeps, and only the nodes they touch."""
+    edges = [e for e in smap.edges if match(e)]
+    touched = {e.source for e in edges} | {e.target for e in edges}
+    return ServiceMap(smap.since_ns, smap.until_ns, [n for n in smap.nodes if n.id in touched], edges)
+
+
 def _dns_servers(edges: Iterable[MapEdge]) -> set[str]:
     return {e.target for e in edges if e.port == DNS_PORT and ("dns" in e.l7 or e.protocol == "UDP")}
 

@@ -178,12 +178,17 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
         state = from_dict(state_data)
         since, until = _window(data, state)
         namespaces = list(state.namespaces) or None
+        keep = map_builder.edge_matcher(state.verdicts, state.protocols, _pod_in_namespaces(state))
         if state.changes:
             changes = data.service_map_changes(since, until, namespaces)
-            view = map_builder.build_elements(changes.current, changes.added, changes.removed, expanded or ())
-            extra = f", {len(changes.added)} new and {len(changes.removed)} gone vs the previous window"
+            added = [e for e in changes.added if keep(e)]
+            removed = [e for e in changes.removed if keep(e)]
+            view = map_builder.build_elements(map_builder.filter_map(changes.current, keep), added, removed,
+                                              expanded or ())
+            extra = f", {len(added)} new and {len(removed)} gone vs the previous window"
         else:
-            view = map_builder.build_elements(data.service_map(since, until, namespaces), expanded=expanded or ())
+            view = map_builder.build_elements(map_builder.filter_map(data.service_map(since, until, namespaces), keep),
+                                              expanded=expanded or ())
             extra = ""
         collapsed = f"; {len(view.collapsed)} namespaces collapsed (click one to expand)" if view.collapsed else ""
         summary = (f"{flows.format_time(since)} to {flows.format_time(until)} UTC: {view.workloads} workloads, "
@@ -267,6 +272,14 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
         dns = data.dns_summary(since, until, step, *client)
         drops = data.drops_by_reason(since, until, list(state.namespaces) or None)
         return figures.red_figure(red), figures.dns_figure(dns), figures.drops_figure(drops)
+
+
+def _pod_in_namespaces(state: ViewState) -> str:
+    """The pod filter as "namespace/prefix" for the map, as ui.state reads it for flows: a bare prefix
+    applies in the chosen namespaces (which the map query narrows to: "/prefix"), else in "default"."""
+    if "/" in state.pod or not state.pod:
+        return state.pod
+    return f"/{state.pod}" if state.namespaces else f"default/{state.pod}"
 
 
 def _split(node_id: str) -> tuple[str | None, str | None]:
