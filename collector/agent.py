@@ -24,6 +24,7 @@ from collector.identity import IdentityAllocator
 from collector.l7 import FqdnCache, L7Config, L7Dispatcher
 from collector.observer import Observer, create_server
 from flowscope.errors import UserError
+from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class CollectorConfig:
     identity_state: str | None = DEFAULT_IDENTITY_STATE
     endpoint_poll_s: float = 1.0
     detach_on_stop: bool = True  # False keeps the programs (and policy) attached after stop
+    endpoint_source: str = "lab"  # "lab" (state files) or "kubernetes" (the API server)
+    kubeconfig: str | None = None  # with endpoint_source="kubernetes"; None = in-cluster or ~/.kube/config
+    kernel_drops: bool = False  # also report the kernel's own drops (skb:kfree_skb); ~1 s to compile
 
 
 class LabEndpointFeeder:
@@ -85,7 +89,12 @@ class Collector:
                  l7_config: L7Config | None = None) -> None:
         self.config = config
         self.endpoints = endpoints if endpoints is not None else EndpointCache(config.node_name)
-        self._feeder = None if endpoints is not None else LabEndpointFeeder(self.endpoints, config.lab_state)
+        self._feeder = None
+        self._kubernetes = None
+        if endpoints is None and config.endpoint_source == "lab":
+            self._feeder = LabEndpointFeeder(self.endpoints, config.lab_state)
+        elif endpoints is None and config.endpoint_source != "kubernetes":
+            raise UserError(f"endpoint source {config.endpoint_source!r}: expected 'lab' or 'kubernetes'")
         self.observer = observer if observer is not None else Observer(config.node_name, config.ring_capacity)
         self.fqdn = FqdnCache()
         self.l7 = L7Dispatcher(l7_config or _l7_config(config.datapath), fqdn=self.fqdn,
@@ -98,12 +107,15 @@ class Collector:
         self.decoder = Decoder(Enricher(self.endpoints, self.identities), config.node_name, l7=self.l7,
                                names=self.fqdn, policies=policy_names)
         self.datapath = Datapath(dp_config, self.endpoints, self.decoder, self.observer.publish,
-                                 self.observer.publish_lost)
+                                 self._publish_lost)
+        self.kernel_drops = None
         self.server = None
         self.grpc_port = 0
         self.metrics_server = None
+        self.flow_metrics = None
+        self.lost_hooks: list[Callable] = []  # called with each flow.LostEvent (metrics)
         self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         if self._feeder is not None:
@@ -111,15 +123,20 @@ class Collector:
                 raise UserError(f"lab state {self.config.lab_state}: file not found "
                                 "(run `flowscope lab up -f deploy/lab/<topology>.yaml` first)")
             self._feeder.refresh()
-            self._poller = threading.Thread(target=self._poll_endpoints, name="flowscope-endpoints", daemon=True)
-            self._poller.start()
+        if self.config.endpoint_source == "kubernetes" and self._feeder is None:
+            self._start_kubernetes()
+        self._spawn(self._poll_endpoints, "flowscope-endpoints")
         try:
             self._start_metrics()
             self.datapath.start()
+            if self.config.kernel_drops:
+                self._start_kernel_drops()
         except BaseException:
             self._stop.set()  # the endpoint poller and metrics server must not outlive a failed start
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
+            if self._kubernetes is not None:
+                self._kubernetes.stop()
             raise
         if self.config.unix_socket:
             path = self.config.unix_socket.removeprefix("unix://").removeprefix("unix:")
@@ -139,6 +156,12 @@ class Collector:
         if self.server is not None:
             self.server.stop(grace_s).wait()
         self.datapath.stop(detach=self.config.detach_on_stop)
+        for thread in self._threads:
+            thread.join(timeout=2)
+        if self.kernel_drops is not None:
+            self.kernel_drops.stop()
+        if self._kubernetes is not None:
+            self._kubernetes.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
 
@@ -146,9 +169,49 @@ class Collector:
         """Blocks until stop() (from another thread or a signal handler); True if stopped."""
         return self._stop.wait(timeout)
 
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     def _poll_endpoints(self) -> None:
+        """Re-reads the lab state; on any endpoint change, drops the metric series of pods that left."""
+        seen_version = -1
         while not self._stop.wait(self.config.endpoint_poll_s):
-            self._feeder.refresh()
+            if self._feeder is not None:
+                self._feeder.refresh()
+            if self.endpoints.version != seen_version:
+                seen_version = self.endpoints.version
+                if self.kernel_drops is not None:
+                    self.kernel_drops.invalidate()
+                if self.flow_metrics is not None:
+                    self.flow_metrics.sync_endpoints(self.endpoints.all_endpoints())
+
+    def _start_kubernetes(self) -> None:
+        from collector.k8s import KubernetesEndpointSource, load_api_client
+
+        self._kubernetes = KubernetesEndpointSource(load_api_client(self.config.kubeconfig), self.endpoints,
+                                                    node_name=self.config.node_name)
+        self._kubernetes.start()
+        if not self._kubernetes.wait_synced(30):
+            log.warning("Kubernetes API not synced after 30 s; serving flows with the labels known so far")
+
+    def _start_kernel_drops(self) -> None:
+        from collector.kernel_drops import KernelDrops
+
+        self.kernel_drops = KernelDrops(self.observer.publish, self.endpoints, self.identities,
+                                        self.config.node_name, enricher=self.decoder.enricher)
+        self.kernel_drops.start()
+        self._spawn(self._poll_kernel_drops, "flowscope-kernel-drops")
+
+    def _poll_kernel_drops(self) -> None:
+        while not self._stop.is_set():
+            self.kernel_drops.poll(100)
+
+    def _publish_lost(self, lost) -> None:
+        self.observer.publish_lost(lost)
+        for hook in self.lost_hooks:
+            hook(lost)
 
     def _endpoint_of(self, ip: str) -> tuple[str, str] | None:
         ep = self.endpoints.endpoint_by_ip(ip)
@@ -159,11 +222,16 @@ class Collector:
             return
         from prometheus_client import CollectorRegistry
 
-        from collector.metrics import DEFAULT_METRICS, FlowMetrics, serve
+        from collector.metrics import DEFAULT_METRICS, FlowMetrics, HealthMetrics, serve
 
         self.registry = CollectorRegistry()
-        flow_metrics = FlowMetrics(list(self.config.metrics or DEFAULT_METRICS), self.registry)
-        self.observer.hooks.append(flow_metrics.observe)
+        self.flow_metrics = FlowMetrics(list(self.config.metrics or DEFAULT_METRICS), self.registry)
+        health = HealthMetrics(self.registry)
+        health.watch_status(self.observer.status)
+        self.observer.hooks.extend([self.flow_metrics.observe, health.observe])
+        self.lost_hooks.extend([self.flow_metrics.observe_lost,
+                                lambda lost: health.count_lost(flow_pb2.LostEventSource.Name(lost.source),
+                                                                lost.num_events_lost)])
         self.metrics_server, _port = serve(self.registry, self.config.metrics_address)
 
 

@@ -43,6 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin-dir", default=DEFAULT_PIN_DIR,
                         help="bpffs directory for the maps that survive a restart")
     parser.add_argument("--metrics-address", default="", help="Prometheus metrics address, e.g. :9965")
+    parser.add_argument("--metrics", default="",
+                        help="metrics to export, Hubble's syntax: space-separated specs such as "
+                             "'flow drop:sourceContext=namespace httpV2:labelsContext=source_namespace' "
+                             "(default: flowscope's set)")
+    parser.add_argument("--endpoints", choices=("lab", "kubernetes"), default="lab",
+                        help="where pod labels come from: the lab state (default) or the Kubernetes API")
+    parser.add_argument("--kubeconfig", help="with --endpoints kubernetes (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument("--kernel-drops", action=argparse.BooleanOptionalAction, default=True,
+                        help="report the kernel's own packet drops (skb:kfree_skb) as DROPPED flows")
     parser.add_argument("--keep-attached", action="store_true",
                         help="leave the programs attached on exit (policy keeps being enforced)")
     parser.add_argument("--dump-bpf", action="store_true", help=argparse.SUPPRESS)
@@ -66,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     config = CollectorConfig(node_name=args.node_name, lab_state=args.lab_state,
                              listen_address=args.listen_address or None, unix_socket=args.unix_socket or None,
                              ring_capacity=args.ring_capacity, datapath=dp,
-                             metrics_address=args.metrics_address or None, detach_on_stop=not args.keep_attached)
+                             metrics_address=args.metrics_address or None,
+                             metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
+                             endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
+                             kernel_drops=args.kernel_drops)
     collector = Collector(config, **_policy(args.pin_dir))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     collector.start()

@@ -88,6 +88,7 @@ class EndpointCache:
         self._by_ip: dict[str, Endpoint] = {}
         self._by_device: dict[str, Endpoint] = {}
         self._services: dict[str, Service] = {}
+        self.version = 0  # bumped on every change, so consumers can tell when to refresh
 
     def replace(self, endpoints: Iterable[Endpoint], services: Iterable[Service] | None = None) -> None:
         """Replace every endpoint (and every service, when `services` is given)."""
@@ -124,6 +125,7 @@ class EndpointCache:
                               if (s.namespace, s.name) != (namespace, name)}
 
     def _reindex(self) -> None:
+        self.version += 1
         self._by_ip = {ip: e for e in self._by_key.values() for ip in e.ips}
         self._by_device = {e.device: e for e in self._by_key.values() if e.device}
 

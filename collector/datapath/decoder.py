@@ -159,6 +159,10 @@ class Decoder:
             destination = self.enricher.peer(dst)
             flow.source.CopyFrom(source.endpoint)
             flow.destination.CopyFrom(destination.endpoint)
+            if source.service is not None:
+                flow.source_service.CopyFrom(source.service)
+            if destination.service is not None:
+                flow.destination_service.CopyFrom(destination.service)
             if self.names is not None:
                 if not source.is_pod:
                     flow.source_names.extend(self.names.names_for_ip(src))

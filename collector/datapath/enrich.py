@@ -22,6 +22,7 @@ class Peer:
     endpoint: flow_pb2.Endpoint
     is_pod: bool
     identity: int
+    service: flow_pb2.Service | None = None  # when the address is a service's cluster IP
 
 
 def endpoint_message(ep: Endpoint, identity: int) -> flow_pb2.Endpoint:
@@ -65,6 +66,11 @@ class Enricher:
     def _resolve(self, ip: str) -> Peer:
         ep = self._endpoints.endpoint_by_ip(ip) if self._endpoints is not None else None
         if ep is None:
+            service = self._endpoints.service_by_ip(ip) if self._endpoints is not None else None
+            if service is not None:
+                # A cluster IP before kube-proxy's translation: named by its service, as Hubble does.
+                return Peer(self._world.endpoint, False, RESERVED_WORLD,
+                            flow_pb2.Service(name=service.name, namespace=service.namespace))
             return self._host if ip in self._host_ips else self._world
         if ep.host_network:
             return self._host
