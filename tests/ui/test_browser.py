@@ -39,10 +39,30 @@ def lab_store(chdb_dir):
     store.drop_database()
 
 
+APPLIED = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": "database-least-privilege", "namespace": "data"},
+           "spec": {"podSelector": {"matchLabels": {"app": "database"}}, "policyTypes": ["Ingress"],
+                    "ingress": [{"ports": [{"protocol": "TCP", "port": 6380}]}]}}
+
+
 @pytest.fixture(scope="module")
-def ui_url(lab_store):
+def applied_pin_dir():
+    """A pin dir whose registry holds an applied policy for data/database (an older one, port 6380)."""
+    from enforcer.datapath.registry import AppliedPolicy, Registry, registry_path
+    pin_dir = f"/sys/fs/bpf/fsui-{uuid.uuid4().hex[:8]}"
+    registry = Registry(registry_path(pin_dir))
+    policy = AppliedPolicy(id=7, kind="NetworkPolicy", namespace="data", name="database-least-privilege",
+                           document=APPLIED)
+    registry.policies[policy.key] = policy
+    registry.save()
+    yield pin_dir
+    registry.path.unlink()
+
+
+@pytest.fixture(scope="module")
+def ui_url(lab_store, applied_pin_dir):
     from ui.app import start
-    server = start(lab_store, "127.0.0.1:0", refresh_s=2.0, pin_dir=str(pathlib.Path("/nonexistent")))
+    server = start(lab_store, "127.0.0.1:0", refresh_s=2.0, pin_dir=applied_pin_dir)
     yield server.url
     server.stop()
 
@@ -248,7 +268,9 @@ def test_policy_page_renders_suggestions_with_evidence(browser, ui_url):
     assert "kind: NetworkPolicy" in yaml_text and "namespace: data" in yaml_text
     rows = browser.find_elements(By.CSS_SELECTOR, "#policy-evidence tr")
     assert len(rows) >= 2 and "flows, first" in rows[1].text
-    assert "no policy of this name is applied" in browser.find_element(By.ID, "policy-diff").text
+    diff = browser.find_element(By.ID, "policy-diff").text
+    assert diff.startswith("--- applied\n+++ suggested") and "+  - Egress" in diff
+    assert "-      port: 6380" in diff and "+      port: 6379" in diff, diff
     browser.find_element(By.ID, "policy-download-button").click()
     saved = pathlib.Path(browser.download_dir) / "data-database.yaml"
     wait_until(saved.exists, message=f"the downloaded {saved.name}")

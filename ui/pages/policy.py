@@ -24,7 +24,7 @@ PRE = {"fontSize": "12px", "background": "#f5f5f5", "padding": "8px", "overflow"
 def layout(**_query) -> html.Div:
     return html.Div([
         html.Div([
-            dcc.RadioItems(list(WINDOWS), "24h", id="policy-window", inline=True,
+            dcc.RadioItems(list(WINDOWS), "1h", id="policy-window", inline=True,
                            inputStyle={"marginRight": "4px", "marginLeft": "8px"}),
             dcc.RadioItems([{"label": "Kubernetes NetworkPolicy", "value": "k8s"},
                             {"label": "CiliumNetworkPolicy", "value": "cilium"}], "k8s", id="policy-format",
@@ -64,8 +64,12 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
         if s is None:
             return html.Div("no workloads with flows in this window", style=PANEL)
         doc = s.document
-        applied = data.applied_policies(options.pin_dir).get(
-            (doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]))
+        try:
+            applied = data.applied_policies(options.pin_dir).get(
+                (doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]))
+            diff = policy_builder.diff_text(doc, applied) or "identical to the applied policy"
+        except OSError as err:  # e.g. not root: the pin dir under /sys/fs/bpf is root's
+            diff = f"the applied policies in {options.pin_dir} cannot be read: {err}"
         evidence = policy_builder.evidence_rows(doc)
         return html.Div([
             html.Div([html.B(s.header), *[html.Div(f"warning: {w}", style={"color": "#ef6c00"})
@@ -77,8 +81,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
             html.Div([html.Div([html.B("Suggested policy"), html.Pre(s.yaml(), id=ids.POLICY_YAML, style=PRE)],
                                style={"flex": "1"}),
                       html.Div([html.B("Diff against the applied policy"),
-                                html.Pre(policy_builder.diff_text(doc, applied) or "identical to the applied policy",
-                                         id="policy-diff", style=PRE)], style={"flex": "1"})],
+                                html.Pre(diff, id="policy-diff", style=PRE)], style={"flex": "1"})],
                      style={**PANEL, "display": "flex", "gap": "12px"}),
         ])
 
