@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                              metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
                              endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
                              kernel_drops=args.kernel_drops)
-    collector = Collector(config, **_policy(args.pin_dir))
+    collector = Collector(config, **policy_options(args.pin_dir))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     collector.start()
     try:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(pin_dir: str) -> dict:
+def policy_options(pin_dir: str) -> dict:
     """The enforcer's maps, when the enforcer is installed: the datapath then enforces policy."""
     try:
         from enforcer.datapath import PolicyMaps, PolicyNames

@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin-dir", default="/sys/fs/bpf/flowscope", help="bpffs directory of the datapath maps")
     parser.add_argument("--aggregation", default="medium", choices=("none", "medium", "max"),
                         help="collector events per connection (see `flowscope collector --help`)")
+    parser.add_argument("--collector", action=argparse.BooleanOptionalAction, default=True,
+                        help="run this machine's collector in the process (--no-collector: relay, store and "
+                             "UI only, e.g. the embedded-store Deployment on Kubernetes)")
+    parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
+                        help="also follow the collector pods matching this selector (see `flowscope relay`)")
+    parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
+    parser.add_argument("--ui-auth-token", metavar="T", help="require this token for the UI (needed off loopback)")
 
 
 def find_lab_state(path: str | None) -> str | None:
@@ -57,17 +64,29 @@ def lab_nodes(state_path: str | None) -> list[str]:
     return list(load_state(state_path).nodes)
 
 
-def start_ui(store, address: str, pin_dir: str):
+def start_ui(store, address: str, pin_dir: str, token: str | None = None):
     """The Dash UI in a daemon thread (ui.app.start: loopback unless authenticated); None if not asked."""
     if not address:
         return None
     from ui.app import start
-    return start(store, address, pin_dir=pin_dir)
+    from ui.auth import Auth
+    return start(store, address, auth=Auth.parse(token), pin_dir=pin_dir)
+
+
+def follow_kubernetes_collectors(relay, args):
+    """A KubernetesPeers watcher feeding the relay, or None without --peers-from-kubernetes."""
+    if not args.peers_from_kubernetes:
+        return None
+    from collector.k8s import load_api_client
+    from relay.k8s_discovery import KubernetesPeers, parse_pod_selector
+    namespace, selector = parse_pod_selector(args.peers_from_kubernetes)
+    return KubernetesPeers(load_api_client(args.kubeconfig), namespace, selector, relay.add_peer,
+                           relay.remove_peer).start()
 
 
 def start_collector(args, node: str, state_path: str | None):
     from collector.agent import Collector, CollectorConfig
-    from collector.cli import _policy
+    from collector.cli import policy_options
     from collector.datapath import DatapathConfig
     from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
 
@@ -77,8 +96,8 @@ def start_collector(args, node: str, state_path: str | None):
     config = CollectorConfig(node_name=node, lab_state=state_path, listen_address=args.collector_address,
                              unix_socket=args.unix_socket or None, identity_state=args.identity_state,
                              datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
-                             metrics_address=args.metrics_address or None)
-    collector = Collector(config, **_policy(args.pin_dir))
+                             metrics_address=args.metrics_address or None, kernel_drops=True)
+    collector = Collector(config, **policy_options(args.pin_dir))
     collector.start()
     return collector
 
@@ -95,25 +114,31 @@ def run(args) -> int:
     store, writer = open_storage(args.storage)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    collector = relay = server = http = ui = None
+    collector = relay = server = http = ui = watcher = None
     try:
-        collector = start_collector(args, node, state_path)
+        if args.collector:
+            collector = start_collector(args, node, state_path)
         relay = Relay(store, writer).start()
         server, port = create_server(relay, listen_address(args.listen_address))
-        relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
-        for i, other in enumerate(nodes):
-            if other != node:
-                relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
+        if collector is not None:
+            relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
+            for i, other in enumerate(nodes):
+                if other != node:
+                    relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
+        watcher = follow_kubernetes_collectors(relay, args)
         http = start_http_api(store, args.http_api_address)
-        ui = start_ui(store, args.ui_address, args.pin_dir)
-        log.info("flowscope up: node %s%s; collector on port %d, relay Observer API on port %d, storage %s%s%s",
-                 node, f" (lab {state_path})" if state_path else "", collector.grpc_port, port,
+        ui = start_ui(store, args.ui_address, args.pin_dir, args.ui_auth_token)
+        log.info("flowscope up: node %s%s; collector on port %s, relay Observer API on port %d, storage %s%s%s",
+                 node, f" (lab {state_path})" if state_path else "",
+                 collector.grpc_port if collector else "-", port,
                  store.url.redacted(), f", HTTP API on port {http.server_port}" if http else "",
                  f", UI {ui.url}" if ui else "")
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if watcher is not None:
+            watcher.stop()
         if server is not None:
             server.stop(grace=1).wait()
         if relay is not None:

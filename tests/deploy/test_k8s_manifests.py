@@ -2,6 +2,7 @@
 Kubernetes OpenAPI schema of a current release; the security properties we promise hold."""
 
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -97,6 +98,27 @@ def test_embedded_overlay_runs_one_process_on_a_volume():
     relay = next(o for o in objects if o["kind"] == "Deployment")
     assert relay["spec"]["strategy"]["type"] == "Recreate"
     args = relay["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--storage=chdb:///var/lib/flowscope/db" in args and "--ui-address=0.0.0.0:8050" in args
+    assert args[:2] == ["up", "--no-collector"] and "--ui-address=0.0.0.0:8050" in args
+    assert "--storage=chdb:///var/lib/flowscope/db" in args
     volumes = relay["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "flowscope-data"}} in volumes
+
+
+def test_every_flowscope_container_passes_arguments_the_cli_accepts(objects):
+    """Manifests and the CLI must not drift apart: parse each container's args with flowscope's parser."""
+    from collector.metrics.config import parse_specs
+    from flowscope.cli import build_parser
+
+    config_maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    for workload in workloads(objects):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            if not container["image"].startswith("ghcr.io/flowscope/"):
+                continue
+            env = {}
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("configMapKeyRef")
+                env[var["name"]] = config_maps[ref["name"]][ref["key"]] if ref else "secret"
+            args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+            parsed = build_parser(args[0]).parse_args(args)  # argparse exits on an unknown flag
+            if args[0] == "collector":
+                assert parse_specs(parsed.metrics), "the collector's --metrics must name metrics"
