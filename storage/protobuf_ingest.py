@@ -66,15 +66,19 @@ def encode(flows, raws) -> bytes:
     return b"".join(parts)
 
 
-def _side(p: str) -> dict[str, str]:
-    """SQL for one endpoint side (p = "source" or "destination"), same rules as storage.columns."""
+def _kind(p: str) -> str:
+    """SQL for the endpoint kind of side p ("source"/"destination"), the rules of columns.endpoint_kind."""
     e = f"flow_{p}"
-    kind = (f"multiIf({e}_identity = 1, 'host', {e}_identity = 2, 'world', {e}_identity = 3, 'unmanaged', "
-            f"{e}_identity = 4, 'health', {e}_identity = 5, 'init', {e}_identity = 6, 'remote-node', "
-            f"{e}_identity = 7, 'kube-apiserver', {e}_pod_name != '', 'pod', "
-            f"arrayExists(x -> startsWith(x, 'reserved:'), {e}_labels), splitByChar('=', substring("
-            f"arrayFirst(x -> startsWith(x, 'reserved:'), {e}_labels), 10))[1], 'world')")
-    names = f"flow_{p}_names"
+    reserved = f"arrayFirst(x -> startsWith(x, 'reserved:'), {e}_labels)"
+    return (f"multiIf({e}_identity BETWEEN 1 AND 7, arrayElement(['host', 'world', 'unmanaged', 'health', "
+            f"'init', 'remote-node', 'kube-apiserver'], {e}_identity), {e}_pod_name != '', 'pod', "
+            f"{reserved} != '', splitByChar('=', substring({reserved}, 10))[1], 'world')")
+
+
+def _side(p: str) -> dict[str, str]:
+    """SQL for one endpoint side, same rules as storage.columns; `kind_<p>` comes from the inner query
+    (computed once: it is the costly part)."""
+    e, kind, names = f"flow_{p}", f"kind_{p}", f"flow_{p}_names"
     workload = (f"multiIf({kind} = 'pod', if(notEmpty({e}_workloads_name), {e}_workloads_name[1], "
                 f"{e}_pod_name), {kind} = 'world', if(notEmpty({names}), {names}[1], 'world'), {kind})")
     return {"cluster": f"{e}_cluster_name", "namespace": f"{e}_namespace", "pod": f"{e}_pod_name",
@@ -159,4 +163,5 @@ def statements(layout: Layout) -> list[str]:
     return [f"CREATE TABLE IF NOT EXISTS {layout.database}.flows_ingest ({', '.join(INGEST_COLUMNS)}) "
             "ENGINE = Null",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "
-            f"{layout.table('flows')} AS SELECT {exprs} FROM {layout.database}.flows_ingest"]
+            f"{layout.table('flows')} AS SELECT {exprs} FROM (SELECT *, {_kind('source')} AS kind_source, "
+            f"{_kind('destination')} AS kind_destination FROM {layout.database}.flows_ingest)"]

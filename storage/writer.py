@@ -70,8 +70,9 @@ class FlowWriter:
         self._queued_rows = 0
         self._busy = False  # the thread holds a batch taken from the queue
         self._seen: set[str] = set()
-        self._seen_order: collections.deque[str] = collections.deque()
+        self._seen_previous: set[str] = set()
         self._dedup_window = dedup_window
+        self._flow_size = 500.0  # average serialized bytes per flow, updated per batch
         self._accepted = self._duplicates = self._written = self._batches = 0
         self._retries = self._rejected = self._head_failures = 0
         self._retry_at = 0.0
@@ -101,20 +102,23 @@ class FlowWriter:
                     raise self._spool_error
             if self._stopping:
                 raise StorageError("storage writer is closed")
+            # Dedup against two generations of uuids (current, previous): no per-flow bookkeeping
+            # beyond one set insert; a generation is dropped when the next one is full.
+            current, previous = self._seen, self._seen_previous
+            fresh, duplicates = [], 0
             for flow in flows:
                 uid = flow.uuid
                 if uid:
-                    if uid in self._seen:
-                        self._duplicates += 1
+                    if uid in current or uid in previous:
+                        duplicates += 1
                         continue
-                    self._remember(uid)
-                if not self._buffer:
-                    self._buffer_since = time.monotonic()
-                self._buffer.append(flow)
-                self._buffer_bytes += flow.ByteSize()
-                taken += 1
-                if len(self._buffer) >= self.batch_rows or self._buffer_bytes >= self.batch_bytes:
-                    self._cut()
+                    current.add(uid)
+                fresh.append(flow)
+            if len(current) >= self._dedup_window // 2:
+                self._seen_previous, self._seen = current, set()
+            taken = len(fresh)
+            self._duplicates += duplicates
+            self._add(fresh)
             self._accepted += taken
         return taken
 
@@ -174,11 +178,20 @@ class FlowWriter:
     def _pending(self) -> int:
         return len(self._buffer) + self._queued_rows
 
-    def _remember(self, uid: str) -> None:
-        self._seen.add(uid)
-        self._seen_order.append(uid)
-        if len(self._seen_order) > self._dedup_window:
-            self._seen.discard(self._seen_order.popleft())
+    def _add(self, flows: list[flow_pb2.Flow]) -> None:
+        """Buffers flows, cutting batches at batch_rows or (estimated) batch_bytes."""
+        while flows:
+            if not self._buffer:
+                self._buffer_since = time.monotonic()
+            # Bytes are estimated from the average serialized size of the last batch (exact sizes
+            # per flow would cost more than the rest of write()).
+            by_bytes = max(1, int((self.batch_bytes - self._buffer_bytes) / self._flow_size))
+            room = min(self.batch_rows - len(self._buffer), by_bytes)
+            part, flows = flows[:room], flows[room:]
+            self._buffer.extend(part)
+            self._buffer_bytes += len(part) * self._flow_size
+            if len(self._buffer) >= self.batch_rows or self._buffer_bytes >= self.batch_bytes:
+                self._cut()
 
     def _cut(self) -> None:
         if self._buffer:
@@ -215,6 +228,7 @@ class FlowWriter:
     def _store_batch(self, batch: list[flow_pb2.Flow]) -> None:
         """Outside the lock: insert, or spool; the batch leaves the queue only when one succeeded."""
         raws = [f.SerializeToString() for f in batch]
+        self._flow_size = max(50.0, sum(map(len, raws)) / len(raws))
         stored = False
         if not len(self.spool):
             stored = self._insert(batch, raws, check_existing=False)
