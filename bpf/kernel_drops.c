@@ -7,7 +7,8 @@
  *   SKB_HEAD SKB_DATA_OFF SKB_NETWORK_HEADER SKB_TRANSPORT_HEADER SKB_LEN SKB_DEV
  *   DEV_IFINDEX DEV_NET NET_INUM               byte offsets
  *   REASON_MAX_IGNORED                         reasons <= this (consumed, NOT_SPECIFIED) are noise
- *   EXCLUDE_REASON_1 EXCLUDE_REASON_2          optional: reasons reported elsewhere (TC drops)
+ *   EXCLUDE_REASON_1 .. EXCLUDE_REASON_4       optional: reasons reported elsewhere (TC drops) or
+ *                                              not network drops (QUEUE_PURGE)
  *   TP_SKBADDR TP_LOCATION TP_PROTOCOL TP_REASON  field offsets in the tracepoint's record, from its
  *                                              format file (the record changed between kernel versions)
  */
@@ -32,6 +33,14 @@ int on_kfree_skb(void *ctx)
 #endif
 #ifdef EXCLUDE_REASON_2
     if (reason == EXCLUDE_REASON_2)
+        return 0;
+#endif
+#ifdef EXCLUDE_REASON_3
+    if (reason == EXCLUDE_REASON_3)
+        return 0;
+#endif
+#ifdef EXCLUDE_REASON_4
+    if (reason == EXCLUDE_REASON_4)
         return 0;
 #endif
     __u16 protocol = TP_FIELD(__u16, TP_PROTOCOL);

@@ -9,7 +9,7 @@ matches, and both ends' endpoints.
 
 The program filters in the kernel: only IPv4/IPv6 packets, no "consumed"/NOT_SPECIFIED frees (the
 normal end of most packets), and by default no TC_INGRESS/TC_EGRESS drops, which flowscope's own TC
-programs already report as policy drops with more detail.
+programs already report as policy drops with more detail, and no QUEUE_PURGE (socket teardown).
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ BPF_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 # struct drop_event in bpf/kernel_drops.h
 DROP_EVENT_FORMAT = struct.Struct("<QQ16s16sIIIIHHBB2x")
 EVENT_DROP = 1  # Cilium monitor message type of drops
-DEFAULT_EXCLUDED = ("TC_INGRESS", "TC_EGRESS")
+# TC drops are flowscope's own (reported with policy detail); QUEUE_PURGE frees what a closing socket
+# still held queued — socket teardown, not a packet lost on the network, and frequent with HTTP clients.
+DEFAULT_EXCLUDED = ("TC_INGRESS", "TC_EGRESS", "QUEUE_PURGE")
+MAX_EXCLUDED = 4
 
 # Kernel reason -> the Hubble DropReason meaning the same thing (others: DROP_REASON_UNKNOWN).
 HUBBLE_REASONS = {
@@ -136,8 +139,8 @@ def program_cflags(btf: Btf, exclude: Iterable[str] = DEFAULT_EXCLUDED,
         raise KernelDropsError(f"{btf.source}: enum skb_drop_reason has no NOT_SPECIFIED; unsupported kernel")
     flags.append(f"-DREASON_MAX_IGNORED={by_name['NOT_SPECIFIED']}")
     for i, name in enumerate(n for n in exclude if n in by_name):
-        if i >= 2:
-            raise KernelDropsError(f"at most 2 excluded drop reasons, got {list(exclude)}")
+        if i >= MAX_EXCLUDED:
+            raise KernelDropsError(f"at most {MAX_EXCLUDED} excluded drop reasons, got {list(exclude)}")
         flags.append(f"-DEXCLUDE_REASON_{i + 1}={by_name[name]}")
     return flags
 
