@@ -51,22 +51,26 @@ def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Fl
         f.IP.source = f"10.244.{NAMESPACES.index(src[0])}.{WORKLOADS.index(src[1]) + 10}"
         f.IP.destination = f"10.244.{NAMESPACES.index(dst[0])}.{WORKLOADS.index(dst[1]) + 10}"
         f.IP.ipVersion = flow_pb2.IPv4
-        for ep, (ns, wl) in ((f.source, src), (f.destination, dst)):
+        reply = rnd.random() < 0.4
+        f.is_reply.value = reply
+        if reply:  # a reply travels server -> client
+            f.IP.source, f.IP.destination = f.IP.destination, f.IP.source
+        for ep, (ns, wl) in ((f.source, dst if reply else src), (f.destination, src if reply else dst)):
             ep.namespace, ep.pod_name = ns, f"{wl}-5d8f7-{rnd.randrange(3)}"
             ep.identity = 256 + NAMESPACES.index(ns) * 25 + WORKLOADS.index(wl)
             ep.labels.extend([f"k8s:app={wl}", f"k8s:io.kubernetes.pod.namespace={ns}"])
             ep.workloads.add(name=wl, kind="Deployment")
-        reply = rnd.random() < 0.4
-        f.is_reply.value = reply
         f.traffic_direction = flow_pb2.EGRESS
         if kind < 0.1:
-            f.l4.UDP.source_port, f.l4.UDP.destination_port = 40000 + i % 20000, 53
+            ports = (53, 40000 + i % 20000) if reply else (40000 + i % 20000, 53)
+            f.l4.UDP.source_port, f.l4.UDP.destination_port = ports
             f.Type = flow_pb2.L7
             f.l7.type = flow_pb2.RESPONSE if reply else flow_pb2.REQUEST
             f.l7.dns.query = f"{dst[1]}.{dst[0]}.svc.cluster.local."
             f.l7.dns.rcode = 3 if kind < 0.03 else 0
         else:
-            f.l4.TCP.source_port, f.l4.TCP.destination_port = 40000 + i % 20000, 8080
+            ports = (8080, 40000 + i % 20000) if reply else (40000 + i % 20000, 8080)
+            f.l4.TCP.source_port, f.l4.TCP.destination_port = ports
             f.l4.TCP.flags.ACK = True
             if kind < 0.5:
                 f.Type = flow_pb2.L7
@@ -87,6 +91,7 @@ def ingest(store, flows, tmp: pathlib.Path, label: str) -> float:
     with FlowWriter(store, spool_dir=str(spool), batch_rows=100_000, max_pending_rows=1_000_000) as writer:
         for i in range(0, len(flows), 10_000):
             writer.write(flows[i:i + 10_000])
+        writer.flush()
     elapsed = time.perf_counter() - start
     assert store.count() >= len(flows), f"{label}: not all flows stored"
     return len(flows) / elapsed

@@ -32,7 +32,7 @@ class MapEdge:
     p95_ns: Optional[float]
     p99_ns: Optional[float]
     l7: tuple[str, ...] = ()  # L7 protocols seen on the edge: "http", "dns", "kafka"
-    target_ips: tuple[str, ...] = ()  # up to 8 server addresses (details of world nodes)
+    target_ips: tuple[str, ...] = ()  # up to 8 addresses of a non-pod server (world, host ...)
 
     @property
     def key(self) -> tuple[str, str, int, str, str]:

@@ -139,8 +139,10 @@ def edges(layout: Layout) -> list[str]:
     cols = keys + ["server_port UInt16", "protocol UInt8", "verdict UInt8", f"flows {SUM}",
                    f"bytes {SUM}", f"requests {SUM}", f"errors {SUM}",
                    f"latency AggregateFunction({QUANTILES}, UInt64)",
+                   # Server addresses only for non-pod servers (world, host...), and L7 protocols as a
+                   # bit set: sets of values per edge-minute made the map query 2.5x slower.
                    "server_ips AggregateFunction(groupUniqArray, String)",
-                   "l7_protos AggregateFunction(groupUniqArray, UInt8)"]
+                   "l7_protos AggregateFunction(groupBitOr, UInt8)"]
     order = ("minute, client_namespace, client_workload, server_namespace, server_workload, server_port, "
              "protocol, verdict, client_kind, server_kind")
     select = (
@@ -152,8 +154,8 @@ def edges(layout: Layout) -> list[str]:
         "sumState(toUInt64(l7_type = 2)) AS requests, "
         f"sumState(toUInt64({ERROR})) AS errors, "
         f"{QUANTILES.replace('(', 'StateIf(', 1)}(latency_ns, l7_type = 2 AND latency_ns > 0) AS latency, "
-        f"groupUniqArrayState({client_server('server', 'ip')}) AS server_ips, "
-        "groupUniqArrayStateIf(l7_proto, l7_proto > 0) AS l7_protos"
+        f"groupUniqArrayStateIf({client_server('server', 'ip')}, {client_server('server', 'kind')} != 'pod')"
+        " AS server_ips, groupBitOrState(toUInt8(bitShiftLeft(1, l7_proto))) AS l7_protos"
         f" FROM {layout.local('flows')} GROUP BY minute, client_namespace, client_workload, client_kind, "
         "server_namespace, server_workload, server_kind, server_port, protocol, verdict")
     return (_create(layout, "edges_1m", ", ".join(cols), "AggregatingMergeTree", order, "minute")

@@ -302,7 +302,7 @@ class FlowStore:
             "SELECT client_namespace, client_workload, client_kind, server_namespace, server_workload, "
             "server_kind, server_port, protocol, verdict, sumMerge(flows), sumMerge(bytes), sumMerge(requests), "
             f"sumMerge(errors), {QUANTILES.replace('(', 'Merge(', 1)}(latency), "
-            "arraySlice(arraySort(groupUniqArrayMerge(server_ips)), 1, 8), groupUniqArrayMerge(l7_protos) "
+            "arraySlice(arraySort(groupUniqArrayMerge(server_ips)), 1, 8), groupBitOrMerge(l7_protos) "
             f"FROM {self.layout.table('edges_1m')} WHERE {window}"
             f"{self._edge_namespaces_sql(namespaces)} GROUP BY client_namespace, client_workload, client_kind, "
             "server_namespace, server_workload, server_kind, server_port, protocol, verdict")
@@ -323,7 +323,7 @@ class FlowStore:
                                  requests=requests, errors=errors,
                                  error_rate=errors / requests if requests else 0.0,
                                  p50_ns=p50, p95_ns=p95, p99_ns=p99,
-                                 l7=tuple(sorted(L7_NAMES.get(p, str(p)) for p in l7)),
+                                 l7=tuple(sorted(name for bit, name in L7_NAMES.items() if l7 >> bit & 1)),
                                  target_ips=tuple(sorted(ips))))
         edges.sort(key=lambda e: e.key)
         return ServiceMap(since_ns=since_ns, until_ns=until_ns,
