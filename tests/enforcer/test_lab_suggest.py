@@ -95,6 +95,16 @@ def test_suggest_from_recorded_traffic_then_enforce(lab_factory, enforced_collec
     assert " 0 would be denied" in checked.stdout, checked.stdout
     assert int(checked.stdout.split()[0]) >= 10, "the recorded connections were replayed"
 
+    # Cilium format with L7: names for the world, generalised HTTP paths, and the same zero would-deny.
+    cilium_dir = tmp_path / "cilium"
+    cli("suggest", "--storage", url, *window, "--lab-state", lab.state_path, "--format", "cilium", "--l7",
+        "-o", str(cilium_dir))
+    backend = (cilium_dir / "shop-backend.yaml").read_text()
+    assert "path: /api/users/[0-9]+" in backend and "method: GET" in backend, backend
+    assert "matchName: api.example.com" in (cilium_dir / "shop-frontend.yaml").read_text()
+    checked = cli("check", str(cilium_dir), "--storage", url, *window)
+    assert " 0 would be denied, 0 allowed at L3/L4 but not by their L7 rules" in checked.stdout, checked.stdout
+
     policy_cli("apply", str(out_dir), pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
     enforced_at = time.time_ns()
     for _ in range(2):
