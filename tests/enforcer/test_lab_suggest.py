@@ -118,6 +118,16 @@ def test_suggest_from_recorded_traffic_then_enforce(lab_factory, enforced_collec
         [(f.IP.source, f.IP.destination, f.Summary) for f in after if f.IP.source != intruder_ip]
     assert {f.IP.destination for f in after} == {lab.pod("backend").ipv4, lab.pod("database").ipv4}
 
+    # The Cilium suggestion enforced instead: toFQDNs opens api.example.com's address.
+    policy_cli("remove", "all", pin_dir=run.pin_dir, lab=lab)
+    policy_cli("apply", str(cilium_dir), pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    switched_at = time.time_ns()
+    assert all(normal_traffic(lab)), "normal traffic keeps working under the cilium suggestion"
+    assert not curl(lab, "intruder", f"http://{lab.pod('database').ipv4}:6379/", timeout=1)
+    time.sleep(0.5)
+    after = run.snapshot(lambda f: f.time.seconds * 10**9 + f.time.nanos >= switched_at and is_policy_drop(f))
+    assert after and all(f.IP.source == intruder_ip for f in after)
+
 
 def _rfc3339(t_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_ns // 10**9)) + f".{t_ns % 10**9:09d}Z"
