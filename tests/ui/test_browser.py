@@ -91,10 +91,10 @@ def edge_keys(store, since=None, until=None) -> set[str]:
     return {edge_selection(e) for e in smap.edges}
 
 
-def open_map(driver, url: str, min_edges: int = 1) -> dict:
+def open_map(driver, url: str, min_edges: int = 1, timeout: float = 30.0) -> dict:
     driver.get(url)
     return wait_until(lambda: (lambda els: els if len(els["edges"]) >= min_edges else None)(map_elements(driver)),
-                      message="the service map's edges")
+                      timeout=timeout, message="the service map's edges")
 
 
 def total_flows(driver) -> int | None:
@@ -191,7 +191,11 @@ def test_clicking_an_edge_filters_the_table_to_its_flows(browser, ui_url, lab_st
         assert {src.split("-")[0], dst.split("-")[0]} == {"frontend", "backend"}, (src, dst)
     assert "sel=edge:shop/frontend|shop/backend|8080|TCP|FORWARDED" in urllib.parse.unquote(browser.current_url)
     # a row's details: every field, and the flow as proto3 JSON with proto field names
-    browser.find_elements(By.CSS_SELECTOR, "#flows-grid .ag-center-cols-container .ag-row [col-id='verdict']")[0].click()
+    def click_first_row():  # retried: a live refresh may redraw the rows under the click
+        browser.find_elements(By.CSS_SELECTOR, "#flows-grid .ag-center-cols-container .ag-row "
+                                               "[col-id='verdict']")[0].click()
+        return True
+    wait_until(click_first_row, message="a row to click")
     text = wait_until(lambda: browser.find_element(By.ID, "flow-json").get_attribute("textContent"),
                       message="the flow's JSON")
     flow = json.loads(text)
@@ -298,7 +302,7 @@ def big_ui_url(chdb_dir):
 
 
 def test_a_500_workload_map_starts_collapsed_and_expands_on_click(browser, big_ui_url):
-    els = open_map(browser, big_ui_url + "/", min_edges=100)
+    els = open_map(browser, big_ui_url + "/", min_edges=100, timeout=60)
     assert len(els["nodes"]) == 25 and all(n.startswith("ns:ns-") for n in els["nodes"])
     assert "500 workloads" in browser.find_element(By.ID, "map-summary").text
     click_element(browser, "ns:ns-07",

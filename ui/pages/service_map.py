@@ -4,6 +4,7 @@ clicked node or edge, one flow's details, and HTTP RED / DNS / drop panels."""
 from __future__ import annotations
 
 import functools
+import logging
 import urllib.parse
 
 import dash
@@ -11,6 +12,7 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from storage.errors import StorageError
 from storage.store import TABLE_COLUMNS
 from ui import ids
 from ui.builders import figures, flows, service_map as map_builder
@@ -19,6 +21,7 @@ from ui.pages import PageOptions
 from ui.state import (PROTOCOLS, VERDICTS, ViewError, ViewState, flow_filters, format_selection, from_dict,
                       from_query, parse_selection, to_dict, to_query, window_ns)
 
+log = logging.getLogger(__name__)
 NAME = "Service map"
 PATH = "/"
 WINDOW_OPTIONS = [{"label": "live", "value": "live"}, {"label": "last 5m", "value": "5m"},
@@ -119,6 +122,26 @@ def layout(refresh_s: float = 5.0, **query) -> html.Div:
     ])
 
 
+def _store_errors(*fallback):
+    """A callback whose store query fails (after ui.data's retries) shows the error where its output
+    is (a text given as a function of the error) instead of failing the request; no_update elsewhere."""
+    def wrap(callback):
+        @functools.wraps(callback)
+        def guarded(*args):
+            try:
+                return callback(*args)
+            except StorageError as err:
+                log.warning("UI query failed: %s", err)
+                out = tuple(f(err) if callable(f) else f for f in fallback)
+                return out if len(out) > 1 else out[0]
+        return guarded
+    return wrap
+
+
+def _unavailable(err) -> str:
+    return f"the flow store did not answer: {err}"
+
+
 def _window(data: UIData, state: ViewState) -> tuple[int, int]:
     return window_ns(state, data.now_ns())
 
@@ -167,6 +190,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
 
     @app.callback(Output(ids.NAMESPACES, "options"), Input(ids.STATE, "data"), Input(ids.TICK, "n_intervals"),
                   State(ids.NAMESPACES, "value"))
+    @_store_errors(no_update)
     def namespace_options(state, _tick, chosen):
         since, _ = _window(data, from_dict(state))
         names = sorted(set(data.namespaces(since)) | set(chosen or ()))
@@ -174,6 +198,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
 
     @app.callback(Output(ids.MAP, "elements"), Output(ids.MAP_SUMMARY, "children"),
                   Input(ids.STATE, "data"), Input(ids.TICK, "n_intervals"), Input(ids.EXPANDED, "data"))
+    @_store_errors(no_update, _unavailable)
     def draw_map(state_data, _tick, expanded):
         state = from_dict(state_data)
         since, until = _window(data, state)
@@ -238,6 +263,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
 
     @app.callback(Output(ids.GRID, "getRowsResponse"), Output(ids.GRID_TOTAL, "children"),
                   Input(ids.GRID, "getRowsRequest"), State(ids.STATE, "data"), State(ids.SELECTION, "data"))
+    @_store_errors({"rowData": [], "rowCount": 0}, _unavailable)
     def flow_rows(request, state_data, selection):
         if not request:
             return no_update, no_update
@@ -252,6 +278,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
 
     @app.callback(Output(ids.DETAILS, "children"), Output(ids.DETAILS_JSON, "children"),
                   Input(ids.GRID, "cellClicked"), prevent_initial_call=True)
+    @_store_errors(_unavailable, "")
     def flow_details(cell):
         uuid = (cell or {}).get("rowId")
         flow = data.flow(uuid) if uuid else None
@@ -263,6 +290,7 @@ def register(app: dash.Dash, data: UIData, options: PageOptions) -> None:
 
     @app.callback(Output(ids.RED, "figure"), Output(ids.DNS, "figure"), Output(ids.DROPS, "figure"),
                   Input(ids.STATE, "data"), Input(ids.TICK, "n_intervals"), Input(ids.SELECTION, "data"))
+    @_store_errors(no_update, no_update, no_update)
     def panels(state_data, _tick, selection):
         state = from_dict(state_data)
         since, until = _window(data, state)
