@@ -45,6 +45,9 @@ class CompileInput:
     host_ips: tuple[str, ...] = ()
     fqdn_ips: dict[str, tuple[str, ...]] = field(default_factory=dict)   # ip -> names (from DNS answers)
     node_name: str = ""
+    # "namespace/pod" -> container port name -> (protocol, port). Neither the lab nor the Endpoint model
+    # carries container ports yet, so named ports usually resolve to nothing (and say so in warnings).
+    named_ports: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,8 +94,10 @@ def compile_policies(inp: CompileInput) -> CompileResult:
                 if policy.key in inp.audit_policies:
                     flags |= EP_AUDIT
                 for rule in policy.rules(direction) or ():
+                    named = inp.named_ports.get(f"{ep.namespace}/{ep.pod_name}", {}) if direction == INGRESS \
+                        else {}   # egress: the peer's names, per peer; not resolved (warned)
                     rules.update(_rule_entries(rule, identity, kernel_dir, inp.policy_ids[policy.key], peers,
-                                               prefixes, inp, warnings, policy))
+                                               prefixes, inp, warnings, policy, named))
         if ep.namespace in inp.audit_namespaces:
             flags |= EP_AUDIT
         if flags & (EP_ENFORCE_INGRESS | EP_ENFORCE_EGRESS):
@@ -162,13 +167,13 @@ def _inside(prefix: str, peer: CidrPeer) -> bool:
                    if ipaddress.ip_network(e).version == net.version)
 
 
-def _port_ranges(rule: Rule, subject_named: dict[str, tuple[str, int]], warnings: list[str],
+def _port_ranges(rule: Rule, named: dict[str, tuple[str, int]], warnings: list[str],
                  policy: Policy) -> list[tuple[int, int, int]]:
     if not rule.ports:
         return [(0, 0, PORT_MAX)]
     out = []
     for spec in rule.ports:
-        out.extend(_spec_ranges(spec, subject_named, warnings, policy, rule))
+        out.extend(_spec_ranges(spec, named, warnings, policy, rule))
     return out
 
 
@@ -186,9 +191,9 @@ def _spec_ranges(spec: PortSpec, named: dict[str, tuple[str, int]], warnings: li
 
 
 def _rule_entries(rule: Rule, ep_identity: int, direction: int, policy_id: int, peers, prefixes, inp: CompileInput,
-                  warnings: list[str], policy: Policy) -> list[MapRule]:
+                  warnings: list[str], policy: Policy, named: dict[str, tuple[str, int]]) -> list[MapRule]:
     peer_ids = _peer_identities(rule, peers, prefixes, inp)
-    ranges = _port_ranges(rule, {}, warnings, policy)
+    ranges = _port_ranges(rule, named, warnings, policy)
     action = RULE_DENY if rule.deny else RULE_ALLOW
     return [MapRule(ep_identity, peer, direction, proto, lo, hi, action, policy_id)
             for peer in peer_ids for proto, lo, hi in ranges]

@@ -104,3 +104,18 @@ def test_kernel_agrees_with_python(kernel, subject, direction, peer, proto, port
     kernel_dir = DIR_INGRESS if direction == INGRESS else DIR_EGRESS
     got = probe.check(IFINDEX[subject], kernel_dir, peer_info.ip, {"TCP": 6, "UDP": 17}[proto], port)
     assert got.action == {"no-policy": 0, "allowed": 0, "default-deny": 1, "explicit-deny": 2}[expected.reason]
+
+
+def test_named_ports_resolve_on_the_selected_pod_or_warn():
+    policies = parse_text("""apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: named, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress: [{ports: [{port: http}]}]
+""")
+    ids = {policies[0].key: 7}
+    named = {"shop/backend-55c-x1": {"http": ("TCP", 8080)}}
+    result = compile_policies(CompileInput(policies, ENDPOINTS_WITH_DEVICES, ids, named_ports=named))
+    assert {(slot[3], slot[4], slot[5]) for slot in result.state.rules} == {(6, 8080, 16)}
+    assert any("named port 'http' is not known" in w for w in result.warnings), "backend2 has no such port"
