@@ -18,7 +18,7 @@ Write (one writer per store per process):
                                                          when too much is pending; SpoolFullError
         .flush(timeout=None) -> None                     all taken flows stored or spooled on disk
         .wait_stored(timeout) -> bool                    memory and spool empty
-        .close(timeout=30.0) -> None
+        .close(timeout=None) -> None
         .stats() -> WriterStats
 
 Query (times: None, int ns since epoch, datetime or protobuf Timestamp; aggregates at minute resolution):

@@ -147,20 +147,28 @@ class FlowWriter:
                 self._cond.wait(0.1)
             return not (len(self.spool) or self._queue or self._busy)
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Flushes, makes one last attempt at the spool, stops the thread. Spooled batches stay on disk
-        for the next writer; raises SpoolFullError if flows remain only in memory."""
+        for the next writer; raises SpoolFullError if flows remain only in memory. Waits as long as
+        inserts take by default (a store that is down makes batches spool at once, so this returns)."""
         try:
             self.flush(timeout)
-        finally:
-            with self._cond:
-                self._stopping = True
-                self._cond.notify_all()
-            self._thread.join(timeout)
-            self.spool.close()
+        except BaseException:
+            # Flows are still only in memory: the thread keeps trying while the process lives.
+            self._stop(5.0)
+            raise
+        self._stop(timeout)
         if len(self.spool):
             log.warning("storage writer closed with %d batches (%d bytes) spooled in %s",
                         len(self.spool), self.spool.bytes, self.spool.dir)
+
+    def _stop(self, timeout: float | None) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.spool.close()
 
     def stats(self) -> WriterStats:
         with self._cond:
