@@ -82,11 +82,12 @@ class LabEndpointFeeder:
 
 class Collector:
     """One node's collector. `endpoints` defaults to a cache fed from the lab state; `policy_maps` is the
-    enforcer's PolicyMaps (its cflags compile enforcement in), `policy_names` its PolicyNames."""
+    enforcer's PolicyMaps (its cflags compile enforcement in), `policy_names` its PolicyNames, and
+    `policy_agent` its PolicyAgent, which keeps the maps in step with pods and DNS answers."""
 
     def __init__(self, config: CollectorConfig, endpoints: EndpointCache | None = None,
                  observer: Observer | None = None, policy_maps=None, policy_names=None,
-                 l7_config: L7Config | None = None) -> None:
+                 policy_agent=None, l7_config: L7Config | None = None) -> None:
         self.config = config
         self.endpoints = endpoints if endpoints is not None else EndpointCache(config.node_name)
         self._feeder = None
@@ -114,8 +115,14 @@ class Collector:
         self.metrics_server = None
         self.flow_metrics = None
         self.lost_hooks: list[Callable] = []  # called with each flow.LostEvent (metrics)
+        # called with every endpoint when the endpoint source changed (policy maps, metric expiry)
+        self.endpoint_hooks: list[Callable[[list[Endpoint]], object]] = []
+        if policy_agent is not None:
+            self.observer.hooks.append(policy_agent.observe)
+            self.endpoint_hooks.append(policy_agent.on_endpoints)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._endpoints_seen = -1
 
     def start(self) -> None:
         if self._feeder is not None:
@@ -125,12 +132,13 @@ class Collector:
             self._feeder.refresh()
         if self.config.endpoint_source == "kubernetes" and self._feeder is None:
             self._start_kubernetes()
-        self._spawn(self._poll_endpoints, "flowscope-endpoints")
         try:
             self._start_metrics()
+            self._run_endpoint_hooks()  # before the datapath: new pods are enforced from their first packet
             self.datapath.start()
             if self.config.kernel_drops:
                 self._start_kernel_drops()
+            self._spawn(self._poll_endpoints, "flowscope-endpoints")
         except BaseException:
             self._stop.set()  # the endpoint poller and metrics server must not outlive a failed start
             if self.metrics_server is not None:
@@ -175,17 +183,25 @@ class Collector:
         self._threads.append(thread)
 
     def _poll_endpoints(self) -> None:
-        """Re-reads the lab state; on any endpoint change, drops the metric series of pods that left."""
-        seen_version = -1
+        """Re-reads the lab state; on any endpoint change, tells everyone who keeps per-pod state."""
         while not self._stop.wait(self.config.endpoint_poll_s):
             if self._feeder is not None:
                 self._feeder.refresh()
-            if self.endpoints.version != seen_version:
-                seen_version = self.endpoints.version
-                if self.kernel_drops is not None:
-                    self.kernel_drops.invalidate()
-                if self.flow_metrics is not None:
-                    self.flow_metrics.sync_endpoints(self.endpoints.all_endpoints())
+            if self.endpoints.version != self._endpoints_seen:
+                self._run_endpoint_hooks()
+
+    def _run_endpoint_hooks(self) -> None:
+        self._endpoints_seen = self.endpoints.version
+        endpoints = self.endpoints.all_endpoints()
+        if self.kernel_drops is not None:
+            self.kernel_drops.invalidate()
+        if self.flow_metrics is not None:
+            self.flow_metrics.sync_endpoints(endpoints)
+        for hook in self.endpoint_hooks:
+            try:
+                hook(endpoints)
+            except Exception:  # a consumer's failure must not stop endpoint tracking
+                log.exception("endpoint hook %r failed", hook)
 
     def _start_kubernetes(self) -> None:
         from collector.k8s import KubernetesEndpointSource, load_api_client

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                              metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
                              endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
                              kernel_drops=args.kernel_drops)
-    collector = Collector(config, **policy_options(args.pin_dir))
+    collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     collector.start()
     try:
@@ -93,10 +93,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def policy_options(pin_dir: str) -> dict:
-    """The enforcer's maps, when the enforcer is installed: the datapath then enforces policy."""
+def policy_options(pin_dir: str, identity_state: str | None = None) -> dict:
+    """The enforcer's maps, names and agent, when the enforcer is installed: the datapath then enforces
+    policy, names it in drops, and keeps the maps in step with new pods and DNS answers (toFQDNs)."""
     try:
+        from enforcer.apply import local_addresses
         from enforcer.datapath import PolicyMaps, PolicyNames
+        from enforcer.runtime import PolicyAgent
     except ImportError:
         return {}
-    return {"policy_maps": PolicyMaps.open(pin_dir), "policy_names": PolicyNames(pin_dir)}
+    return {"policy_maps": PolicyMaps.open(pin_dir), "policy_names": PolicyNames(pin_dir),
+            "policy_agent": PolicyAgent(pin_dir, identity_state, local_addresses())}

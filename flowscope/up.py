@@ -97,7 +97,7 @@ def start_collector(args, node: str, state_path: str | None):
                              unix_socket=args.unix_socket or None, identity_state=args.identity_state,
                              datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
                              metrics_address=args.metrics_address or None, kernel_drops=True)
-    collector = Collector(config, **policy_options(args.pin_dir))
+    collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     collector.start()
     return collector
 
