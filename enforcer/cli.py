@@ -51,6 +51,9 @@ def _history_args(p: argparse.ArgumentParser, since: str) -> None:
     p.add_argument("--since", default=since, help=f"start of the window (duration back or RFC 3339; default {since})")
     p.add_argument("--until", default=None, help="end of the window (default now)")
     p.add_argument("--storage", default=os.environ.get("FLOWSCOPE_STORAGE", DEFAULT_STORAGE), help="flow store URL")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="read the history through a relay's Observer API instead of opening the store "
+                        "(needed while `flowscope up` or `flowscope relay` holds an embedded store), e.g. localhost:4245")
 
 
 def _datapath_args(p: argparse.ArgumentParser) -> None:
@@ -81,13 +84,24 @@ def _store(url: str):
         from storage import open_store
     except ImportError as err:
         raise UserError(f"flow storage is not available ({err})") from err
-    return open_store(url)
+    try:
+        return open_store(url)
+    except UserError as err:
+        if url.startswith("chdb:"):
+            raise UserError(f"{err} — if `flowscope up` or `flowscope relay` is running on this store, read "
+                            "through it instead: --server localhost:4245") from None
+        raise
 
 
 def _flows(args, label: str):
     from enforcer.history import iter_flows, stderr_progress
     since, until = _window(args)
-    return iter_flows(_store(args.storage), since, until, progress=stderr_progress(label))
+    if args.server:
+        from relay.history_client import RelayFlowSource
+        source = RelayFlowSource(args.server)
+    else:
+        source = _store(args.storage)
+    return iter_flows(source, since, until, progress=stderr_progress(label))
 
 
 def _suggest(args) -> int:
@@ -98,7 +112,7 @@ def _suggest(args) -> int:
     suggestions = suggest(obs, SuggestOptions(args.format, args.l7, tuple(args.namespace), known))
     if not suggestions:
         raise UserError(f"no flows of pods between --since {args.since} and --until {args.until or 'now'} in "
-                        f"{args.storage}: nothing to suggest from")
+                        f"{args.server or args.storage}: nothing to suggest from")
     for s in suggestions:
         for w in s.warnings:
             print(f"warning: {w}", file=sys.stderr)
