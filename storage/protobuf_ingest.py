@@ -1,11 +1,12 @@
 """Fast ingest for the embedded engine: ClickHouse itself parses the flows (format Protobuf).
 
 Python work per flow is one SerializeToString and a few bytes: each row is an envelope message
-`StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5; }`
-whose field 1 carries the flow's bytes (a message and a bytes field share the wire encoding, so no
+`StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5;
+uint32 source_kind = 6; uint32 destination_kind = 7; }` whose field 1 carries the flow's bytes (a message and a bytes field share the wire encoding, so no
 re-encoding), from which ClickHouse fills the columns, and field 2 the bytes kept in `raw`
 (columns.stored_bytes: the same without time and uuid). Fields 3-5
-carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set.
+carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set;
+fields 6-7 each endpoint's kind where it is cheap to decide here (costly in SQL: array lambdas per row).
 
 Rows land in a Null table (`flows_ingest`) whose materialized view derives the flows columns with the
 same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
@@ -30,6 +31,9 @@ _WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": 
                "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
 _L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
 _L7 = {None: 0, "dns": 1, "http": 2, "kafka": 3}
+# Endpoint kind codes of envelope fields 6/7 (1-based into KINDS); 0 = decided in SQL from the labels.
+KINDS = ("pod", "host", "world", "unmanaged", "health", "init", "remote-node", "kube-apiserver")
+_IDENTITY_KIND = {identity: KINDS.index(kind) + 1 for identity, kind in columns.RESERVED_KINDS.items()}
 
 
 def schema_text() -> str:
@@ -37,7 +41,7 @@ def schema_text() -> str:
     for name, body in _WELL_KNOWN.items():
         text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
     return text + (f"\nmessage {MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
-                   "uint32 l4 = 4; uint32 l7 = 5; }\n")
+                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; }\n")
 
 
 def write_schema(directory: str) -> str:
@@ -53,26 +57,32 @@ def write_schema(directory: str) -> str:
 def encode(flows, raws) -> bytes:
     """Length-delimited StoredFlow messages for `flows` (with `raws` their serialized bytes)."""
     varint, l4s, l7s, stored_bytes = columns.varint, _L4, _L7, columns.stored_bytes
+    identity_kind = _IDENTITY_KIND
     parts = []
     for f, raw in zip(flows, raws):
         n = varint(len(raw))
         kept = stored_bytes(f, raw)
         reply = (1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2
+        src, dst = f.source, f.destination
+        src_kind = identity_kind.get(src.identity) or (1 if src.pod_name else 0)
+        dst_kind = identity_kind.get(dst.identity) or (1 if dst.pod_name else 0)
         l7 = l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0
         body = b"".join((b"\x0a", n, raw, b"\x12", varint(len(kept)), kept, b"\x18", varint(reply),
-                         b"\x20", varint(l4s[f.l4.WhichOneof("protocol")]), b"\x28", varint(l7)))
+                         b"\x20", varint(l4s[f.l4.WhichOneof("protocol")]), b"\x28", varint(l7),
+                         b"\x30", varint(src_kind), b"\x38", varint(dst_kind)))
         parts.append(varint(len(body)))
         parts.append(body)
     return b"".join(parts)
 
 
 def _kind(p: str) -> str:
-    """SQL for the endpoint kind of side p ("source"/"destination"), the rules of columns.endpoint_kind."""
+    """SQL for the endpoint kind of side p ("source"/"destination"), the rules of columns.endpoint_kind:
+    Python sends the common answers (reserved identity, pod); the labels decide the rest."""
     e = f"flow_{p}"
     reserved = f"arrayFirst(x -> startsWith(x, 'reserved:'), {e}_labels)"
-    return (f"multiIf({e}_identity BETWEEN 1 AND 7, arrayElement(['host', 'world', 'unmanaged', 'health', "
-            f"'init', 'remote-node', 'kube-apiserver'], {e}_identity), {e}_pod_name != '', 'pod', "
-            f"{reserved} != '', splitByChar('=', substring({reserved}, 10))[1], 'world')")
+    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    return (f"if({p}_kind > 0, arrayElement([{kinds}], {p}_kind), if({reserved} != '', "
+            f"splitByChar('=', substring({reserved}, 10))[1], 'world'))")
 
 
 def _side(p: str) -> dict[str, str]:
@@ -111,7 +121,7 @@ INGEST_COLUMNS = (
        "flow_l7_kafka_error_code Int32"]
     + [f"flow_counters_{c} UInt64" for c in ("packets_forward", "bytes_forward", "packets_reverse",
                                              "bytes_reverse", "duration_ns")]
-    + ["raw String", "is_reply UInt8", "l4 UInt8", "l7 UInt8"])
+    + ["raw String", "is_reply UInt8", "l4 UInt8", "l7 UInt8", "source_kind UInt8", "destination_kind UInt8"])
 
 
 def _select() -> dict[str, str]:
