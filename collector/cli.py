@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", choices=("lab", "kubernetes"), default="lab",
                         help="where pod labels come from: the lab state (default) or the Kubernetes API")
     parser.add_argument("--kubeconfig", help="with --endpoints kubernetes (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument("--policies-from-kubernetes", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --endpoints kubernetes: enforce the cluster's NetworkPolicies (and "
+                             "CiliumNetworkPolicies when their CRD is installed)")
     parser.add_argument("--kernel-drops", action=argparse.BooleanOptionalAction, default=True,
                         help="report the kernel's own packet drops (skb:kfree_skb) as DROPPED flows")
     parser.add_argument("--keep-attached", action="store_true",
@@ -82,15 +85,37 @@ def run(args: argparse.Namespace) -> int:
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     collector.start()
+    policies = None
     try:
+        if args.endpoints == "kubernetes" and args.policies_from_kubernetes:
+            policies = kubernetes_policies(args, collector)
         collector.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if policies is not None:
+            policies.stop()
         collector.stop()
     stats = collector.datapath.stats
     print(f"flowscope collector: {stats.events} events, {stats.flows} flows, {stats.lost} lost", file=sys.stderr)
     return 0
+
+
+def kubernetes_policies(args: argparse.Namespace, collector):
+    """The cluster's policy objects, applied to this node's datapath as they change (None without the
+    enforcer)."""
+    try:
+        from enforcer.apply import local_addresses
+        from enforcer.k8s_policies import KubernetesPolicyApplier, KubernetesPolicySource
+    except ImportError:
+        return None
+    from collector.k8s import load_api_client
+
+    applier = KubernetesPolicyApplier(args.pin_dir, collector.endpoints.all_endpoints,
+                                      collector.config.identity_state, local_addresses())
+    source = KubernetesPolicySource(load_api_client(args.kubeconfig), applier)
+    source.start()
+    return source
 
 
 def policy_options(pin_dir: str, identity_state: str | None = None) -> dict:
