@@ -293,7 +293,9 @@ class FlowWriter:
         if not uuids:
             return flows, raws
         times = [f.time.seconds * 1_000_000_000 + f.time.nanos for f in flows if f.uuid]
-        stored = self.store.existing_uuids(uuids, min(times), max(times))
+        # A flow without time was stored with its insert time: search up to now.
+        until = time.time_ns() if 0 in times else max(times)
+        stored = self.store.existing_uuids(uuids, min(times), until)
         if not stored:
             return flows, raws
         keep = [i for i, f in enumerate(flows) if f.uuid not in stored]
