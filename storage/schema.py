@@ -132,7 +132,9 @@ def _view(layout: Layout, name: str, target: str, select: str) -> list[str]:
             f"TO {layout.local(target)} AS {select} FROM {layout.local('flows')}"]
 
 
-def edges(layout: Layout) -> list[str]:
+def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute") -> list[str]:
+    """Service-map edges per time bucket; the `minute` column holds the bucket start (a minute in
+    edges_1m, an hour in edges_1h, which long windows read)."""
     lc = _lc(layout)
     keys = ["minute DateTime"] + [f"{role}_{c} {lc}" for role in ("client", "server")
                                   for c in ("namespace", "workload", "kind")]
@@ -146,7 +148,7 @@ def edges(layout: Layout) -> list[str]:
     order = ("minute, client_namespace, client_workload, server_namespace, server_workload, server_port, "
              "protocol, verdict, client_kind, server_kind")
     select = (
-        "SELECT toStartOfMinute(ts) AS minute, "
+        f"SELECT {bucket}(ts) AS minute, "
         + ", ".join(f"{_key(layout, client_server(role, c))} AS {role}_{c}" for role in ("client", "server")
                     for c in ("namespace", "workload", "kind"))
         + f", toUInt16({client_server('server', 'port')}) AS server_port, protocol, verdict, "
@@ -158,9 +160,9 @@ def edges(layout: Layout) -> list[str]:
         " AS server_ips, groupBitOrState(toUInt8(bitShiftLeft(1, l7_proto))) AS l7_protos"
         f" FROM {layout.local('flows')} GROUP BY minute, client_namespace, client_workload, client_kind, "
         "server_namespace, server_workload, server_kind, server_port, protocol, verdict")
-    return (_create(layout, "edges_1m", ", ".join(cols), "AggregatingMergeTree", order, "minute")
-            + [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.edges_1m_mv{layout.on_cluster}"
-               f" TO {layout.local('edges_1m')} AS {select}"])
+    return (_create(layout, name, ", ".join(cols), "AggregatingMergeTree", order, "minute")
+            + [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.{name}_mv{layout.on_cluster}"
+               f" TO {layout.local(name)} AS {select}"])
 
 
 def http(layout: Layout) -> list[str]:
@@ -213,13 +215,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "HTTP RED per workload per minute", http),
     Migration(4, "DNS per workload per minute", dns),
     Migration(5, "protobuf ingest table (embedded engine)", lambda layout: _protobuf_ingest(layout)),
+    Migration(6, "service-map edges per hour (long windows)",
+              lambda layout: edges(layout, "edges_1h", "toStartOfHour")),
 )
 
 
 def _protobuf_ingest(layout: Layout) -> list[str]:
     from storage.protobuf_ingest import statements  # it needs this module's Layout
     return statements(layout)
-AGGREGATE_TABLES = ("edges_1m", "http_1m", "dns_1m")
+AGGREGATE_TABLES = ("edges_1m", "edges_1h", "http_1m", "dns_1m")
 
 
 def migrations_table(layout: Layout) -> str:

@@ -27,6 +27,7 @@ from storage.url import StorageURL
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
+HOURLY_FROM_S = 6 * 3600  # service maps of windows this long or longer read hourly edges
 PROTOCOL_NAMES = {6: "TCP", 17: "UDP", 1: "ICMPv4", 58: "ICMPv6", 132: "SCTP", 0: ""}
 L7_NAMES = {1: "dns", 2: "http", 3: "kafka"}
 # Columns of the UI's flow table (FlowPage.rows); any of them can be the sort column.
@@ -70,6 +71,7 @@ class FlowStore:
         if hasattr(backend, "insert_protobuf"):
             self.features = dataclasses.replace(self.features, protobuf_ingest=True)
         self._ingest_schema: str | None = None  # format_schema of flows_ingest once known to exist
+        self._migrations: set[int] | None = None  # applied migrations, read once
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
             # default profile, which refuses it.
@@ -86,6 +88,7 @@ class FlowStore:
         self.backend.execute(migrations_table(self.layout))
         done = self.applied_migrations()
         applied = []
+        self._migrations = None
         for m in MIGRATIONS:
             if m.version in done:
                 continue
@@ -270,15 +273,29 @@ class FlowStore:
                 f"AND verdict = {verdict}")
 
     # ----- service map ----------------------------------------------------------------------------
-    def _minutes(self, since: TimeLike, until: TimeLike, column: str = "minute") -> tuple[int, int, str]:
+    def _minutes(self, since: TimeLike, until: TimeLike, column: str = "minute",
+                 bucket_s: int = 60) -> tuple[int, int, str]:
         since_ns, until_ns = to_ns(since, "since"), to_ns(until, "until")
         if since_ns is None or until_ns is None:
             raise StorageError("since and until are required for aggregate queries")
         if since_ns > until_ns:
             raise StorageError(f"since ({since_ns}) is after until ({until_ns})")
-        start = since_ns // NS // 60 * 60
+        start = since_ns // NS // bucket_s * bucket_s
         end = -(-until_ns // NS)
         return since_ns, until_ns, (f"{column} >= toDateTime({start}) AND {column} < toDateTime({end})")
+
+    def _edges_table(self, since: TimeLike, until: TimeLike) -> tuple[str, int]:
+        """edges_1h for windows of HOURLY_FROM_S or more (hour resolution), else edges_1m."""
+        since_ns, until_ns = to_ns(since, "since"), to_ns(until, "until")
+        if since_ns is not None and until_ns is not None and until_ns - since_ns >= HOURLY_FROM_S * NS \
+                and 6 in self._applied():
+            return self.layout.table("edges_1h"), 3600
+        return self.layout.table("edges_1m"), 60
+
+    def _applied(self) -> set[int]:
+        if self._migrations is None:
+            self._migrations = self.applied_migrations()
+        return self._migrations
 
     @staticmethod
     def _namespaces_sql(namespaces: Iterable[str] | None, a: str = "src_namespace",
@@ -296,14 +313,16 @@ class FlowStore:
     def service_map(self, since: TimeLike, until: TimeLike,
                     namespaces: Iterable[str] | None = None) -> ServiceMap:
         """Nodes and edges of [since, until] at minute resolution (the minute containing `since` is
-        included). `namespaces`: edges with either end in one of them (None = all)."""
-        since_ns, until_ns, window = self._minutes(since, until)
+        included; windows of 6 h or more at hour resolution). `namespaces`: edges with either end in
+        one of them (None = all)."""
+        table, bucket = self._edges_table(since, until)
+        since_ns, until_ns, window = self._minutes(since, until, bucket_s=bucket)
         rows = self.backend.rows(
             "SELECT client_namespace, client_workload, client_kind, server_namespace, server_workload, "
             "server_kind, server_port, protocol, verdict, sumMerge(flows), sumMerge(bytes), sumMerge(requests), "
             f"sumMerge(errors), {QUANTILES.replace('(', 'Merge(', 1)}(latency), "
             "arraySlice(arraySort(groupUniqArrayMerge(server_ips)), 1, 8), groupBitOrMerge(l7_protos) "
-            f"FROM {self.layout.table('edges_1m')} WHERE {window}"
+            f"FROM {table} WHERE {window}"
             f"{self._edge_namespaces_sql(namespaces)} GROUP BY client_namespace, client_workload, client_kind, "
             "server_namespace, server_workload, server_kind, server_port, protocol, verdict")
         nodes: dict[str, dict] = {}
@@ -348,10 +367,11 @@ class FlowStore:
         """Client -> server pairs with the most bytes (or flows)."""
         if by not in ("bytes", "flows"):
             raise StorageError(f"top_talkers by={by!r}: expected 'bytes' or 'flows'")
-        _, _, window = self._minutes(since, until)
+        table, bucket = self._edges_table(since, until)
+        _, _, window = self._minutes(since, until, bucket_s=bucket)
         rows = self.backend.rows(
             "SELECT client_namespace, client_workload, client_kind, server_namespace, server_workload, "
-            f"server_kind, sumMerge(flows) AS f, sumMerge(bytes) AS b FROM {self.layout.table('edges_1m')} "
+            f"server_kind, sumMerge(flows) AS f, sumMerge(bytes) AS b FROM {table} "
             f"WHERE {window}{self._edge_namespaces_sql(namespaces)} GROUP BY client_namespace, "
             "client_workload, client_kind, server_namespace, server_workload, server_kind "
             f"ORDER BY {by[0]} DESC, f DESC "

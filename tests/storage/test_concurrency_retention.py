@@ -51,7 +51,7 @@ def test_retention_drops_old_days(chdb_dir, clickhouse_server, tmp_path):
             assert store.count() == (1 if store.features.ttl else 2)
             dropped = store.enforce_retention(now_ns)
             if not store.features.ttl:
-                assert {d.split(":")[0] for d in dropped} == {"flows", "edges_1m"}
+                assert {d.split(":")[0] for d in dropped} == {"flows", "edges_1m", "edges_1h"}
             assert [f.uuid for f in store.query_flows()] == [new.uuid]
             ttl = store.backend.rows(f"SHOW CREATE TABLE {store.db}.flows")[0][0]
             assert ("TTL" in ttl) == store.features.ttl  # the server expires rows itself where it can

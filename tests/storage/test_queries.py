@@ -81,6 +81,9 @@ def test_service_map_has_exactly_the_lab_edges(store, tmp_path):
     assert nodes["world:api.example.com"].kind == "world" and nodes["shop/frontend"].flows_out == 26
     only_db = store.service_map(T0, T0 + 2 * MIN, namespaces=["db"])
     assert [e.target for e in only_db.edges] == ["db/postgres"]
+    day = store.service_map(T0 - 12 * 60 * MIN, T0 + 12 * 60 * MIN)  # long windows read hourly edges
+    assert [(e.key, e.flows, e.requests, e.errors, e.bytes) for e in day.edges] == \
+        [(e.key, e.flows, e.requests, e.errors, e.bytes) for e in smap.edges]
 
 
 def test_what_changed_between_windows(store, tmp_path):
