@@ -21,7 +21,8 @@ Write (one writer per store per process):
         .close(timeout=None) -> None
         .stats() -> WriterStats
 
-Query (times: None, int ns since epoch, datetime or protobuf Timestamp; aggregates at minute resolution):
+Query (times: None, int ns since epoch, datetime or protobuf Timestamp; aggregates at minute resolution,
+service_map/top_talkers at hour resolution for windows >= 6 h):
     query_flows(whitelist=(), blacklist=(), since=None, until=None, limit=100, first=False)
         -> list[flow_pb2.Flow]   oldest first; the last `limit` (or the first when first=True)
     count(whitelist=(), blacklist=(), since=None, until=None) -> int
