@@ -3,7 +3,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit proto duplicates clean
+.PHONY: setup demo test proto clean
 
 setup:
 	@bash deploy/local/setup.sh
@@ -14,9 +14,6 @@ demo: setup
 
 test: setup
 	bash tests/run.sh $(PYTEST_ARGS)
-
-unit: setup
-	$(PY) -m pytest -m "not root" -q $(PYTEST_ARGS)
 
 proto:
 	$(PY) -m proto.generate
