@@ -7,21 +7,37 @@ sends, are loaded into memory and fed to collector.l7.L7Dispatcher on one core, 
 Side by side: the client's own count, the raw segment count, a loop over the same segments that does
 nothing (the floor of any per-segment Python work), and the parser.
 
-This measures the parsers alone. The end-to-end part (datapath perf buffer -> dispatcher, requests/s
-observed without loss) is added when the datapath delivers payload prefixes (bench/datapath.py owner).
+End to end (`--e2e-only` skips the parsers part): two lab pods, nginx in the server pod (HTTP/1.1
+keep-alive on port 8080, an L7 port by default), a real collector started as its own process
+(`flowscope collector`, fresh for every run so counts and CPU belong to that run), and a load generator
+in the client pod: `hey -q` at fixed request rates (keep-alive, /ok), then wrk at its natural maximum
+(200/404/500 mix). Side by side per run: the client's own count, the HTTP request and response flows
+the collector published (read back with `flowscope observe --all --type l7 -o jsonpb`), % observed,
+lost events (datapath.stats.lost, printed by the collector on exit) and the collector's CPU
+(utime+stime of its process from /proc, over the load plus a drain period) as cores per
+10,000 requests/s. hey comes from the Debian package `hey`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import lab  # noqa: E402
 from collector.l7 import L7Dispatcher  # noqa: E402
 from tests.collector.l7.capture import background, netns, run, segments, tcpdump, wait_port  # noqa: E402
 from tests.collector.l7.test_http1_capture import nginx_conf  # noqa: E402
@@ -84,11 +100,264 @@ def measure(pcap: Path, port: int, protocol: str, repeat: int = 3) -> dict:
             "rate": rate, "cores_per_10k": 10_000 / rate}
 
 
+# --- end to end: lab pods, a collector process, a load generator -----------------------------------------
+
+E2E_NGINX_CONF = """
+worker_processes 1; daemon off; master_process off; error_log {d}/error.log; pid {d}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+  uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;
+  server {{
+    listen {port} backlog=4096;
+    location /ok {{ return 200 "ok\\n"; }}
+    location /fail {{ return 500; }}
+    location / {{ return 404; }}
+  }}
+}}
+"""
+WARMUP_PATH = "/warmup"
+DRAIN_S = 3.0  # after the load: the reader catches up before CPU and flows are read
+
+
+@dataclass
+class E2ERun:
+    load: str
+    client_requests: int
+    seconds: float
+    request_flows: int
+    response_flows: int
+    events: int  # datapath events read over the collector's life (the warmup's few included)
+    lost: int
+    cpu_s: float  # collector process CPU over the load + drain window
+    load_avg: float
+    reader_cpu_s: float  # the busiest thread (the perf buffer reader) on a CPU ...
+    reader_wait_s: float  # ... and runnable but waiting for one (the machine's other jobs had it)
+    idle_cores: float = 0.0  # the same collector's CPU with no traffic (its fixed cost), for the marginal column
+
+    @property
+    def rate(self) -> float:
+        return self.client_requests / self.seconds
+
+    @property
+    def observed(self) -> float:
+        return 100.0 * self.request_flows / self.client_requests if self.client_requests else 0.0
+
+    @property
+    def window(self) -> float:
+        return self.seconds + DRAIN_S
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_s / self.window
+
+    def per_10k(self, cpu_s: float) -> str:
+        """CPU seconds per request x 10,000: the cores a steady 10,000 requests/s would take."""
+        return f"{cpu_s / self.client_requests * 10_000:.2f}" if self.client_requests else "-"
+
+
+def e2e_topology(workdir: Path) -> dict:
+    (workdir / "nginx.conf").write_text(E2E_NGINX_CONF.format(d=workdir, port=HTTP_PORT))
+    return {"name": "l7b" + secrets.token_hex(2),
+            "pods": [{"name": "client", "labels": {"app": "client"}},
+                     {"name": "server", "labels": {"app": "server"},
+                      "commands": [f"exec nginx -c {workdir}/nginx.conf -p {workdir}"]}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of every thread of the process (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_schedstats(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread: (seconds on a CPU, seconds runnable but waiting for a CPU) from /proc/.../schedstat."""
+    stats = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns = f.read().split()[:2]
+        except OSError:
+            continue
+        stats[int(tid)] = (int(run_ns) / 1e9, int(wait_ns) / 1e9)
+    return stats
+
+
+def busiest_thread(before: dict, after: dict) -> tuple[float, float]:
+    """(CPU seconds, runqueue-wait seconds) of the thread that used most CPU in between: the perf reader."""
+    deltas = [(after[t][0] - before.get(t, (0, 0))[0], after[t][1] - before.get(t, (0, 0))[1]) for t in after]
+    return max(deltas, default=(0.0, 0.0))
+
+
+class CollectorProcess:
+    """`flowscope collector` on the lab's node, its own pin dir and port, no unix socket."""
+
+    def __init__(self, state: lab.LabState, workdir: Path) -> None:
+        self.port = free_port()
+        self.pin_dir = f"/sys/fs/bpf/fsl7b-{secrets.token_hex(3)}"
+        self.log = workdir / f"collector-{self.port}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowscope", "collector", "--node-name", state.pods[0].node,
+                 "--lab-state", state.path, "--listen-address", f"127.0.0.1:{self.port}", "--unix-socket", "",
+                 "--pin-dir", self.pin_dir, "--ring-capacity", str(1 << 21), "--l7-ports", str(HTTP_PORT)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+
+    def observe_l7(self) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "flowscope", "observe", "--server", f"127.0.0.1:{self.port}",
+                              "--all", "--type", "l7", "-o", "jsonpb", "--timeout", "60"],
+                             capture_output=True, text=True, timeout=300,
+                             cwd=Path(__file__).resolve().parents[1])
+        if out.returncode != 0:
+            raise RuntimeError(f"flowscope observe failed: {out.stderr.strip()}")
+        return [json.loads(line)["flow"] for line in out.stdout.splitlines() if '"flow"' in line]
+
+    def stop(self) -> tuple[int, int]:
+        """Stop it; the (events read, events lost) it reports on exit."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            shutil.rmtree(self.pin_dir, ignore_errors=True)
+        found = re.findall(r"(\d+) events, \d+ flows, (\d+) lost", self.log.read_text(errors="replace"))
+        return tuple(map(int, found[-1])) if found else (-1, -1)
+
+
+def http_flows(flows: list[dict]) -> tuple[int, int]:
+    """(request, response) HTTP L7 flows of the load (the warmup request left out)."""
+    requests = responses = 0
+    for f in flows:
+        l7 = f.get("l7", {})
+        if "http" not in l7 or WARMUP_PATH in l7["http"].get("url", ""):
+            continue
+        if l7.get("type") == "REQUEST":
+            requests += 1
+        elif l7.get("type") == "RESPONSE":
+            responses += 1
+    return requests, responses
+
+
+def wait_attached(collector: CollectorProcess, state: lab.LabState, client, server, timeout: float = 180) -> None:
+    """Until a curl from the client pod shows up as an HTTP flow: the programs are attached and read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if collector.proc.poll() is not None:
+            raise RuntimeError(f"collector exited: {collector.log.read_text()[-2000:]}")
+        subprocess.run(["ip", "netns", "exec", client.netns, "curl", "-s", "-o", "/dev/null",
+                        f"http://{server.ipv4}:{HTTP_PORT}{WARMUP_PATH}"], timeout=10)
+        try:
+            if any(WARMUP_PATH in f.get("l7", {}).get("http", {}).get("url", "") for f in collector.observe_l7()):
+                return
+        except RuntimeError:
+            pass  # the gRPC server is not up yet
+        time.sleep(1)
+    raise RuntimeError(f"collector not attached after {timeout:.0f}s: {collector.log.read_text()[-2000:]}")
+
+
+def hey_command(url: str, seconds: int, rate: int, connections: int) -> list[str]:
+    return ["hey", "-z", f"{seconds}s", "-c", str(connections), "-q", str(max(rate // connections, 1)), url]
+
+
+def hey_count(out: str) -> int:
+    return sum(int(n) for n in re.findall(r"\[\d+\]\s+(\d+) responses", out))
+
+
+def wrk_command(url: str, seconds: int, connections: int, script: Path) -> list[str]:
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+
+
+def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], seconds: int,
+            idle_cores: float = 0.0) -> E2ERun:
+    client, server = (next(h for h in state.pods if h.name.startswith(n)) for n in ("client", "server"))
+    collector = CollectorProcess(state, workdir)
+    try:
+        wait_attached(collector, state, client, server)
+        time.sleep(1)
+        cpu0, sched0 = process_cpu_s(collector.proc.pid), thread_schedstats(collector.proc.pid)
+        out = subprocess.run(["ip", "netns", "exec", client.netns, *command], capture_output=True, text=True,
+                             timeout=seconds + 60, check=True).stdout
+        time.sleep(DRAIN_S)
+        cpu = process_cpu_s(collector.proc.pid) - cpu0
+        reader_cpu, reader_wait = busiest_thread(sched0, thread_schedstats(collector.proc.pid))
+        load_avg = os.getloadavg()[0]
+        requests, responses = http_flows(collector.observe_l7())
+    finally:
+        events, lost = collector.stop()
+    count = {"wrk": lambda: int(re.search(r"WRK (\d+)", out).group(1)), "hey": lambda: hey_count(out),
+             "sleep": lambda: 0}[command[0]]()
+    return E2ERun(load, count, seconds, requests, responses, events, lost, cpu, load_avg, reader_cpu, reader_wait,
+                  idle_cores)
+
+
+def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int]) -> list[E2ERun]:
+    workdir = Path(tempfile.mkdtemp(prefix="fsl7b-"))
+    os.chmod(workdir, 0o755)
+    (workdir / "mix.lua").write_text(WRK_MIX)
+    state = lab.up(lab.parse_topology(e2e_topology(workdir), source="<bench/l7.py>"))
+    runs = []
+    try:
+        server = next(h for h in state.pods if h.name.startswith("server"))
+        base = f"http://{server.ipv4}:{HTTP_PORT}"
+        # the collector's fixed cost (endpoint sync, connection-table GC) with no traffic
+        runs.append(e2e_run(state, workdir, "idle (no load)", ["sleep", str(seconds)], seconds))
+        print_e2e(runs, header=True)
+        idle = runs[0].cores
+        for rate in rates:
+            connections = max(2, rate // 250)  # a hey worker keeps ~250 requests/s here, not much more
+            runs.append(e2e_run(state, workdir, f"hey -c{connections} -q{rate // connections} (/ok)",
+                                hey_command(f"{base}/ok", seconds, rate, connections), seconds, idle))
+            print_e2e(runs[-1:], header=False)
+        for connections in wrk_connections:
+            runs.append(e2e_run(state, workdir, f"wrk -t1 -c{connections} (200/404/500 mix)",
+                                wrk_command(f"{base}/", seconds, connections, workdir / "mix.lua"), seconds, idle))
+            print_e2e(runs[-1:], header=False)
+    finally:
+        lab.down(state.path)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return runs
+
+
+def print_e2e(runs: list[E2ERun], header: bool = True) -> None:
+    if header:
+        print(" | ".join(("load", "client requests", "client req/s", "request flows", "response flows",
+                          "% observed", "events read", "lost events", "collector cores (load + drain)", "cores per 10k req/s",
+                          "same minus idle", "reader thread cores", "reader waiting for CPU", "load avg")))
+    for r in runs:
+        print(" | ".join((r.load, f"{r.client_requests:,}", f"{r.rate:,.0f}", f"{r.request_flows:,}",
+                          f"{r.response_flows:,}", f"{r.observed:.1f}", f"{r.events:,}", f"{r.lost:,}", f"{r.cores:.2f}",
+                          r.per_10k(r.cpu_s), r.per_10k(r.cpu_s - r.idle_cores * r.window),
+                          f"{r.reader_cpu_s / r.window:.2f}", f"{100 * r.reader_wait_s / r.window:.0f}%",
+                          f"{r.load_avg:.1f}")), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=2, help="wrk run length")
     parser.add_argument("--calls", type=int, default=3000, help="gRPC unary calls")
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end part")
+    parser.add_argument("--e2e-seconds", type=int, default=5, help="load duration per end-to-end run")
+    parser.add_argument("--rates", default="2000,5000,10000", help="hey request rates (requests/s)")
+    parser.add_argument("--wrk-connections", default="8", help="wrk runs at natural maximum, connections each")
     args = parser.parse_args()
+    print("end to end (collector process, lab pods):")
+    e2e = end_to_end(args.e2e_seconds, [int(r) for r in args.rates.split(",") if r],
+                     [int(c) for c in args.wrk_connections.split(",") if c])
+    print("\nall end-to-end runs:")
+    print_e2e(e2e)
+    if args.e2e_only:
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="l7bench") as tmp:
         tmp_path = Path(tmp)
