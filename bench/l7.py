@@ -116,6 +116,40 @@ http {{
   }}
 }}
 """
+GRPC_SERVER = """
+from concurrent import futures
+import grpc
+from tests.collector.l7.programs.grpc_demo import say
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "demo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}),))
+server.add_insecure_port("0.0.0.0:%d")
+server.start()
+server.wait_for_termination()
+"""
+GRPC_LOAD = """
+import sys, threading, time
+import grpc
+target, seconds, channels = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+counts = []
+def work():
+    n = 0
+    with grpc.insecure_channel(target) as channel:  # one channel = one HTTP/2 connection
+        grpc.channel_ready_future(channel).result(timeout=10)
+        call = channel.unary_unary("/demo.Echo/Say")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                call(b"fail" if n % 10 == 9 else b"hello", timeout=10)
+            except grpc.RpcError:
+                pass
+            n += 1
+    counts.append(n)
+threads = [threading.Thread(target=work) for _ in range(channels)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("TOTAL", sum(counts))
+"""
 WARMUP_PATH = "/warmup"
 DRAIN_S = 3.0  # after the load: the reader catches up before CPU and flows are read
 
@@ -158,10 +192,14 @@ class E2ERun:
 
 def e2e_topology(workdir: Path) -> dict:
     (workdir / "nginx.conf").write_text(E2E_NGINX_CONF.format(d=workdir, port=HTTP_PORT))
+    (workdir / "grpc_server.py").write_text(GRPC_SERVER % GRPC_PORT)
+    (workdir / "grpc_load.py").write_text(GRPC_LOAD)
+    # gRPC needs no L7 port: the datapath recognises the HTTP/2 preface and captures the connection whole
     return {"name": "l7b" + secrets.token_hex(2),
             "pods": [{"name": "client", "labels": {"app": "client"}},
                      {"name": "server", "labels": {"app": "server"},
-                      "commands": [f"exec nginx -c {workdir}/nginx.conf -p {workdir}"]}]}
+                      "commands": [f"exec nginx -c {workdir}/nginx.conf -p {workdir}",
+                                   f"exec {sys.executable} {workdir}/grpc_server.py"]}]}
 
 
 def free_port() -> int:
@@ -235,12 +273,13 @@ class CollectorProcess:
         return tuple(map(int, found[-1])) if found else (-1, -1)
 
 
-def http_flows(flows: list[dict]) -> tuple[int, int]:
-    """(request, response) HTTP L7 flows of the load (the warmup request left out)."""
+def http_flows(flows: list[dict], url_part: str) -> tuple[int, int]:
+    """(request, response) HTTP L7 flows whose url has `url_part` (the warmup request's has not)."""
     requests = responses = 0
     for f in flows:
         l7 = f.get("l7", {})
-        if "http" not in l7 or WARMUP_PATH in l7["http"].get("url", ""):
+        url = l7.get("http", {}).get("url", "")
+        if url_part not in url or WARMUP_PATH in url:
             continue
         if l7.get("type") == "REQUEST":
             requests += 1
@@ -279,7 +318,7 @@ def wrk_command(url: str, seconds: int, connections: int, script: Path) -> list[
 
 
 def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], seconds: int,
-            idle_cores: float = 0.0) -> E2ERun:
+            idle_cores: float = 0.0, url_part: str = f":{HTTP_PORT}/") -> E2ERun:
     client, server = (next(h for h in state.pods if h.name.startswith(n)) for n in ("client", "server"))
     collector = CollectorProcess(state, workdir)
     try:
@@ -292,16 +331,18 @@ def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], s
         cpu = process_cpu_s(collector.proc.pid) - cpu0
         reader_cpu, reader_wait = busiest_thread(sched0, thread_schedstats(collector.proc.pid))
         load_avg = os.getloadavg()[0]
-        requests, responses = http_flows(collector.observe_l7())
+        requests, responses = http_flows(collector.observe_l7(), url_part)
     finally:
         events, lost = collector.stop()
     count = {"wrk": lambda: int(re.search(r"WRK (\d+)", out).group(1)), "hey": lambda: hey_count(out),
+             sys.executable: lambda: int(re.search(r"TOTAL (\d+)", out).group(1)),
              "sleep": lambda: 0}[command[0]]()
     return E2ERun(load, count, seconds, requests, responses, events, lost, cpu, load_avg, reader_cpu, reader_wait,
                   idle_cores)
 
 
-def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int]) -> list[E2ERun]:
+def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int],
+               grpc_channels: list[int], grpc_seconds: int) -> list[E2ERun]:
     workdir = Path(tempfile.mkdtemp(prefix="fsl7b-"))
     os.chmod(workdir, 0o755)
     (workdir / "mix.lua").write_text(WRK_MIX)
@@ -322,6 +363,11 @@ def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int]) -> li
         for connections in wrk_connections:
             runs.append(e2e_run(state, workdir, f"wrk -t1 -c{connections} (200/404/500 mix)",
                                 wrk_command(f"{base}/", seconds, connections, workdir / "mix.lua"), seconds, idle))
+            print_e2e(runs[-1:], header=False)
+        for channels in grpc_channels:
+            runs.append(e2e_run(state, workdir, f"gRPC unary, grpcio, {channels} channel(s) (10% NOT_FOUND)",
+                                [sys.executable, str(workdir / "grpc_load.py"), f"{server.ipv4}:{GRPC_PORT}",
+                                 str(grpc_seconds), str(channels)], grpc_seconds, idle, url_part="/demo.Echo/Say"))
             print_e2e(runs[-1:], header=False)
     finally:
         lab.down(state.path)
@@ -350,10 +396,15 @@ def main() -> int:
     parser.add_argument("--e2e-seconds", type=int, default=5, help="load duration per end-to-end run")
     parser.add_argument("--rates", default="2000,5000,10000", help="hey request rates (requests/s)")
     parser.add_argument("--wrk-connections", default="8", help="wrk runs at natural maximum, connections each")
+    parser.add_argument("--grpc-channels", default="1,4", help="gRPC runs at natural maximum, client channels each")
+    # the datapath captures the first L7_BUDGET (1 MiB) of an HTTP/2 connection, ~8,000 unary calls, and
+    # grpcio channels to one target share one connection: longer runs measure the budget, not the parser
+    parser.add_argument("--grpc-seconds", type=int, default=2, help="load duration per gRPC run")
     args = parser.parse_args()
     print("end to end (collector process, lab pods):")
     e2e = end_to_end(args.e2e_seconds, [int(r) for r in args.rates.split(",") if r],
-                     [int(c) for c in args.wrk_connections.split(",") if c])
+                     [int(c) for c in args.wrk_connections.split(",") if c],
+                     [int(c) for c in args.grpc_channels.split(",") if c], args.grpc_seconds)
     print("\nall end-to-end runs:")
     print_e2e(e2e)
     if args.e2e_only:
