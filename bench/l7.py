@@ -1,4 +1,4 @@
-"""L7 parser throughput, by hand: `sudo .venv/bin/python bench/l7.py [--seconds 2] [--calls 3000]`.
+"""L7 parsers and end to end, by hand: `sudo .venv/bin/python bench/l7.py [--e2e-only] [--seconds 2]`.
 
 Real traffic first (as in tests/collector/l7): wrk against nginx (HTTP/1.1 keep-alive, 200/404/500 mix)
 and a grpcio client making unary calls against a grpcio server, each in a private network namespace
@@ -343,6 +343,9 @@ def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], s
 
 def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int],
                grpc_channels: list[int], grpc_seconds: int) -> list[E2ERun]:
+    for tool in ("hey", "wrk", "nginx", "curl"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench/l7.py: {tool} not found (Debian package {tool}): install it first")
     workdir = Path(tempfile.mkdtemp(prefix="fsl7b-"))
     os.chmod(workdir, 0o755)
     (workdir / "mix.lua").write_text(WRK_MIX)
