@@ -1,6 +1,7 @@
 """The running datapath: programs loaded, attached to every local pod device, events decoded into flows.
 
-One thread does everything that touches bcc: it polls the perf buffer (events -> decoder -> sink) and,
+One thread does everything that touches bcc: it polls the perf buffer (events -> reorder -> decoder ->
+sink) and,
 every `sync_interval_s`, follows the endpoint source (attach new pod devices, detach gone ones, refresh
 the maps the programs read) and sweeps the connection table. Nothing an event or a device does can stop
 that thread: bad events are counted, vanished devices are dropped quietly."""
@@ -8,8 +9,11 @@ that thread: bad events are counted, vanished devices are dropped quietly."""
 from __future__ import annotations
 
 import ctypes
+import heapq
 import ipaddress
+import itertools
 import logging
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FlowSink = Callable[[flow_pb2.Flow], None]
 LostSink = Callable[[flow_pb2.LostEvent], None]
+_EVENT_TIME = struct.Struct("<Q")  # struct flow_event starts with ts_ns (bpf_ktime_get_ns: CLOCK_MONOTONIC)
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Datapath:
         self._attacher: TcAttacher | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pending: list[tuple[int, int, bytes]] = []  # heap of (ts_ns, arrival, raw event)
+        self._arrival = itertools.count()
         self._gc = conntrack.GcPolicy(int(config.close_grace_s * 1e9), int(config.tcp_idle_s * 1e9),
                                       int(config.other_idle_s * 1e9))
 
@@ -75,6 +82,8 @@ class Datapath:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._thread is None or not self._thread.is_alive():
+            self._release(1 << 63)  # what the reorder window still held
         if self._attacher is not None:
             if detach:
                 for ifindex in list(self.attached):
@@ -88,9 +97,11 @@ class Datapath:
 
     def _run(self) -> None:
         next_sync = time.monotonic() + self.config.sync_interval_s
+        window_ns = int(self.config.reorder_window_s * 1e9)
         while not self._stop.is_set():
             try:
-                self._bpf.perf_buffer_poll(timeout=100)
+                self._bpf.perf_buffer_poll(timeout=max(1, int(window_ns / 1e6)))
+                self._release(time.monotonic_ns() - window_ns)
                 if time.monotonic() >= next_sync:
                     next_sync = time.monotonic() + self.config.sync_interval_s
                     self.sync()
@@ -103,8 +114,21 @@ class Datapath:
 
     def _on_event(self, _cpu: int, data, size: int) -> None:
         self.stats.events += 1
+        raw = ctypes.string_at(data, size)
+        if size < _EVENT_TIME.size:
+            self.stats.decode_errors += 1
+            return
+        heapq.heappush(self._pending, (_EVENT_TIME.unpack_from(raw)[0], next(self._arrival), raw))
+
+    def _release(self, horizon_ns: int) -> None:
+        """Decode, oldest first, every held event at or before `horizon_ns` (kernel monotonic time)."""
+        pending = self._pending
+        while pending and pending[0][0] <= horizon_ns:
+            self._decode(heapq.heappop(pending)[2])
+
+    def _decode(self, raw: bytes) -> None:
         try:
-            flows = self.decoder.decode(ctypes.string_at(data, size))
+            flows = self.decoder.decode(raw)
         except DecodeError:
             self.stats.decode_errors += 1
             return

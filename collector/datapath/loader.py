@@ -51,6 +51,9 @@ class DatapathConfig:
     tcp_idle_s: float = 600.0
     other_idle_s: float = 60.0
     sync_interval_s: float = 1.0  # endpoint following and connection-table GC
+    # Events wait this long to be decoded in kernel-time order: each CPU has its own perf ring, and a
+    # connection's segments handled on two CPUs must reach the L7 parsers (HPACK!) in order.
+    reorder_window_s: float = 0.02
     extra_cflags: tuple[str, ...] = field(default=())  # e.g. the enforcer's PolicyMaps.cflags()
 
     def __post_init__(self) -> None:

@@ -38,14 +38,15 @@ def serve(port: int) -> None:
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.add_insecure_port(f"[::]:{port}")  # every address: lab pods call it from another namespace
     server.start()
     print("READY", flush=True)
     server.wait_for_termination()
 
 
-def client(port: int) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def client(target: str) -> None:
+    """`target` is PORT (on 127.0.0.1) or HOST:PORT."""
+    with grpc.insecure_channel(target if ":" in target else f"127.0.0.1:{target}") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         say_call = channel.unary_unary("/demo.Echo/Say")
         stream_call = channel.unary_stream("/demo.Echo/Stream")
@@ -83,5 +84,7 @@ def load(port: int, calls: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "load":
         load(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1] == "server":
+        serve(int(sys.argv[2]))
     else:
-        (serve if sys.argv[1] == "server" else client)(int(sys.argv[2]))
+        client(sys.argv[2])
