@@ -135,6 +135,7 @@ def start_metrics(relay: Relay, writer, address: str):
     health.watch_status(relay.status)
     if writer is not None:
         health.watch_spool_bytes(lambda: writer.stats().spool_bytes)
+        writer.insert_hooks.append(health.observe_storage_write)
     return serve(registry, listen_address(address))[0]
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from proto.flow import flow_pb2
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
@@ -77,6 +77,8 @@ class FlowWriter:
         self._retries = self._rejected = self._head_failures = 0
         self._retry_at = 0.0
         self._last_insert_seconds = 0.0
+        # called with (seconds, rows) after every successful insert: write-latency metrics
+        self.insert_hooks: list[Callable[[float, int], None]] = []
         self._backoff = retry_initial
         self._last_error = ""
         self._spool_error: SpoolFullError | None = None
@@ -285,6 +287,11 @@ class FlowWriter:
             self._head_failures = 0
             self._spool_error = None
             self._cond.notify_all()
+        for hook in self.insert_hooks:
+            try:
+                hook(self._last_insert_seconds, total)
+            except Exception:  # a metrics failure must never fail a write
+                log.exception("storage writer: insert hook failed")
         return True
 
     def _not_stored(self, flows: list[flow_pb2.Flow], raws: list[bytes]):
