@@ -7,8 +7,7 @@
  *   SKB_HEAD SKB_DATA_OFF SKB_NETWORK_HEADER SKB_TRANSPORT_HEADER SKB_LEN SKB_DEV
  *   DEV_IFINDEX DEV_NET NET_INUM               byte offsets
  *   REASON_MAX_IGNORED                         reasons <= this (consumed, NOT_SPECIFIED) are noise
- *   EXCLUDE_REASON_1 .. EXCLUDE_REASON_4       optional: reasons reported elsewhere (TC drops) or
- *                                              not network drops (QUEUE_PURGE)
+ *   REASON_SLOTS                               size of the excluded-reason table (> largest reason)
  *   TP_SKBADDR TP_LOCATION TP_PROTOCOL TP_REASON  field offsets in the tracepoint's record, from its
  *                                              format file (the record changed between kernel versions)
  */
@@ -17,6 +16,9 @@
 #include "kernel_drops.h"
 
 BPF_PERF_OUTPUT(drop_events);
+/* reason -> 1 when it is not reported: drops flowscope's TC programs report themselves (with policy
+ * detail), and frees that are not network drops. Filled by collector/kernel_drops.py. */
+BPF_ARRAY(excluded_reasons, __u8, REASON_SLOTS);
 
 #define KREAD(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (const void *)(base) + (off))
 
@@ -27,22 +29,9 @@ int on_kfree_skb(void *ctx)
     __u32 reason = TP_FIELD(__u32, TP_REASON);
     if (reason <= REASON_MAX_IGNORED)
         return 0;
-#ifdef EXCLUDE_REASON_1
-    if (reason == EXCLUDE_REASON_1)
+    __u8 *excluded = excluded_reasons.lookup(&reason);
+    if (excluded && *excluded)
         return 0;
-#endif
-#ifdef EXCLUDE_REASON_2
-    if (reason == EXCLUDE_REASON_2)
-        return 0;
-#endif
-#ifdef EXCLUDE_REASON_3
-    if (reason == EXCLUDE_REASON_3)
-        return 0;
-#endif
-#ifdef EXCLUDE_REASON_4
-    if (reason == EXCLUDE_REASON_4)
-        return 0;
-#endif
     __u16 protocol = TP_FIELD(__u16, TP_PROTOCOL);
     if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
         return 0;

@@ -14,6 +14,7 @@ programs already report as policy drops with more detail, and no QUEUE_PURGE (so
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import re
@@ -38,7 +39,6 @@ EVENT_DROP = 1  # Cilium monitor message type of drops
 # TC drops are flowscope's own (reported with policy detail); QUEUE_PURGE frees what a closing socket
 # still held queued — socket teardown, not a packet lost on the network, and frequent with HTTP clients.
 DEFAULT_EXCLUDED = ("TC_INGRESS", "TC_EGRESS", "QUEUE_PURGE")
-MAX_EXCLUDED = 4
 
 # Kernel reason -> the Hubble DropReason meaning the same thing (others: DROP_REASON_UNKNOWN).
 HUBBLE_REASONS = {
@@ -122,8 +122,7 @@ def tracepoint_offsets(tracefs_dirs: Iterable[str] = TRACEFS_DIRS) -> dict[str, 
                            f"tracefs (mount -t tracefs tracefs /sys/kernel/tracing)")
 
 
-def program_cflags(btf: Btf, exclude: Iterable[str] = DEFAULT_EXCLUDED,
-                   tracepoint: dict[str, int] | None = None) -> list[str]:
+def program_cflags(btf: Btf, tracepoint: dict[str, int] | None = None) -> list[str]:
     """-D constants for bpf/kernel_drops.c: struct offsets, tracepoint record offsets and reason
     numbers of THIS kernel."""
     offsets = {
@@ -138,10 +137,8 @@ def program_cflags(btf: Btf, exclude: Iterable[str] = DEFAULT_EXCLUDED,
     if "NOT_SPECIFIED" not in by_name:
         raise KernelDropsError(f"{btf.source}: enum skb_drop_reason has no NOT_SPECIFIED; unsupported kernel")
     flags.append(f"-DREASON_MAX_IGNORED={by_name['NOT_SPECIFIED']}")
-    for i, name in enumerate(n for n in exclude if n in by_name):
-        if i >= MAX_EXCLUDED:
-            raise KernelDropsError(f"at most {MAX_EXCLUDED} excluded drop reasons, got {list(exclude)}")
-        flags.append(f"-DEXCLUDE_REASON_{i + 1}={by_name[name]}")
+    # Subsystem reasons carry their subsystem in the upper 16 bits: they are never excluded.
+    flags.append(f"-DREASON_SLOTS={max(v for v in by_name.values() if v < 1 << 16) + 1}")
     return flags
 
 
@@ -271,7 +268,7 @@ class KernelDrops:
 
     def start(self) -> None:
         btf = load_btf(self.btf_path)
-        cflags = program_cflags(btf, self.exclude)
+        cflags = program_cflags(btf)
         self.decoder = DropDecoder(reason_names(btf), self.endpoints, self.identities, self.node_name,
                                    host_netns_ino(), self.enricher)
         try:
@@ -285,6 +282,10 @@ class KernelDrops:
         except Exception as err:
             raise KernelDropsError(f"{BPF_SOURCE}: cannot load the kernel-drop program: {err} "
                                    f"(needs root, kernel headers linked by deploy/local/setup.sh)") from None
+        excluded = self._bpf[b"excluded_reasons"]
+        for value, name in reason_names(btf).items():
+            if name in self.exclude and value < 1 << 16:
+                excluded[ctypes.c_int(value)] = ctypes.c_uint8(1)
         self._bpf.attach_tracepoint(tp=":".join(TRACEPOINT).encode(), fn_name=b"on_kfree_skb")
         self._bpf[b"drop_events"].open_perf_buffer(self._on_event, page_cnt=self.page_count,
                                                   lost_cb=self._on_lost)

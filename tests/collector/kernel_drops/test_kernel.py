@@ -98,3 +98,19 @@ def test_packet_to_an_address_without_route_is_dropped_with_its_reason(drops):
     assert flow.kernel_drop_reason == "IP_INNOROUTES" and flow.drop_reason_desc == flow_pb2.UNROUTABLE
     assert flow.source.pod_name == "client" and flow.destination.labels == ["reserved:world"]
     assert flow.traffic_direction == flow_pb2.EGRESS
+
+
+def test_excluded_reasons_are_filtered_in_the_kernel(lab_factory):
+    """The same UDP-to-a-closed-port drop, with NO_SOCKET excluded: the program reports nothing."""
+    shop = lab_factory(TOPOLOGY)
+    cache = EndpointCache()
+    cache.replace(shop.endpoints())
+    flows: list[flow_pb2.Flow] = []
+    kd = KernelDrops(flows.append, endpoints=cache, node_name="node-a", exclude=("NO_SOCKET",))
+    kd.start()
+    try:
+        server = shop.pod("server").ipv4
+        shop.exec("client", ["bash", "-c", f"echo x > /dev/udp/{server}/9999"], check=True)
+        assert not collect(kd, flows, lambda f: f.kernel_drop_reason == "NO_SOCKET", timeout=2.0)
+    finally:
+        kd.stop()
