@@ -40,6 +40,15 @@ _ENUM_NAMES = {"verdict": flow_pb2.Verdict, "drop_reason": flow_pb2.DropReason,
                "direction": flow_pb2.TrafficDirection, "l7_type": flow_pb2.L7FlowType}
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodedFlows:
+    """A batch ready for insert_encoded: protobuf envelopes (embedded engine) or columns (server)."""
+
+    rows: int
+    protobuf: bytes | None = None
+    columns: dict[str, list] | None = None
+
+
 def node_id(namespace: str, workload: str, kind: str) -> str:
     return f"{namespace}/{workload}" if kind == "pod" else f"{kind}:{workload}"
 
@@ -162,14 +171,23 @@ class FlowStore:
     def insert_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> int:
         """Inserts flows (`raws` = their serialized bytes): parsed by ClickHouse on the embedded engine,
         as Python-built columns on a server."""
+        return self.insert_encoded(self.encode_flows(flows, raws))
+
+    def encode_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> EncodedFlows:
+        """The Python half of insert_flows (no insert yet): the FlowWriter encodes the next batch
+        while ClickHouse inserts the current one (chdb releases the GIL while it works)."""
         if self.features.protobuf_ingest and self._ingest_schema is None and \
                 5 in self.applied_migrations():
             self._ingest_schema = protobuf_ingest.write_schema(f"{self.url.path}.format_schemas")
         if self._ingest_schema:
-            self.backend.insert_protobuf(f"{self.db}.flows_ingest", protobuf_ingest.encode(flows, raws),
-                                         self._ingest_schema)
-            return len(raws)
-        return self.insert_columns(flows_to_columns(flows, raws))
+            return EncodedFlows(len(raws), protobuf=protobuf_ingest.encode(flows, raws))
+        return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
+
+    def insert_encoded(self, batch: EncodedFlows) -> int:
+        if batch.protobuf is not None:
+            self.backend.insert_protobuf(f"{self.db}.flows_ingest", batch.protobuf, self._ingest_schema)
+            return batch.rows
+        return self.insert_columns(batch.columns)
 
     def existing_uuids(self, uuids: Sequence[str], since_ns: int, until_ns: int) -> set[str]:
         """Which of `uuids` (flows timed within [since_ns, until_ns]) are stored already."""

@@ -6,6 +6,11 @@ it spools the batch to disk and retries with exponential backoff, replaying the 
 any newer batch. A replayed batch first asks the store which of its uuids are already stored (an insert
 cut off mid-way may have landed), so a retry never duplicates a flow.
 
+The writer thread works in two stages: while ClickHouse inserts one batch (chdb releases the GIL), an
+encoder thread serializes and encodes the next queued batch. Batches are still inserted one at a time,
+in queue order, and leave the queue only once stored or spooled, so ordering and exactly-once are
+those of a single thread.
+
 Backpressure: write() blocks while more than `max_pending_rows` flows wait in memory. When the spool
 cannot take a batch (its limit or its disk is full) the batch stays in memory and write()/flush()/close()
 raise SpoolFullError naming the spool and how many flows wait — nothing is dropped silently.
@@ -14,6 +19,7 @@ raise SpoolFullError naming the spool and how many flows wait — nothing is dro
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -23,7 +29,7 @@ from typing import Callable, Iterable
 from proto.flow import flow_pb2
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
 from storage.spool import Spool
-from storage.store import FlowStore
+from storage.store import EncodedFlows, FlowStore
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,9 @@ class FlowWriter:
         self._last_error = ""
         self._spool_error: SpoolFullError | None = None
         self._stopping = False
+        # The encoder stage: at most one batch (the next in the queue) encoded ahead.
+        self._encoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowscope-encoder")
+        self._ahead: tuple[list[flow_pb2.Flow], concurrent.futures.Future] | None = None
         if len(self.spool):
             log.warning("storage writer: %d spooled batches (%d bytes) in %s will be replayed",
                         len(self.spool), self.spool.bytes, self.spool.dir)
@@ -170,6 +179,7 @@ class FlowWriter:
             self._cond.notify_all()
         self._thread.join(timeout)
         if not self._thread.is_alive():
+            self._encoder.shutdown(wait=False)
             self.spool.close()
 
     def stats(self) -> WriterStats:
@@ -235,13 +245,32 @@ class FlowWriter:
             if batch is not None:
                 self._store_batch(batch)
 
+    def _encode(self, batch: list[flow_pb2.Flow]) -> tuple[list[bytes], EncodedFlows | StorageError]:
+        """Serialized flows (what the spool keeps) and the store's encoding of them (or why not)."""
+        raws = [f.SerializeToString() for f in batch]
+        try:
+            return raws, self.store.encode_flows(batch, raws)
+        except StorageError as err:  # e.g. the schema check could not reach the store
+            return raws, err
+
+    def _encoded(self, batch: list[flow_pb2.Flow]) -> tuple[list[bytes], EncodedFlows | StorageError]:
+        """The batch encoded: by the encoder stage if it was the one encoded ahead, else now. Then
+        starts encoding the batch behind it, to overlap with this batch's insert."""
+        ahead, self._ahead = self._ahead, None
+        result = ahead[1].result() if ahead is not None and ahead[0] is batch else self._encode(batch)
+        with self._cond:
+            following = self._queue[1] if len(self._queue) > 1 else None
+        if following is not None and not self._stopping:
+            self._ahead = (following, self._encoder.submit(self._encode, following))
+        return result
+
     def _store_batch(self, batch: list[flow_pb2.Flow]) -> None:
         """Outside the lock: insert, or spool; the batch leaves the queue only when one succeeded."""
-        raws = [f.SerializeToString() for f in batch]
+        raws, encoded = self._encoded(batch)
         self._flow_size = max(50.0, sum(map(len, raws)) / len(raws))
         stored = False
         if not len(self.spool):
-            stored = self._insert(batch, raws, check_existing=False)
+            stored = self._insert(batch, raws, check_existing=False, encoded=encoded)
         if not stored:
             try:
                 self.spool.append(raws)
@@ -262,13 +291,17 @@ class FlowWriter:
             self._busy = False
             self._cond.notify_all()
 
-    def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool) -> bool:
+    def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool,
+                encoded: EncodedFlows | StorageError | None = None) -> bool:
         started, total = time.monotonic(), len(flows)
         try:
             if check_existing:
                 flows, raws = self._not_stored(flows, raws)
+                encoded = None
+            if isinstance(encoded, StorageError):
+                raise encoded
             if flows:
-                self.store.insert_flows(flows, raws)
+                self.store.insert_encoded(encoded or self.store.encode_flows(flows, raws))
         except StorageError as err:
             with self._cond:
                 self._retries += 1
