@@ -1,19 +1,18 @@
 """The running datapath: programs loaded, attached to every local pod device, events decoded into flows.
 
-One thread does everything that touches bcc: it polls the perf buffer (events -> reorder -> decoder ->
-sink) and,
-every `sync_interval_s`, follows the endpoint source (attach new pod devices, detach gone ones, refresh
-the maps the programs read) and sweeps the connection table. Nothing an event or a device does can stop
-that thread: bad events are counted, vanished devices are dropped quietly."""
+One thread does everything that touches bcc: it drains the perf rings in bulk (events -> reorder ->
+decoder -> sink) and, every `sync_interval_s`, follows the endpoint source (attach new pod devices,
+detach gone ones, refresh the maps the programs read) and sweeps the connection table. Nothing an
+event or a device does can stop that thread: bad events are counted, vanished devices are dropped
+quietly."""
 
 from __future__ import annotations
 
+import bisect
 import ctypes
-import heapq
 import ipaddress
-import itertools
 import logging
-import struct
+import operator
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from collector.datapath import conntrack, events as ev
 from collector.datapath.attach import DeviceGone, TcAttacher
 from collector.datapath.decoder import DecodeError, Decoder
 from collector.datapath.loader import DatapathConfig, load
+from collector.datapath.perfring import PerfRings
 from collector.endpoints import EndpointSource
 from proto.flow import flow_pb2
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 FlowSink = Callable[[flow_pb2.Flow], None]
 LostSink = Callable[[flow_pb2.LostEvent], None]
-_EVENT_TIME = struct.Struct("<Q")  # struct flow_event starts with ts_ns (bpf_ktime_get_ns: CLOCK_MONOTONIC)
+_by_time = operator.itemgetter(0)  # ts_ns: bpf_ktime_get_ns, CLOCK_MONOTONIC
 
 
 @dataclass
@@ -60,8 +60,9 @@ class Datapath:
         self._attacher: TcAttacher | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: list[tuple[int, int, bytes]] = []  # heap of (ts_ns, arrival, raw event)
-        self._arrival = itertools.count()
+        self._rings: PerfRings | None = None
+        self._ct_reader: conntrack.BatchReader | None = None
+        self._pending: list[tuple[int, bytes]] = []  # (ts_ns, raw event) held for the reorder window
         self._gc = conntrack.GcPolicy(int(config.close_grace_s * 1e9), int(config.tcp_idle_s * 1e9),
                                       int(config.other_idle_s * 1e9))
 
@@ -71,8 +72,10 @@ class Datapath:
         self._bpf, fds = load(self.config)
         self._attacher = TcAttacher(fds)
         self._configure_l7_ports()
-        self._bpf[b"events"].open_perf_buffer(self._on_event, page_cnt=self.config.perf_pages,
-                                             lost_cb=self._on_lost)
+        from bcc.utils import get_online_cpus  # Debian's python3-bpfcc, like loader.load
+
+        self._rings = PerfRings(self.config.perf_pages)
+        self._rings.open(self._bpf[b"events"], get_online_cpus())
         self.sync()
         self._thread = threading.Thread(target=self._run, name="flowscope-datapath", daemon=True)
         self._thread.start()
@@ -83,7 +86,12 @@ class Datapath:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._thread is None or not self._thread.is_alive():
+            if self._rings is not None:
+                self._read()
             self._release(1 << 63)  # what the reorder window still held
+        if self._rings is not None:
+            self._rings.close()
+            self._rings = None
         if self._attacher is not None:
             if detach:
                 for ifindex in list(self.attached):
@@ -94,13 +102,16 @@ class Datapath:
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
+            self._ct_reader = None
 
     def _run(self) -> None:
         next_sync = time.monotonic() + self.config.sync_interval_s
         window_ns = int(self.config.reorder_window_s * 1e9)
+        wait_s = max(self.config.reorder_window_s / 2, 0.001)
         while not self._stop.is_set():
             try:
-                self._bpf.perf_buffer_poll(timeout=max(1, int(window_ns / 1e6)))
+                self._rings.wait(wait_s)
+                self._read()
                 self._release(time.monotonic_ns() - window_ns)
                 if time.monotonic() >= next_sync:
                     next_sync = time.monotonic() + self.config.sync_interval_s
@@ -112,19 +123,29 @@ class Datapath:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def _on_event(self, _cpu: int, data, size: int) -> None:
-        self.stats.events += 1
-        raw = ctypes.string_at(data, size)
-        if size < _EVENT_TIME.size:
-            self.stats.decode_errors += 1
-            return
-        heapq.heappush(self._pending, (_EVENT_TIME.unpack_from(raw)[0], next(self._arrival), raw))
+    def _read(self) -> None:
+        """Take every unread event out of the perf rings into the reorder window."""
+        pending = self._pending
+        held = len(pending)
+        lost = self._rings.drain(pending)
+        self.stats.events += len(pending) - held
+        if lost:
+            self._on_lost(lost)
 
     def _release(self, horizon_ns: int) -> None:
-        """Decode, oldest first, every held event at or before `horizon_ns` (kernel monotonic time)."""
+        """Decode, oldest first, every held event at or before `horizon_ns` (kernel monotonic time).
+        Each CPU's ring is already in time order, so the sort merges a few runs (timsort: ~linear)."""
         pending = self._pending
-        while pending and pending[0][0] <= horizon_ns:
-            self._decode(heapq.heappop(pending)[2])
+        if not pending:
+            return
+        pending.sort(key=_by_time)  # stable: events of equal time keep their arrival order
+        cut = bisect.bisect_right(pending, horizon_ns, key=_by_time)
+        if not cut:
+            return
+        self._pending = pending[cut:]
+        decode = self._decode
+        for _ts, raw in pending[:cut] if cut < len(pending) else pending:
+            decode(raw)
 
     def _decode(self, raw: bytes) -> None:
         try:
@@ -155,7 +176,9 @@ class Datapath:
 
     def sweep(self) -> None:
         """Remove finished connections; report each once (aggregation medium and max)."""
-        ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns())
+        if self._ct_reader is None:
+            self._ct_reader = conntrack.BatchReader(self._bpf[b"conntrack"])
+        ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader)
         self.stats.ended += len(ended)
         for event in ended:
             self.decoder.close_connection(event)

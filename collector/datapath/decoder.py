@@ -72,6 +72,7 @@ class Decoder:
         self.interfaces: dict[int, str] = {}
         self._addrs: dict[bytes, str] = {}
         self._templates: dict[tuple, flow_pb2.Flow] = {}
+        self._l7_templates: dict[tuple, flow_pb2.Flow] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
         self._seq = itertools.count()
         self.sync_clock()
@@ -129,6 +130,7 @@ class Decoder:
         """Endpoints, names or interfaces changed: rebuild templates on next use."""
         self.enricher.invalidate()
         self._templates = {}
+        self._l7_templates = {}
 
     def _template(self, ifindex: int, family: int, src: str, dst: str, obs: int = 0, is_reply: int = 0,
                   verdict: int = 0) -> flow_pb2.Flow:
@@ -178,7 +180,10 @@ class Decoder:
 
     def _stamp(self, flow: flow_pb2.Flow, event: ev.FlowEvent, sport: int, dport: int) -> None:
         """Per-event fields: time, uuid, ports."""
-        flow.time.FromNanoseconds(event.ts_ns + self._offset)
+        wall_ns = event.ts_ns + self._offset
+        stamp = flow.time
+        stamp.seconds = wall_ns // 1_000_000_000  # Timestamp.FromNanoseconds, without its Python overhead
+        stamp.nanos = wall_ns % 1_000_000_000
         flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
         proto = event.proto
         if proto == socket.IPPROTO_TCP:
@@ -189,12 +194,6 @@ class Decoder:
             udp = flow.l4.UDP
             udp.source_port = sport
             udp.destination_port = dport
-
-    def _base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int) -> flow_pb2.Flow:
-        flow = flow_pb2.Flow()
-        flow.CopyFrom(self._template(event.ifindex, event.family, src, dst))
-        self._stamp(flow, event, sport, dport)
-        return flow
 
     def _l3l4(self, event: ev.FlowEvent, src: str, dst: str) -> flow_pb2.Flow:
         flow = flow_pb2.Flow()
@@ -274,21 +273,40 @@ class Decoder:
         family = socket.AF_INET if event.family == 4 else socket.AF_INET6
         conn = ConnKey(family, client, cport, server, sport, event.proto)
         records = self.l7.on_segment(conn, not event.is_reply, payload, event.seg_len, event.ts_ns)
+        if not records:
+            return []
         flows = []
         to_pod = event.obs == ev.OBS_TO_POD
         direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
         for record in records:
             if record.is_reply:
-                flow = self._base(event, server, client, sport, cport)
+                flow = self._l7_base(event, server, client, sport, cport, direction, True)
             else:
-                flow = self._base(event, client, server, cport, sport)
-            flow.Type = flow_pb2.L7
-            flow.verdict = flow_pb2.FORWARDED
-            flow.event_type.type = EVENT_L7
-            flow.traffic_direction = direction
-            flow.is_reply.CopyFrom(_TRUE if record.is_reply else _FALSE)
+                flow = self._l7_base(event, client, server, cport, sport, direction, False)
             flow.l7.CopyFrom(record.layer7)
             flow.Summary = record.summary
-            flow.l7_partial = record.partial
+            if record.partial:
+                flow.l7_partial = True
             flows.append(flow)
         return flows
+
+    def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int, direction: int,
+                 is_reply: bool) -> flow_pb2.Flow:
+        """A stamped copy of the L7 template of this device, address pair, direction and side."""
+        key = (event.ifindex, src, dst, direction, is_reply)
+        template = self._l7_templates.get(key)
+        if template is None:
+            template = flow_pb2.Flow()
+            template.CopyFrom(self._template(event.ifindex, event.family, src, dst))
+            template.Type = flow_pb2.L7
+            template.verdict = flow_pb2.FORWARDED
+            template.event_type.type = EVENT_L7
+            template.traffic_direction = direction
+            template.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
+            if len(self._l7_templates) >= _TEMPLATE_CACHE_LIMIT:
+                self._l7_templates = {}
+            self._l7_templates[key] = template
+        flow = flow_pb2.Flow()
+        flow.CopyFrom(template)
+        self._stamp(flow, event, sport, dport)
+        return flow

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .dns import DnsParser
 from .fqdn import FqdnCache
-from .http1 import Http1Parser, looks_like_request, looks_like_response
+from .http1 import HeadCache, Http1Parser, looks_like_request, looks_like_response
 from .http2 import PREFACE, Http2Parser
 from .kafka import KafkaParser, TopicIds
 from .types import ConnKey, L7Config, L7ParseError, L7Record, L7Stats
@@ -35,6 +35,7 @@ class L7Dispatcher:
         self.endpoint_of = endpoint_of
         self.stats = L7Stats()
         self.kafka_topic_ids = TopicIds()
+        self.http_heads = HeadCache()  # HTTP/1 heads repeat across connections: parsed once
         self._conns: OrderedDict[ConnKey, object] = OrderedDict()
 
     def on_segment(self, conn: ConnKey, from_client: bool, payload: bytes, segment_len: int,
@@ -110,9 +111,9 @@ class L7Dispatcher:
         if port in self._ports("http2", ip):
             return Http2Parser(self.config, self.stats, host, preface_expected=False)
         if port in self._ports("http", ip):  # in sync from the start: anything but HTTP is counted
-            return Http1Parser(self.config, self.stats, host)
+            return Http1Parser(self.config, self.stats, host, cache=self.http_heads)
         if self.config.detect_http_by_payload and (
                 looks_like_request(payload) if from_client else looks_like_response(payload)):
-            return Http1Parser(self.config, self.stats, host, synced=False)
+            return Http1Parser(self.config, self.stats, host, synced=False, cache=self.http_heads)
         # Servers may speak first (an HTTP/2 server's SETTINGS): the client's first bytes decide.
         return _IGNORED if from_client else None

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .httprecord import build_url, request_record, response_record
+from .httprecord import build_url, header_messages, request_record, response_record
+from proto.flow import flow_pb2
+
 from .stream import consume, unseen_bytes
 from .types import L7Config, L7Record, L7Stats
 
@@ -55,15 +57,63 @@ class _Direction:
         self.remaining = 0
 
 
+def header_fields(lines: list[bytes]) -> list[tuple[str, str]]:
+    """(lower-case name, value) of each header line; lines without a colon are ignored."""
+    headers = []
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers.append((name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
+    return headers
+
+
+class HeadCache:
+    """Complete message heads already parsed, by their bytes, shared by a dispatcher's connections.
+
+    Clients repeat their requests' heads and servers their responses' (a response head changes with
+    its Date, once a second), and splitting and decoding header lines is most of what parsing a
+    message costs. Entries are read-only: a cached request's Layer7 message is shared by its records.
+    """
+
+    __slots__ = ("limit", "heads", "requests", "responses")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.heads: dict[bytes, tuple[bytes, list[tuple[str, str]], dict[str, str]]] = {}
+        self.requests: dict[tuple[bytes, str], tuple] = {}  # (head, server host) -> request pieces
+        self.responses: dict[bytes, flow_pb2.HTTP] = {}  # head -> HTTP with code, protocol, headers
+
+    def head(self, raw: bytes) -> tuple[bytes, list[tuple[str, str]], dict[str, str]]:
+        """(start line, headers, headers as a dict) of a complete head."""
+        found = self.heads.get(raw)
+        if found is None:
+            lines = raw.split(b"\r\n")
+            headers = header_fields(lines[1:])
+            found = (lines[0], headers, dict(headers))
+            if len(self.heads) >= self.limit:
+                self.heads.clear()
+            self.heads[raw] = found
+        return found
+
+    def remember(self, table: dict, key, value):
+        if len(table) >= self.limit:
+            table.clear()
+        table[key] = value
+        return value
+
+
 class Http1Parser:
     """One connection's HTTP/1 parser. `feed` returns the records completed by a segment;
-    after an h2c upgrade `replacement` holds the HTTP/2 parser that takes over."""
+    after an h2c upgrade `replacement` holds the HTTP/2 parser that takes over. `cache` (a HeadCache)
+    is best shared by all connections of a dispatcher."""
 
     protocol = "http"
 
-    def __init__(self, config: L7Config, stats: L7Stats, server_host: str, synced: bool = True) -> None:
+    def __init__(self, config: L7Config, stats: L7Stats, server_host: str, synced: bool = True,
+                 cache: HeadCache | None = None) -> None:
         self.config = config
         self.stats = stats
+        self.cache = cache if cache is not None else HeadCache()
         self.server_host = server_host  # "ip:port" for requests without a Host header
         first = START if synced else RESYNC
         self.client = _Direction(True, first)
@@ -183,19 +233,40 @@ class Http1Parser:
         head, pos = self._line_until(d, payload, pos, b"\r\n\r\n", self.config.max_header_bytes)
         if head is None:
             return -1
-        self._message(d, head.split(b"\r\n"), ts_ns, out, partial=False)
+        if d.is_client:
+            self._cached_request(d, head, ts_ns, out)
+        else:
+            self._cached_response(d, head, ts_ns, out)
         return pos if d.state != RESYNC else -1
 
+    def _cached_request(self, d: _Direction, head: bytes, ts_ns: int, out: list[L7Record]) -> None:
+        """A complete request head: a repeated one costs two dict lookups."""
+        key = (head, self.server_host)
+        found = self.cache.requests.get(key)
+        if found is None:
+            start, headers, fields = self.cache.head(head)
+            records: list[L7Record] = []
+            self._request(d, start, headers, ts_ns, records, False, fields)
+            if not records:  # not a request line we accept: counted, nothing to remember
+                return
+            found = self.cache.remember(self.cache.requests, key, (records[0], self.pending[-1], fields))
+            out.append(records[0])
+            return
+        record, pending, fields = found
+        out.append(L7Record(record.layer7, False, record.summary, False, self.protocol))
+        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade))
+        self._body(d, fields, False)
+
+    def _cached_response(self, d: _Direction, head: bytes, ts_ns: int, out: list[L7Record]) -> None:
+        start, headers, fields = self.cache.head(head)
+        self._response(d, start, headers, ts_ns, out, False, fields, head)
+
     def _message(self, d: _Direction, lines: list[bytes], ts_ns: int, out: list[L7Record], partial: bool) -> None:
-        headers = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if sep:
-                headers.append((name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
+        headers = header_fields(lines[1:])
         if d.is_client:
-            self._request(d, lines[0], headers, ts_ns, out, partial)
+            self._request(d, lines[0], headers, ts_ns, out, partial, dict(headers))
         else:
-            self._response(d, lines[0], headers, ts_ns, out, partial)
+            self._response(d, lines[0], headers, ts_ns, out, partial, dict(headers))
 
     def _could_start(self, d: _Direction, tail: bytes) -> bool:
         """A short tail of a segment that may be the beginning of a start line split across segments."""
@@ -204,7 +275,7 @@ class Http1Parser:
         return b"HTTP/1.1 ".startswith(tail[:9]) or b"HTTP/1.0 ".startswith(tail[:9])
 
     def _request(self, d: _Direction, start: bytes, headers: list[tuple[str, str]], ts_ns: int,
-                 out: list[L7Record], partial: bool) -> None:
+                 out: list[L7Record], partial: bool, fields: dict[str, str]) -> None:
         parts = start.split(b" ")
         if len(parts) != 3 or parts[0] not in METHODS or not parts[2].startswith(b"HTTP/1."):
             self.stats.error(self.protocol, "bad_request_line")
@@ -213,18 +284,20 @@ class Http1Parser:
         method = parts[0].decode("latin-1")
         target = parts[1].decode("latin-1")
         protocol = parts[2].decode("latin-1")
-        fields = dict(headers)
         host = fields.get("host") or self.server_host
         url = build_url(self.config, "http", host, target) if method != "CONNECT" else target
         out.append(request_record(self.config, protocol, method, url, headers, partial, self.protocol))
+        self._queue(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower()))
+        self._body(d, fields, False)
+
+    def _queue(self, request: _Pending) -> None:
         if len(self.pending) >= self.config.max_pending:
             self.pending.popleft()
             self.stats.error(self.protocol, "pending_overflow")
-        self.pending.append(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower()))
-        self._body(d, fields, False)
+        self.pending.append(request)
 
     def _response(self, d: _Direction, start: bytes, headers: list[tuple[str, str]], ts_ns: int,
-                  out: list[L7Record], partial: bool) -> None:
+                  out: list[L7Record], partial: bool, fields: dict[str, str], head: bytes = b"") -> None:
         parts = start.split(b" ", 2)
         try:
             code = int(parts[1])
@@ -236,7 +309,6 @@ class Http1Parser:
             return
         if 100 <= code < 200 and code != 101:  # interim: the final response follows
             return
-        fields = dict(headers)
         req = self.pending.popleft() if self.pending else None
         if req is None:
             self.stats.error(self.protocol, "response_without_request")
@@ -245,6 +317,8 @@ class Http1Parser:
         elif code == 101 and req.upgrade == "h2c":
             self._to_http2(req)
             return
+        elif head:
+            out.append(self._complete_response(head, req, code, headers, ts_ns))
         else:
             out.append(response_record(self.config, req.protocol, code, req.method, req.url,
                                        ts_ns - req.ts_ns, headers, partial, self.protocol))
@@ -255,6 +329,23 @@ class Http1Parser:
             d.state = START
             return
         self._body(d, fields, True)
+
+    def _complete_response(self, head: bytes, req: _Pending, code: int, headers: list[tuple[str, str]],
+                           ts_ns: int) -> L7Record:
+        """response_record's result, from the HTTP part cached for this head (code, headers)."""
+        cached = self.cache.responses.get(head)
+        if cached is None:
+            cached = self.cache.remember(self.cache.responses, head, flow_pb2.HTTP(
+                code=code, headers=header_messages(self.config, headers)))
+        latency_ns = max(ts_ns - req.ts_ns, 0)
+        layer7 = flow_pb2.Layer7(type=flow_pb2.RESPONSE, latency_ns=latency_ns)
+        http = layer7.http
+        http.CopyFrom(cached)
+        http.method = req.method
+        http.url = req.url
+        http.protocol = req.protocol
+        summary = f"{req.protocol} {code} {latency_ns // 1_000_000}ms ({req.method} {req.url})"
+        return L7Record(layer7, True, summary, False, self.protocol)
 
     def _body(self, d: _Direction, fields: dict[str, str], is_response: bool) -> None:
         if "chunked" in fields.get("transfer-encoding", "").lower():

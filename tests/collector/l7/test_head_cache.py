@@ -1,0 +1,66 @@
+"""Repeated HTTP/1 heads are parsed once per dispatcher (HeadCache): the records must be exactly those a
+fresh parser makes, per connection — its own URL, host, latency and pending requests."""
+
+from __future__ import annotations
+
+import socket
+
+from collector.l7 import ConnKey, L7Config, L7Dispatcher
+from collector.l7.http1 import HeadCache, Http1Parser
+from collector.l7.types import L7Stats
+from proto.flow import flow_pb2
+
+REQUEST = b"GET /a?q=1 HTTP/1.1\r\nHost: shop:8080\r\nUser-Agent: t\r\nX-Token: s3cret\r\n\r\n"
+NO_HOST = b"GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n"
+RESPONSE = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nServer: x\r\n\r\nnope"
+
+
+def conn(server: str, client_port: int) -> ConnKey:
+    return ConnKey(socket.AF_INET, "10.0.0.1", client_port, server, 8080, socket.IPPROTO_TCP)
+
+
+def exchange(d: L7Dispatcher, key: ConnKey, request: bytes, t0: int, t1: int) -> list:
+    return d.on_segment(key, True, request, len(request), t0) + d.on_segment(key, False, RESPONSE, len(RESPONSE), t1)
+
+
+def uncached(request: bytes, server_host: str, t0: int, t1: int, config: L7Config = L7Config()) -> list:
+    parser = Http1Parser(config, L7Stats(), server_host, cache=HeadCache(limit=0))
+    return parser.feed(True, request, len(request), t0) + parser.feed(False, RESPONSE, len(RESPONSE), t1)
+
+
+def shape(records: list) -> list:
+    return [(r.layer7.SerializeToString(deterministic=True), r.is_reply, r.summary, r.partial, r.protocol)
+            for r in records]
+
+
+def test_repeated_heads_give_the_records_of_a_fresh_parser():
+    d = L7Dispatcher()
+    runs = [(conn("10.0.0.2", 40000 + i), REQUEST, 1_000 * i, 1_000 * i + 7_000_000 * (i + 1)) for i in range(3)]
+    runs += [(conn("10.0.0.3", 41000), NO_HOST, 5, 9_000_005), (conn("10.0.0.2", 41001), NO_HOST, 5, 2_000_005)]
+    for key, request, t0, t1 in runs:
+        got = exchange(d, key, request, t0, t1)
+        assert shape(got) == shape(uncached(request, f"{key.server_ip}:8080", t0, t1))
+    assert d.stats.records["http"] == 2 * len(runs) and not d.stats.parse_errors
+    urls = [r.layer7.http.url for r in exchange(d, conn("10.0.0.3", 41002), NO_HOST, 1, 2)]
+    assert urls == ["http://10.0.0.3:8080/a", "http://10.0.0.3:8080/a"]  # the host of the connection's server
+
+
+def test_cached_records_keep_redaction_and_latency():
+    [request, response] = exchange(L7Dispatcher(), conn("10.0.0.2", 40000), REQUEST, 1_000, 3_001_000)
+    [again, response2] = exchange(L7Dispatcher(), conn("10.0.0.2", 40000), REQUEST, 1_000, 5_001_000)
+    assert request.layer7.http.url == "http://shop:8080/a"
+    assert {h.key: h.value for h in request.layer7.http.headers}["x-token"] == "HUBBLE_REDACTED"
+    assert (response.layer7.latency_ns, response2.layer7.latency_ns) == (3_000_000, 5_000_000)
+    assert (response.layer7.http.code, response.layer7.http.method, response.layer7.type) == (404, "GET", flow_pb2.RESPONSE)
+    assert response2.summary == "HTTP/1.1 404 5ms (GET http://shop:8080/a)"
+
+
+def test_pipelined_repeats_on_one_connection_match_in_order():
+    d = L7Dispatcher()
+    key = conn("10.0.0.2", 40000)
+    burst = b"".join(REQUEST.replace(b"/a", f"/{i}".encode()) for i in (1, 2, 1, 2))
+    requests = d.on_segment(key, True, burst, len(burst), 10)
+    responses = d.on_segment(key, False, RESPONSE * 4, 4 * len(RESPONSE), 20)
+    assert [r.layer7.http.url for r in requests] == [f"http://shop:8080/{i}" for i in (1, 2, 1, 2)]
+    assert [r.layer7.http.url for r in responses] == [r.layer7.http.url for r in requests]
+    assert all(r.layer7.latency_ns == 10 for r in responses)
