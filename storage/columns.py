@@ -52,6 +52,20 @@ FLOW_COLUMNS: tuple[Column, ...] = (
     C("raw", "String", codec="CODEC(ZSTD(3))"),
 )
 NAMES = tuple(c.name for c in FLOW_COLUMNS)
+# Added by migration 7 (compact raw): what `raw` may leave out because these columns rebuild it exactly.
+# raw_stripped: bits of STRIPPED, the top-level fields left out of that row's `raw` (0 = raw is whole
+# but for time and uuid, as in every row written before; the Python column path always writes 0).
+COMPACT_COLUMNS: tuple[Column, ...] = (
+    C("src_id", "UInt32", codec="CODEC(T64, ZSTD(1))"), C("dst_id", "UInt32", codec="CODEC(T64, ZSTD(1))"),
+    C("ip_encrypted", "UInt8", codec="CODEC(ZSTD(1))"), C("raw_stripped", "UInt8", codec="CODEC(ZSTD(1))"),
+)
+STRIPPED = {"source": 1, "destination": 2, "IP": 4, "counters": 8}
+# The columns `rebuild_row` reads, in its order.
+REBUILD_COLUMNS = ("raw", "time_ns", "uuid", "raw_stripped") + tuple(
+    f"{side}_{c}" for side in ("src", "dst")
+    for c in ("id", "identity", "cluster", "namespace", "pod", "labels", "workloads")) + (
+    "ip_version", "src_ip", "dst_ip", "src_ip_xlated", "ip_encrypted",
+    "packets_fwd", "bytes_fwd", "packets_rev", "bytes_rev", "duration_ns")
 
 L4_PROTOCOL = {"TCP": 6, "UDP": 17, "ICMPv4": 1, "ICMPv6": 58, "SCTP": 132, None: 0}
 L7_PROTO = {None: 0, "dns": 1, "http": 2, "kafka": 3}
@@ -106,7 +120,7 @@ def stored_bytes(flow: flow_pb2.Flow, raw: bytes) -> bytes:
     (a random uuid twice would cost ~20 bytes per flow on disk); `rebuild` puts them back.
     The encoder writes fields in number order, so time (field 1) leads; uuid (field 34) is found by
     its exact tag + length + value. Anything unexpected is kept as it is."""
-    if raw[:1] == b"\x0a" and flow.HasField("time") and raw[1] < 128:
+    if raw[:1] == b"\x0a" and flow.HasField("time") and 0 < raw[1] < 128:
         raw = raw[2 + raw[1]:]
     if flow.uuid:
         value = flow.uuid.encode()
@@ -218,4 +232,42 @@ def rebuild(raw: bytes, time_ns: int, uuid: str) -> flow_pb2.Flow:
         flow.time.seconds, flow.time.nanos = divmod(time_ns, 1_000_000_000)
     if not flow.uuid:
         flow.uuid = uuid
+    return flow
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _endpoint(ep: flow_pb2.Endpoint, id_, identity, cluster, namespace, pod, labels, workloads) -> None:
+    ep.SetInParent()
+    ep.ID, ep.identity = id_, identity
+    ep.cluster_name, ep.namespace, ep.pod_name = _text(cluster), _text(namespace), _text(pod)
+    ep.labels.extend(_text(label) for label in labels)
+    for workload in workloads:  # "kind/name"; only kinds without "/" are stripped from raw
+        kind, _, name = _text(workload).partition("/")
+        ep.workloads.add(name=name, kind=kind)
+
+
+def rebuild_row(row) -> flow_pb2.Flow:
+    """The stored flow from a row of REBUILD_COLUMNS: `raw` plus the top-level fields that ingest left
+    out of it (raw_stripped) because these columns hold them exactly."""
+    (raw, time_ns, uuid, stripped, s_id, s_identity, s_cluster, s_ns, s_pod, s_labels, s_workloads,
+     d_id, d_identity, d_cluster, d_ns, d_pod, d_labels, d_workloads, ip_version, src_ip, dst_ip,
+     xlated, encrypted, packets_fwd, bytes_fwd, packets_rev, bytes_rev, duration_ns) = row
+    flow = rebuild(raw, time_ns, _text(uuid))
+    if stripped & STRIPPED["source"]:
+        _endpoint(flow.source, s_id, s_identity, s_cluster, s_ns, s_pod, s_labels, s_workloads)
+    if stripped & STRIPPED["destination"]:
+        _endpoint(flow.destination, d_id, d_identity, d_cluster, d_ns, d_pod, d_labels, d_workloads)
+    if stripped & STRIPPED["IP"]:
+        ip = flow.IP
+        ip.SetInParent()
+        ip.ipVersion, ip.encrypted = ip_version, bool(encrypted)
+        ip.source, ip.destination, ip.source_xlated = _text(src_ip), _text(dst_ip), _text(xlated)
+    if stripped & STRIPPED["counters"]:
+        c = flow.counters
+        c.SetInParent()
+        c.packets_forward, c.bytes_forward = packets_fwd, bytes_fwd
+        c.packets_reverse, c.bytes_reverse, c.duration_ns = packets_rev, bytes_rev, duration_ns
     return flow

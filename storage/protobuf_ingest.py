@@ -12,6 +12,15 @@ Rows land in a Null table (`flows_ingest`) whose materialized view derives the f
 same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
 the aggregate views on `flows` fire from there as usual.
 
+Since migration 7 the envelope is `CompactFlow` (encode_compact): field 2 carries the flow's bytes
+unchanged and field 8 carries them once more, read as `FlowParts` (the top-level fields source,
+destination, IP and counters as bytes). The view keeps in `raw` only what the columns cannot give back:
+it removes time and uuid (as columns.stored_bytes does) and each of those four fields whose columns
+rebuild it exactly — proven per row in SQL: the canonical size of the field rebuilt from the parsed
+values equals its stored size (an unknown or column-less subfield, or a value a column would narrow,
+makes them differ), and its bytes occur exactly once in what is left (so the bytes cut are that field).
+`raw_stripped` records which fields were cut; columns.rebuild_row puts them back.
+
 The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
 built in, so Timestamp, BoolValue, Int32Value and Any are replaced by wire-identical local messages).
 """
@@ -27,6 +36,9 @@ from storage.schema import Layout
 
 FLOW_PROTO = pathlib.Path(flow_pb2.__file__).with_name("flow.proto")
 MESSAGE = "StoredFlow"
+COMPACT_MESSAGE = "CompactFlow"
+# Flow's top-level fields that `raw` may leave out (field numbers in flow.proto).
+_PART_FIELDS = {"IP": 5, "source": 8, "destination": 9, "counters": 1_000_000}
 _WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": "bool value = 1;",
                "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
 _L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
@@ -40,38 +52,54 @@ def schema_text() -> str:
     text = re.sub(r'import "google/protobuf/[a-z_]+\.proto";\n', "", FLOW_PROTO.read_text())
     for name, body in _WELL_KNOWN.items():
         text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
+    parts = " ".join(f"bytes {name} = {number};" for name, number in _PART_FIELDS.items())
     return text + (f"\nmessage {MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
-                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; }\n")
+                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; }\n"
+                   f"message FlowParts {{ {parts} }}\n"
+                   f"message {COMPACT_MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
+                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; "
+                   "FlowParts parts = 8; }\n")
 
 
-def write_schema(directory: str) -> str:
+def write_schema(directory: str, message: str = COMPACT_MESSAGE) -> str:
     """Writes the schema file (if changed); returns the `format_schema` setting value."""
     path = pathlib.Path(directory) / "flowscope_ingest.proto"
     text = schema_text()
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return f"{path}:{MESSAGE}"
+    return f"{path}:{message}"
 
 
-def encode(flows, raws) -> bytes:
-    """Length-delimited StoredFlow messages for `flows` (with `raws` their serialized bytes)."""
-    varint, l4s, l7s, stored_bytes = columns.varint, _L4, _L7, columns.stored_bytes
-    identity_kind = _IDENTITY_KIND
+def encode_compact(flows, raws) -> bytes:
+    """Length-delimited CompactFlow messages for `flows` (with `raws` their serialized bytes). Per flow
+    Python only reads the few facts the wire cannot tell ClickHouse (is_reply set? which L4/L7 oneof?
+    the endpoint kinds it can decide cheaply); their encoding is cached per combination."""
+    varint, l4s, l7s, identity_kind = columns.varint, _L4, _L7, _IDENTITY_KIND
+    tails: dict[tuple, bytes] = {}
     parts = []
+    append = parts.append
     for f, raw in zip(flows, raws):
-        n = varint(len(raw))
-        kept = stored_bytes(f, raw)
-        reply = (1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2
         src, dst = f.source, f.destination
-        src_kind = identity_kind.get(src.identity) or (1 if src.pod_name else 0)
-        dst_kind = identity_kind.get(dst.identity) or (1 if dst.pod_name else 0)
-        l7 = l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0
-        body = b"".join((b"\x0a", n, raw, b"\x12", varint(len(kept)), kept, b"\x18", varint(reply),
-                         b"\x20", varint(l4s[f.l4.WhichOneof("protocol")]), b"\x28", varint(l7),
-                         b"\x30", varint(src_kind), b"\x38", varint(dst_kind)))
-        parts.append(varint(len(body)))
-        parts.append(body)
+        key = ((1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2,
+               l4s[f.l4.WhichOneof("protocol")], l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0,
+               identity_kind.get(src.identity) or (1 if src.pod_name else 0),
+               identity_kind.get(dst.identity) or (1 if dst.pod_name else 0))
+        tail = tails.get(key)
+        if tail is None:
+            tail = tails[key] = bytes((0x18, key[0], 0x20, key[1], 0x28, key[2], 0x30, key[3], 0x38, key[4]))
+        n = varint(len(raw))
+        append(varint(3 * (1 + len(n) + len(raw)) + len(tail)))
+        append(b"\x0a")
+        append(n)
+        append(raw)
+        append(b"\x12")
+        append(n)
+        append(raw)
+        append(b"\x42")
+        append(n)
+        append(raw)
+        append(tail)
     return b"".join(parts)
 
 
@@ -163,15 +191,110 @@ def _select() -> dict[str, str]:
     return cols
 
 
+def _view_sql(layout: Layout, select: dict[str, str], flow_columns, inner: str) -> str:
+    exprs = ", ".join(c.name if select[c.name] == c.name else f"CAST({select[c.name]} AS {c.type}) AS {c.name}"
+                      for c in flow_columns)
+    return (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "
+            f"{layout.table('flows')} AS SELECT {exprs} FROM (SELECT *, {_kind('source')} AS kind_source, "
+            f"{_kind('destination')} AS kind_destination{inner} FROM {layout.database}.flows_ingest)")
+
+
 def statements(layout: Layout) -> list[str]:
-    """Migration: the Null ingest table and its view into flows (embedded engine only)."""
+    """Migration 5: the Null ingest table and its view into flows (embedded engine only)."""
     if not layout.features.protobuf_ingest:
         return []
-    select = _select()
-    exprs = ", ".join(c.name if select[c.name] == c.name else f"CAST({select[c.name]} AS {c.type}) AS {c.name}"
-                      for c in columns.FLOW_COLUMNS)
     return [f"CREATE TABLE IF NOT EXISTS {layout.database}.flows_ingest ({', '.join(INGEST_COLUMNS)}) "
-            "ENGINE = Null",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "
-            f"{layout.table('flows')} AS SELECT {exprs} FROM (SELECT *, {_kind('source')} AS kind_source, "
-            f"{_kind('destination')} AS kind_destination FROM {layout.database}.flows_ingest)"]
+            "ENGINE = Null", _view_sql(layout, _select(), columns.FLOW_COLUMNS, "")]
+
+
+# ----- migration 7: compact raw (CompactFlow envelopes) ---------------------------------------------
+COMPACT_INGEST_COLUMNS = INGEST_COLUMNS + [
+    "flow_source_ID UInt32", "flow_destination_ID UInt32", "flow_IP_encrypted UInt8"] + [
+    f"parts_{name} String" for name in _PART_FIELDS]
+
+
+def _vsize(x: str) -> str:
+    """SQL: bytes of the varint of unsigned x."""
+    bounds = ", ".join(f"{x} < {1 << (7 * i)}, {i}" for i in range(1, 10))
+    return f"multiIf({bounds}, 10)"
+
+
+def _num_size(x: str) -> str:  # a scalar field numbered < 16 (1-byte tag); zero is not written
+    return f"if({x} = 0, 0, 1 + {_vsize(x)})"
+
+
+def _str_size(x: str) -> str:  # a string field numbered < 16; empty is not written
+    return f"if({x} = '', 0, 1 + {_vsize(f'length({x})')} + length({x}))"
+
+
+def _strs_size(x: str) -> str:  # a repeated string field numbered < 16
+    return f"arraySum(s -> 1 + {_vsize('length(s)')} + length(s), {x})"
+
+
+def _endpoint_exact(e: str) -> str:
+    wl = f"{_str_size('n')} + {_str_size('k')}"
+    size = " + ".join([
+        _num_size(f"{e}_ID"), _num_size(f"{e}_identity"), _str_size(f"{e}_namespace"),
+        _strs_size(f"{e}_labels"), _str_size(f"{e}_pod_name"),
+        f"arraySum(arrayMap((n, k) -> 1 + {_vsize(wl)} + {wl}, {e}_workloads_name, {e}_workloads_kind))",
+        _str_size(f"{e}_cluster_name")])
+    # workloads are stored as "kind/name": a kind containing "/" would not split back
+    return f"({size}) = length(parts_{e[5:]}) AND NOT arrayExists(k -> position(k, '/') > 0, {e}_workloads_kind)"
+
+
+def _exact() -> dict[str, str]:
+    """SQL per strippable field: the columns rebuild it exactly (see the module docstring)."""
+    ip = " + ".join([_str_size("flow_IP_source"), _str_size("flow_IP_destination"),
+                     _num_size("flow_IP_ipVersion"), "if(flow_IP_encrypted, 2, 0)",
+                     _str_size("flow_IP_source_xlated")])
+    counters = " + ".join(_num_size(f"flow_counters_{c}") for c in (
+        "packets_forward", "bytes_forward", "packets_reverse", "bytes_reverse", "duration_ns"))
+    return {"source": _endpoint_exact("flow_source"), "destination": _endpoint_exact("flow_destination"),
+            "IP": f"flow_IP_ipVersion BETWEEN 0 AND 255 AND ({ip}) = length(parts_IP)",
+            "counters": f"({counters}) = length(parts_counters)"}
+
+
+def _varint_sql(n: str) -> str:
+    """SQL: the varint of n < 16384 as bytes."""
+    return f"if({n} < 128, char({n}), char({n} % 128 + 128, intDiv({n}, 128)))"
+
+
+def _bytes_sql(data: bytes) -> str:
+    return f"unhex('{data.hex()}')"
+
+
+def _compact_inner() -> str:
+    """SQL of the inner query's extra columns: raw without time, uuid and the exactly rebuilt fields
+    (`raw_kept`), and which fields were cut (`raw_bits`)."""
+    head = "reinterpretAsUInt8(substring(raw, 2, 1))"
+    time_tag, uuid_tag = _bytes_sql(columns.varint(1 << 3 | 2)), _bytes_sql(columns.varint(34 << 3 | 2))
+    sql = [f"if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, "
+           f"substring(raw, 3 + {head}), raw) AS raw_t",
+           f"if(flow_uuid != '' AND length(flow_uuid) < 16384, replaceOne(raw_t, concat("
+           f"{uuid_tag}, {_varint_sql('length(flow_uuid)')}, flow_uuid), ''), raw_t) AS raw_0"]
+    previous = "raw_0"
+    exact = _exact()
+    bits = []
+    for i, (name, number) in enumerate(_PART_FIELDS.items(), 1):
+        part = f"parts_{name}"
+        pattern = f"concat({_bytes_sql(columns.varint(number << 3 | 2))}, {_varint_sql(f'length({part})')}, {part})"
+        sql += [f"{pattern} AS pattern_{i}",
+                f"({part} != '' AND length({part}) < 16384 AND {exact[name]} AND "
+                f"countSubstrings({previous}, pattern_{i}) = 1) AS cut_{i}",
+                f"if(cut_{i}, replaceOne({previous}, pattern_{i}, ''), {previous}) AS raw_{i}"]
+        bits.append(f"cut_{i} * {columns.STRIPPED[name]}")
+        previous = f"raw_{i}"
+    sql += [f"{previous} AS raw_kept", f"{' + '.join(bits)} AS raw_bits"]
+    return ", " + ", ".join(sql)
+
+
+def compact_statements(layout: Layout) -> list[str]:
+    """Migration 7: the ingest table and view again, for CompactFlow envelopes (embedded engine)."""
+    if not layout.features.protobuf_ingest:
+        return []
+    select = dict(_select(), raw="raw_kept", src_id="flow_source_ID", dst_id="flow_destination_ID",
+                  ip_encrypted="flow_IP_encrypted", raw_stripped="raw_bits")
+    db = layout.database
+    return [f"DROP TABLE IF EXISTS {db}.flows_ingest_mv", f"DROP TABLE IF EXISTS {db}.flows_ingest",
+            f"CREATE TABLE {db}.flows_ingest ({', '.join(COMPACT_INGEST_COLUMNS)}) ENGINE = Null",
+            _view_sql(layout, select, columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS, _compact_inner())]

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Callable
 
 from storage.backend import quote
-from storage.columns import FLOW_COLUMNS
+from storage.columns import COMPACT_COLUMNS, FLOW_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +111,8 @@ def _create(layout: Layout, name: str, columns: str, engine_kind: str, order_by:
     return statements
 
 
-def flows_table(layout: Layout) -> list[str]:
-    cols = [f"{c.name} {layout.column_type(c)}" for c in FLOW_COLUMNS]
+def flows_table(layout: Layout, columns=FLOW_COLUMNS) -> list[str]:
+    cols = [f"{c.name} {layout.column_type(c)}" for c in columns]
     aliases = ["time DateTime64(9) ALIAS fromUnixTimestamp64Nano(toInt64(time_ns))"] \
         if layout.features.datetime64 else []
     ts = "ts DateTime {} toDateTime(intDiv(time_ns, 1000000000))"
@@ -217,7 +217,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "protobuf ingest table (embedded engine)", lambda layout: _protobuf_ingest(layout)),
     Migration(6, "service-map edges per hour (long windows)",
               lambda layout: edges(layout, "edges_1h", "toStartOfHour")),
+    Migration(7, "compact flows: raw without what columns rebuild, ZSTD codecs",
+              lambda layout: compact_flows(layout)),
 )
+
+
+def compact_flows(layout: Layout) -> list[str]:
+    """Migration 7: the columns that let `raw` leave out endpoints, IP and counters (old rows keep a
+    whole raw: raw_stripped = 0), and ZSTD (T64 for integers) on every column of the flows table that
+    had the default LZ4 — measured 98.5 -> 76 bytes per flow before the raw change."""
+    local, on = layout.local("flows"), layout.on_cluster
+    statements = [f"ALTER TABLE {local}{on} "
+                  + ", ".join(f"ADD COLUMN {c.name} {layout.column_type(c)}" for c in COMPACT_COLUMNS)]
+    if layout.cluster:
+        # 18.x refuses ALTER ON CLUSTER of a Distributed table over replicated shards: make it again.
+        statements += [f"DROP TABLE IF EXISTS {layout.table('flows')}{on}",
+                       flows_table(layout, FLOW_COLUMNS + COMPACT_COLUMNS)[1]]
+    if layout.features.codecs:
+        plain = dataclasses.replace(layout, features=dataclasses.replace(layout.features, codecs=False))
+        statements.append(f"ALTER TABLE {local}{on} " + ", ".join(
+            f"MODIFY COLUMN {c.name} {plain.column_type(c)} "
+            f"CODEC({'T64, ' if c.type.startswith(('UInt', 'Int')) else ''}ZSTD(1))"
+            for c in FLOW_COLUMNS if not c.codec))
+    from storage.protobuf_ingest import compact_statements  # it needs this module's Layout
+    return statements + compact_statements(layout)
 
 
 def _protobuf_ingest(layout: Layout) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from proto.flow import flow_pb2
 from storage.backend import Backend, quote
 from storage import protobuf_ingest
-from storage.columns import FLOW_COLUMNS, flows_to_columns, rebuild
+from storage.columns import FLOW_COLUMNS, REBUILD_COLUMNS, flows_to_columns, rebuild, rebuild_row
 from storage.errors import StorageError
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
                              NodeSeen, RedPoint, ServiceMap, ServiceMapChanges, Talker)
@@ -176,11 +176,10 @@ class FlowStore:
     def encode_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> EncodedFlows:
         """The Python half of insert_flows (no insert yet): the FlowWriter encodes the next batch
         while ClickHouse inserts the current one (chdb releases the GIL while it works)."""
-        if self.features.protobuf_ingest and self._ingest_schema is None and \
-                5 in self.applied_migrations():
+        if self.features.protobuf_ingest and self._ingest_schema is None and 7 in self._applied():
             self._ingest_schema = protobuf_ingest.write_schema(f"{self.url.path}.format_schemas")
         if self._ingest_schema:
-            return EncodedFlows(len(raws), protobuf=protobuf_ingest.encode(flows, raws))
+            return EncodedFlows(len(raws), protobuf=protobuf_ingest.encode_compact(flows, raws))
         return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
 
     def insert_encoded(self, batch: EncodedFlows) -> int:
@@ -222,11 +221,18 @@ class FlowStore:
         where = self._where(whitelist, blacklist, since, until)
         order = "ASC" if first else "DESC"
         limit_sql = f" LIMIT {int(limit)}" if limit else ""
-        rows = self.backend.rows(
-            f"SELECT raw, time_ns, uuid FROM {self.layout.table('flows')} WHERE {where} "
-            f"ORDER BY time_ns {order}, uuid {order}{limit_sql}", binary=True)
-        flows = [rebuild(raw, t, u.decode() if isinstance(u, bytes) else u) for raw, t, u in rows]
+        flows = self._rebuilt(f"WHERE {where} ORDER BY time_ns {order}, uuid {order}{limit_sql}")
         return flows if first else flows[::-1]
+
+    def _rebuilt(self, where_order_limit: str) -> list[flow_pb2.Flow]:
+        """Stored flows, rebuilt exactly (raw plus the columns it left out, since migration 7)."""
+        if 7 in self._applied():
+            rows = self.backend.rows(f"SELECT {', '.join(REBUILD_COLUMNS)} FROM {self.layout.table('flows')} "
+                                     f"{where_order_limit}", binary=True)
+            return [rebuild_row(row) for row in rows]
+        rows = self.backend.rows(f"SELECT raw, time_ns, uuid FROM {self.layout.table('flows')} "
+                                 f"{where_order_limit}", binary=True)
+        return [rebuild(raw, t, u.decode() if isinstance(u, bytes) else u) for raw, t, u in rows]
 
     def count(self, whitelist: Iterable[flow_pb2.FlowFilter] = (),
               blacklist: Iterable[flow_pb2.FlowFilter] = (), since: TimeLike = None,
@@ -235,9 +241,8 @@ class FlowStore:
         return self.backend.rows(f"SELECT count() FROM {self.layout.table('flows')} WHERE {where}")[0][0]
 
     def get_flow(self, uuid: str) -> flow_pb2.Flow | None:
-        rows = self.backend.rows(f"SELECT raw, time_ns, uuid FROM {self.layout.table('flows')} "
-                                 f"WHERE uuid = {quote(uuid)} LIMIT 1", binary=True)
-        return rebuild(rows[0][0], rows[0][1], uuid) if rows else None
+        flows = self._rebuilt(f"WHERE uuid = {quote(uuid)} LIMIT 1")
+        return flows[0] if flows else None
 
     def flows_page(self, whitelist: Iterable[flow_pb2.FlowFilter] = (),
                    blacklist: Iterable[flow_pb2.FlowFilter] = (), since: TimeLike = None,

@@ -1,9 +1,12 @@
 """The embedded engine's ClickHouse-side protobuf parsing fills exactly the columns that
-storage.columns computes in Python (the server path), for every field family and edge case."""
+storage.columns computes in Python (the server path), for every field family and edge case; `raw` keeps
+only what the columns cannot give back, and every flow still rebuilds exactly."""
+
+from google.protobuf import json_format
 
 from proto.flow import flow_pb2
 from storage import open_store
-from storage.columns import NAMES, flows_to_columns
+from storage.columns import NAMES, STRIPPED, flows_to_columns
 from tests.fixtures.clickhouse import random_database
 from tests.storage.flows import BASE_NS, base, every_family
 
@@ -27,21 +30,101 @@ def _edge_cases() -> list[flow_pb2.Flow]:
     return [host, remote, echo_reply, unknown_peer, no_l4, no_workload]
 
 
+def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
+    """Flows with fields that columns do not hold exactly, and the fields `raw` may still leave out."""
+    all_four = sum(STRIPPED.values())
+    slash_kind = base(BASE_NS + 60)
+    slash_kind.source.workloads[0].kind = "apps/v1/Deployment"  # "kind/name" would not split back
+    encrypted = base(BASE_NS + 61)
+    encrypted.IP.encrypted = True
+    big_ids = base(BASE_NS + 62)
+    big_ids.source.ID, big_ids.destination.identity = 4_000_000_000, 16_777_217
+    big_ids.source.labels.append("x" * 300)  # a two-byte length
+    big_version = base(BASE_NS + 63)
+    big_version.IP.ipVersion = 300  # an enum value the UInt8 column would narrow
+    empty_ep = base(BASE_NS + 64)
+    empty_ep.destination.Clear()
+    empty_ep.destination.SetInParent()  # present but empty: nothing to cut, raw keeps the empty field
+    empty_workload = base(BASE_NS + 65)
+    empty_workload.source.workloads.add()  # a Workload with neither name nor kind
+    first_seen = base(BASE_NS + 66)
+    first_seen.counters.packets_forward = 3
+    first_seen.counters.first_seen.FromNanoseconds(BASE_NS)  # no column: counters stay in raw
+    big_counters = base(BASE_NS + 67)
+    big_counters.counters.bytes_forward, big_counters.counters.duration_ns = 2**64 - 1, 2**40
+    same_endpoints = base(BASE_NS + 68)
+    same_endpoints.destination.CopyFrom(same_endpoints.source)  # same bytes, other tag: both cut
+    lookalike = base(BASE_NS + 70)
+    lookalike.source.Clear()
+    lookalike.source.namespace = "a"
+    # A label holding the very bytes of the source field (tag 8, length 3, namespace "a"): the bytes
+    # to cut are not unique, so source stays in raw.
+    lookalike.destination.labels.append("B\x03\x1a\x01a")
+    unknown = base(BASE_NS + 69)
+    ep_bytes = unknown.source.SerializeToString() + b"\xf8\x01\x05"  # field 31 = 5: unknown here
+    unknown.source.Clear()
+    unknown.source.MergeFromString(ep_bytes)
+    return {
+        "slash_kind": (slash_kind, all_four - STRIPPED["source"] - STRIPPED["counters"]),
+        "encrypted": (encrypted, all_four - STRIPPED["counters"]),
+        "big_ids": (big_ids, all_four - STRIPPED["counters"]),
+        "big_version": (big_version, all_four - STRIPPED["IP"] - STRIPPED["counters"]),
+        "empty_ep": (empty_ep, STRIPPED["source"] + STRIPPED["IP"]),
+        "empty_workload": (empty_workload, all_four - STRIPPED["counters"]),
+        "first_seen": (first_seen, all_four - STRIPPED["counters"]),
+        "big_counters": (big_counters, all_four),
+        "same_endpoints": (same_endpoints, all_four - STRIPPED["counters"]),
+        "lookalike": (lookalike, STRIPPED["destination"] + STRIPPED["IP"]),
+        "unknown": (unknown, all_four - STRIPPED["source"] - STRIPPED["counters"]),
+    }
+
+
 def test_clickhouse_parsing_matches_python_columns(chdb_dir):
     store = open_store(f"chdb://{chdb_dir}?database={random_database()}")
     store.migrate()
-    flows = every_family() + _edge_cases()
-    select = f"SELECT {', '.join(NAMES)} FROM {store.db}.flows ORDER BY time_ns"
+    unusual = _unusual()
+    # ipVersion 300 does not fit the UInt8 column: the Python column path refuses it, ClickHouse wraps
+    # it in the column and keeps the exact value in raw.
+    flows = sorted(every_family() + _edge_cases() + [flow for name, (flow, _) in unusual.items()
+                                                     if name != "big_version"], key=_time)
+    columns = [n for n in NAMES if n != "raw"]
+    select = (f"SELECT {', '.join(columns)} FROM {store.db}.flows WHERE uuid != "
+              f"'{unusual['big_version'][0].uuid}' ORDER BY time_ns")
     try:
         store.insert_columns(flows_to_columns(flows))
         by_python = store.backend.rows(select, binary=True)
+        assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
+        flows = sorted(flows + [unusual["big_version"][0]], key=_time)
         store.insert_flows(flows, [f.SerializeToString() for f in flows])
         assert store._ingest_schema, "the embedded engine should parse protobuf itself"
         by_clickhouse = store.backend.rows(select, binary=True)
-        assert len(by_clickhouse) == len(flows)
-        for row_py, row_ch, flow in zip(by_python, by_clickhouse, flows):
-            diff = {n: (a, b) for n, a, b in zip(NAMES, row_py, row_ch) if a != b}
-            assert not diff, f"flow {flow.uuid}: python vs clickhouse {diff}"
+        assert len(by_clickhouse) == len(by_python) == len(flows) - 1
+        for row_py, row_ch in zip(by_python, by_clickhouse):
+            flow = row_ch[columns.index("uuid")]
+            diff = {n: (a, b) for n, a, b in zip(columns, row_py, row_ch) if a != b}
+            assert not diff, f"flow {flow}: python vs clickhouse {diff}"
+        stripped = dict(store.backend.rows(f"SELECT uuid, raw_stripped FROM {store.db}.flows"))
+        for name, (flow, expected) in unusual.items():
+            assert stripped[flow.uuid] == expected, f"{name}: raw_stripped {stripped[flow.uuid]}"
+        # a plain UDP flow without counters: endpoints and IP cut
+        assert stripped[flows[1].uuid] == STRIPPED["source"] + STRIPPED["destination"] + STRIPPED["IP"]
+        assert _equal_flows(store.query_flows(limit=None, first=True), flows)
+        for flow in flows:
+            assert store.get_flow(flow.uuid) == flow
     finally:
         store.drop_database()
+
+
+def _time(flow: flow_pb2.Flow) -> int:
+    return flow.time.ToNanoseconds()
+
+
+def _equal_flows(got: list[flow_pb2.Flow], flows: list[flow_pb2.Flow]) -> bool:
+    assert len(got) == len(flows)
+    for back, original in zip(got, flows):
+        # Dicts first: a failure names the field that differs; then the messages themselves.
+        assert json_format.MessageToDict(back) == json_format.MessageToDict(original), original.uuid
+        assert back == original, original.uuid
+        assert back.SerializeToString() == original.SerializeToString() or back.source.UnknownFields()
+    return True
