@@ -180,20 +180,15 @@ class Decoder:
 
     def _stamp(self, flow: flow_pb2.Flow, event: ev.FlowEvent, sport: int, dport: int) -> None:
         """Per-event fields: time, uuid, ports."""
-        wall_ns = event.ts_ns + self._offset
+        self._stamp_time(flow, event.ts_ns)
+        _set_ports(flow, event.proto, sport, dport)
+
+    def _stamp_time(self, flow: flow_pb2.Flow, ts_ns: int) -> None:
+        wall_ns = ts_ns + self._offset
         stamp = flow.time
         stamp.seconds = wall_ns // 1_000_000_000  # Timestamp.FromNanoseconds, without its Python overhead
         stamp.nanos = wall_ns % 1_000_000_000
         flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
-        proto = event.proto
-        if proto == socket.IPPROTO_TCP:
-            tcp = flow.l4.TCP
-            tcp.source_port = sport
-            tcp.destination_port = dport
-        elif proto == socket.IPPROTO_UDP:
-            udp = flow.l4.UDP
-            udp.source_port = sport
-            udp.destination_port = dport
 
     def _l3l4(self, event: ev.FlowEvent, src: str, dst: str) -> flow_pb2.Flow:
         flow = flow_pb2.Flow()
@@ -292,8 +287,8 @@ class Decoder:
 
     def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int, direction: int,
                  is_reply: bool) -> flow_pb2.Flow:
-        """A stamped copy of the L7 template of this device, address pair, direction and side."""
-        key = (event.ifindex, src, dst, direction, is_reply)
+        """A stamped copy of the L7 template of this connection side, device and direction."""
+        key = (event.ifindex, src, dst, sport, dport, direction, is_reply)
         template = self._l7_templates.get(key)
         if template is None:
             template = flow_pb2.Flow()
@@ -303,10 +298,22 @@ class Decoder:
             template.event_type.type = EVENT_L7
             template.traffic_direction = direction
             template.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
+            _set_ports(template, event.proto, sport, dport)
             if len(self._l7_templates) >= _TEMPLATE_CACHE_LIMIT:
                 self._l7_templates = {}
             self._l7_templates[key] = template
         flow = flow_pb2.Flow()
         flow.CopyFrom(template)
-        self._stamp(flow, event, sport, dport)
+        self._stamp_time(flow, event.ts_ns)
         return flow
+
+
+def _set_ports(flow: flow_pb2.Flow, proto: int, sport: int, dport: int) -> None:
+    if proto == socket.IPPROTO_TCP:
+        tcp = flow.l4.TCP
+        tcp.source_port = sport
+        tcp.destination_port = dport
+    elif proto == socket.IPPROTO_UDP:
+        udp = flow.l4.UDP
+        udp.source_port = sport
+        udp.destination_port = dport

@@ -67,6 +67,20 @@ def header_fields(lines: list[bytes]) -> list[tuple[str, str]]:
     return headers
 
 
+def _body_length(fields: dict[str, str], is_response: bool) -> int:
+    """Body bytes of a message framed by Content-Length (a request without one has none); -1 for any
+    other framing (chunked, until close) or an unusable length."""
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return -1
+    length = fields.get("content-length")
+    if length is None:
+        return -1 if is_response else 0
+    try:
+        return max(int(length.split(",")[0]), -1)
+    except ValueError:
+        return -1
+
+
 class HeadCache:
     """Complete message heads already parsed, by their bytes, shared by a dispatcher's connections.
 
@@ -80,8 +94,10 @@ class HeadCache:
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         self.heads: dict[bytes, tuple[bytes, list[tuple[str, str]], dict[str, str]]] = {}
-        self.requests: dict[tuple[bytes, str], tuple] = {}  # (head, server host) -> request pieces
-        self.responses: dict[bytes, flow_pb2.HTTP] = {}  # head -> HTTP with code, protocol, headers
+        # (head, server host) -> (record, pending request, headers as a dict, body length or -1)
+        self.requests: dict[tuple[bytes, str], tuple] = {}
+        # head -> (HTTP with code and headers, code, body length or -1 if the head alone cannot tell)
+        self.responses: dict[bytes, tuple[flow_pb2.HTTP, int, int]] = {}
 
     def head(self, raw: bytes) -> tuple[bytes, list[tuple[str, str]], dict[str, str]]:
         """(start line, headers, headers as a dict) of a complete head."""
@@ -125,6 +141,14 @@ class Http1Parser:
     # -- stream handling ---------------------------------------------------------------------------
     def feed(self, from_client: bool, payload: bytes, segment_len: int, ts_ns: int) -> list[L7Record]:
         d = self.client if from_client else self.server
+        if d.state == START and not d.buf and segment_len == len(payload):
+            # The common case: one whole message in one segment, its head seen before.
+            end = payload.find(b"\r\n\r\n") + 4
+            if end >= 4:
+                fast = self._whole_request(payload, end, ts_ns) if from_client else \
+                    self._whole_response(payload, end, ts_ns)
+                if fast is not None:
+                    return fast
         out: list[L7Record] = []
         n = len(payload)
         missing = unseen_bytes(payload, segment_len)
@@ -239,6 +263,24 @@ class Http1Parser:
             self._cached_response(d, head, ts_ns, out)
         return pos if d.state != RESYNC else -1
 
+    def _whole_request(self, payload: bytes, end: int, ts_ns: int) -> list[L7Record] | None:
+        """A segment that is exactly a known request head and its whole body; None: take the long way."""
+        found = self.cache.requests.get((payload[:end], self.server_host))
+        if found is None or found[3] != len(payload) - end:
+            return None
+        record, pending = found[0], found[1]
+        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade))
+        return [L7Record(record.layer7, False, record.summary, False, self.protocol)]
+
+    def _whole_response(self, payload: bytes, end: int, ts_ns: int) -> list[L7Record] | None:
+        """A segment that is exactly a known response head and its whole body, answering a request that
+        is neither HEAD nor CONNECT; None: take the long way."""
+        found = self.cache.responses.get(payload[:end])
+        if found is None or found[2] != len(payload) - end or not self.pending \
+                or self.pending[0].method in ("HEAD", "CONNECT"):
+            return None
+        return [self._response_record(found[0], found[1], self.pending.popleft(), ts_ns)]
+
     def _cached_request(self, d: _Direction, head: bytes, ts_ns: int, out: list[L7Record]) -> None:
         """A complete request head: a repeated one costs two dict lookups."""
         key = (head, self.server_host)
@@ -249,10 +291,11 @@ class Http1Parser:
             self._request(d, start, headers, ts_ns, records, False, fields)
             if not records:  # not a request line we accept: counted, nothing to remember
                 return
-            found = self.cache.remember(self.cache.requests, key, (records[0], self.pending[-1], fields))
+            found = self.cache.remember(self.cache.requests, key,
+                                        (records[0], self.pending[-1], fields, _body_length(fields, False)))
             out.append(records[0])
             return
-        record, pending, fields = found
+        record, pending, fields, _length = found
         out.append(L7Record(record.layer7, False, record.summary, False, self.protocol))
         self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade))
         self._body(d, fields, False)
@@ -318,7 +361,7 @@ class Http1Parser:
             self._to_http2(req)
             return
         elif head:
-            out.append(self._complete_response(head, req, code, headers, ts_ns))
+            out.append(self._complete_response(head, req, code, headers, fields, ts_ns))
         else:
             out.append(response_record(self.config, req.protocol, code, req.method, req.url,
                                        ts_ns - req.ts_ns, headers, partial, self.protocol))
@@ -331,16 +374,21 @@ class Http1Parser:
         self._body(d, fields, True)
 
     def _complete_response(self, head: bytes, req: _Pending, code: int, headers: list[tuple[str, str]],
-                           ts_ns: int) -> L7Record:
+                           fields: dict[str, str], ts_ns: int) -> L7Record:
         """response_record's result, from the HTTP part cached for this head (code, headers)."""
         cached = self.cache.responses.get(head)
         if cached is None:
-            cached = self.cache.remember(self.cache.responses, head, flow_pb2.HTTP(
-                code=code, headers=header_messages(self.config, headers)))
+            plain = 200 <= code and code not in (204, 304)  # its body is framed by its own headers
+            cached = self.cache.remember(self.cache.responses, head, (
+                flow_pb2.HTTP(code=code, headers=header_messages(self.config, headers)), code,
+                _body_length(fields, True) if plain else -1))
+        return self._response_record(cached[0], code, req, ts_ns)
+
+    def _response_record(self, template: flow_pb2.HTTP, code: int, req: _Pending, ts_ns: int) -> L7Record:
         latency_ns = max(ts_ns - req.ts_ns, 0)
         layer7 = flow_pb2.Layer7(type=flow_pb2.RESPONSE, latency_ns=latency_ns)
         http = layer7.http
-        http.CopyFrom(cached)
+        http.CopyFrom(template)
         http.method = req.method
         http.url = req.url
         http.protocol = req.protocol

@@ -64,3 +64,25 @@ def test_pipelined_repeats_on_one_connection_match_in_order():
     assert [r.layer7.http.url for r in requests] == [f"http://shop:8080/{i}" for i in (1, 2, 1, 2)]
     assert [r.layer7.http.url for r in responses] == [r.layer7.http.url for r in requests]
     assert all(r.layer7.latency_ns == 10 for r in responses)
+
+
+def test_known_heads_with_bodies_split_or_absent_stay_in_step():
+    d = L7Dispatcher()
+    key = conn("10.0.0.2", 40000)
+    post = b"POST /p HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello"
+    head_only = b"HEAD /h HTTP/1.1\r\nHost: shop\r\n\r\n"
+    seen = []
+    for _ in range(2):  # the second round finds every head in the cache
+        seen += d.on_segment(key, True, post, len(post), 1)
+        seen += d.on_segment(key, False, RESPONSE, len(RESPONSE), 2)
+        seen += d.on_segment(key, True, post[:-3], len(post) - 3, 3)  # body continues in the next segment
+        seen += d.on_segment(key, True, post[-3:] + head_only, 3 + len(head_only), 4)
+        seen += d.on_segment(key, False, RESPONSE[:-2], len(RESPONSE) - 2, 5)
+        seen += d.on_segment(key, False, RESPONSE[-2:], 2, 6)
+        no_body = RESPONSE[:-4]  # a HEAD response: Content-Length but no body
+        seen += d.on_segment(key, False, no_body, len(no_body), 7)
+    assert [(r.layer7.type, r.layer7.http.method, r.layer7.http.url) for r in seen] == 2 * [
+        (flow_pb2.REQUEST, "POST", "http://shop/p"), (flow_pb2.RESPONSE, "POST", "http://shop/p"),
+        (flow_pb2.REQUEST, "POST", "http://shop/p"), (flow_pb2.REQUEST, "HEAD", "http://shop/h"),
+        (flow_pb2.RESPONSE, "POST", "http://shop/p"), (flow_pb2.RESPONSE, "HEAD", "http://shop/h")]
+    assert not d.stats.parse_errors
