@@ -71,11 +71,13 @@ def write_schema(directory: str, message: str = COMPACT_MESSAGE) -> str:
     return f"{path}:{message}"
 
 
-def encode_compact(flows, raws) -> bytes:
-    """Length-delimited CompactFlow messages for `flows` (with `raws` their serialized bytes). Per flow
-    Python only reads the few facts the wire cannot tell ClickHouse (is_reply set? which L4/L7 oneof?
-    the endpoint kinds it can decide cheaply); their encoding is cached per combination."""
+def encode(flows, raws, compact: bool = True) -> bytes:
+    """Length-delimited envelopes for `flows` (with `raws` their serialized bytes): CompactFlow, or
+    StoredFlow for a store not migrated to 7 yet. Per flow Python only reads the few facts the wire
+    cannot tell ClickHouse (is_reply set? which L4/L7 oneof? the endpoint kinds it can decide
+    cheaply); their encoding is cached per combination."""
     varint, l4s, l7s, identity_kind = columns.varint, _L4, _L7, _IDENTITY_KIND
+    stored_bytes = columns.stored_bytes
     tails: dict[tuple, bytes] = {}
     parts = []
     append = parts.append
@@ -89,14 +91,25 @@ def encode_compact(flows, raws) -> bytes:
         if tail is None:
             tail = tails[key] = bytes((0x18, key[0], 0x20, key[1], 0x28, key[2], 0x30, key[3], 0x38, key[4]))
         n = varint(len(raw))
-        append(varint(3 * (1 + len(n) + len(raw)) + len(tail)))
-        append(b"\x0a")
-        append(n)
-        append(raw)
-        append(b"\x12")
-        append(n)
-        append(raw)
-        append(b"\x42")
+        if compact:  # the flow three times: parsed, kept whole, parsed as FlowParts
+            append(varint(3 * (1 + len(n) + len(raw)) + len(tail)))
+            append(b"\x0a")
+            append(n)
+            append(raw)
+            append(b"\x12")
+            append(n)
+            append(raw)
+            append(b"\x42")
+        else:
+            kept = stored_bytes(f, raw)
+            raw_n = n
+            n = varint(len(kept))
+            append(varint(2 + len(raw_n) + len(raw) + len(n) + len(kept) + len(tail)))
+            append(b"\x0a")
+            append(raw_n)
+            append(raw)
+            append(b"\x12")
+            raw = kept
         append(n)
         append(raw)
         append(tail)
@@ -213,22 +226,24 @@ COMPACT_INGEST_COLUMNS = INGEST_COLUMNS + [
     f"parts_{name} String" for name in _PART_FIELDS]
 
 
-def _vsize(x: str) -> str:
-    """SQL: bytes of the varint of unsigned x."""
-    bounds = ", ".join(f"{x} < {1 << (7 * i)}, {i}" for i in range(1, 10))
-    return f"multiIf({bounds}, 10)"
+# Sizes are branchless arithmetic: the view evaluates them for every row (if/multiIf/AND here cost
+# ClickHouse's short-circuit machinery several times the arithmetic).
+def _vsize(x: str, short: bool = False) -> str:
+    """SQL: bytes of the varint of unsigned x; `short`: x < 16384 (a length inside a part, which is
+    shorter than that)."""
+    return "(1 + " + " + ".join(f"({x} >= {1 << (7 * i)})" for i in range(1, 3 if short else 10)) + ")"
 
 
 def _num_size(x: str) -> str:  # a scalar field numbered < 16 (1-byte tag); zero is not written
-    return f"if({x} = 0, 0, 1 + {_vsize(x)})"
+    return f"({x} != 0) * (1 + {_vsize(x)})"
 
 
 def _str_size(x: str) -> str:  # a string field numbered < 16; empty is not written
-    return f"if({x} = '', 0, 1 + {_vsize(f'length({x})')} + length({x}))"
+    return f"(length({x}) != 0) * (1 + {_vsize(f'length({x})', True)} + length({x}))"
 
 
 def _strs_size(x: str) -> str:  # a repeated string field numbered < 16
-    return f"arraySum(s -> 1 + {_vsize('length(s)')} + length(s), {x})"
+    return f"arraySum(s -> 1 + {_vsize('length(s)', True)} + length(s), {x})"
 
 
 def _endpoint_exact(e: str) -> str:
@@ -236,22 +251,23 @@ def _endpoint_exact(e: str) -> str:
     size = " + ".join([
         _num_size(f"{e}_ID"), _num_size(f"{e}_identity"), _str_size(f"{e}_namespace"),
         _strs_size(f"{e}_labels"), _str_size(f"{e}_pod_name"),
-        f"arraySum(arrayMap((n, k) -> 1 + {_vsize(wl)} + {wl}, {e}_workloads_name, {e}_workloads_kind))",
+        f"arraySum(arrayMap((n, k) -> 1 + {_vsize(wl, True)} + {wl}, {e}_workloads_name, {e}_workloads_kind))",
         _str_size(f"{e}_cluster_name")])
     # workloads are stored as "kind/name": a kind containing "/" would not split back
-    return f"({size}) = length(parts_{e[5:]}) AND NOT arrayExists(k -> position(k, '/') > 0, {e}_workloads_kind)"
+    return (f"(({size}) = length(parts_{e[5:]})) * "
+            f"(NOT arrayExists(k -> position(k, '/') > 0, {e}_workloads_kind))")
 
 
 def _exact() -> dict[str, str]:
     """SQL per strippable field: the columns rebuild it exactly (see the module docstring)."""
     ip = " + ".join([_str_size("flow_IP_source"), _str_size("flow_IP_destination"),
-                     _num_size("flow_IP_ipVersion"), "if(flow_IP_encrypted, 2, 0)",
+                     _num_size("flow_IP_ipVersion"), "(flow_IP_encrypted != 0) * 2",
                      _str_size("flow_IP_source_xlated")])
     counters = " + ".join(_num_size(f"flow_counters_{c}") for c in (
         "packets_forward", "bytes_forward", "packets_reverse", "bytes_reverse", "duration_ns"))
     return {"source": _endpoint_exact("flow_source"), "destination": _endpoint_exact("flow_destination"),
-            "IP": f"flow_IP_ipVersion BETWEEN 0 AND 255 AND ({ip}) = length(parts_IP)",
-            "counters": f"({counters}) = length(parts_counters)"}
+            "IP": f"(flow_IP_ipVersion >= 0) * (flow_IP_ipVersion <= 255) * (({ip}) = length(parts_IP))",
+            "counters": f"(({counters}) = length(parts_counters))"}
 
 
 def _varint_sql(n: str) -> str:
@@ -279,8 +295,8 @@ def _compact_inner() -> str:
         part = f"parts_{name}"
         pattern = f"concat({_bytes_sql(columns.varint(number << 3 | 2))}, {_varint_sql(f'length({part})')}, {part})"
         sql += [f"{pattern} AS pattern_{i}",
-                f"({part} != '' AND length({part}) < 16384 AND {exact[name]} AND "
-                f"countSubstrings({previous}, pattern_{i}) = 1) AS cut_{i}",
+                f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} * "
+                f"(countSubstrings({previous}, pattern_{i}) = 1) != 0) AS cut_{i}",
                 f"if(cut_{i}, replaceOne({previous}, pattern_{i}, ''), {previous}) AS raw_{i}"]
         bits.append(f"cut_{i} * {columns.STRIPPED[name]}")
         previous = f"raw_{i}"

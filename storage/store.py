@@ -80,6 +80,7 @@ class FlowStore:
         if hasattr(backend, "insert_protobuf"):
             self.features = dataclasses.replace(self.features, protobuf_ingest=True)
         self._ingest_schema: str | None = None  # format_schema of flows_ingest once known to exist
+        self._ingest_compact = False  # flows_ingest takes CompactFlow (migration 7)
         self._migrations: set[int] | None = None  # applied migrations, read once
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
@@ -89,17 +90,19 @@ class FlowStore:
         self.db = url.database
 
     # ----- schema ---------------------------------------------------------------------------------
-    def migrate(self) -> list[int]:
-        """Creates the database and applies the migrations it lacks, in order; returns the versions
-        applied now (empty when up to date). Safe to run any number of times."""
+    def migrate(self, upto: int | None = None) -> list[int]:
+        """Creates the database and applies the migrations it lacks, in order (up to version `upto`:
+        tests and benchmarks make stores as older releases left them); returns the versions applied
+        now (empty when up to date). Safe to run any number of times."""
         on = self.layout.on_cluster
         self.backend.execute(f"CREATE DATABASE IF NOT EXISTS {self.db}{on}")
         self.backend.execute(migrations_table(self.layout))
         done = self.applied_migrations()
         applied = []
         self._migrations = None
+        self._ingest_schema = None  # the ingest table may change
         for m in MIGRATIONS:
-            if m.version in done:
+            if m.version in done or (upto is not None and m.version > upto):
                 continue
             for statement in m.statements(self.layout):
                 self.backend.execute(statement)
@@ -176,10 +179,14 @@ class FlowStore:
     def encode_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> EncodedFlows:
         """The Python half of insert_flows (no insert yet): the FlowWriter encodes the next batch
         while ClickHouse inserts the current one (chdb releases the GIL while it works)."""
-        if self.features.protobuf_ingest and self._ingest_schema is None and 7 in self._applied():
-            self._ingest_schema = protobuf_ingest.write_schema(f"{self.url.path}.format_schemas")
+        applied = self._applied()
+        if self.features.protobuf_ingest and self._ingest_schema is None and 5 in applied:
+            self._ingest_compact = 7 in applied
+            self._ingest_schema = protobuf_ingest.write_schema(
+                f"{self.url.path}.format_schemas",
+                protobuf_ingest.COMPACT_MESSAGE if self._ingest_compact else protobuf_ingest.MESSAGE)
         if self._ingest_schema:
-            return EncodedFlows(len(raws), protobuf=protobuf_ingest.encode_compact(flows, raws))
+            return EncodedFlows(len(raws), protobuf=protobuf_ingest.encode(flows, raws, self._ingest_compact))
         return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
 
     def insert_encoded(self, batch: EncodedFlows) -> int:
