@@ -215,15 +215,21 @@ print(n, lost, (last - first) if first else 0, flush=True)
 """
 
 
-def follow(nodes: int, flows: int, rate: float) -> dict:
+def follow(nodes: int, flows: int, rate: float, via_relay: bool = True) -> dict:
+    """One follow client on the relay (grpc.aio), or for comparison on one node's Observer API (grpcio's
+    sync server) carrying the same total flows and rate."""
     from relay import Relay, create_server
-    collectors = Collectors(nodes, flows, prefill=False, rate=rate)
-    relay = Relay().start()
-    server, port = create_server(relay, "localhost:0")
-    for peer in collectors.peers:
-        relay.add_peer(peer)
-    while relay.status().num_connected_nodes.value < nodes:
-        time.sleep(0.05)
+    if via_relay:
+        collectors = Collectors(nodes, flows, prefill=False, rate=rate)
+        relay = Relay().start()
+        server, port = create_server(relay, "localhost:0")
+        for peer in collectors.peers:
+            relay.add_peer(peer)
+        while relay.status().num_connected_nodes.value < nodes:
+            time.sleep(0.05)
+    else:
+        collectors = Collectors(1, nodes * flows, prefill=False, rate=nodes * rate)
+        port = collectors.ports[0]
     total = nodes * flows
     code = FOLLOW_CLIENT.format(root=os.path.dirname(os.path.dirname(HERE)), address=f"localhost:{port}",
                                 timeout=300, total=total)
@@ -233,8 +239,9 @@ def follow(nodes: int, flows: int, rate: float) -> dict:
     collectors.go()
     n, lost, span = client.stdout.readline().split()
     client.wait()
-    server.stop(0)
-    relay.stop()
+    if via_relay:
+        server.stop(0).wait()
+        relay.stop()
     collectors.close()
     n, lost, span = int(n), int(lost), float(span)
     return {"received": n, "lost": lost, "rate": n / span if span else 0.0, "expected": total,
@@ -301,11 +308,12 @@ def main() -> None:
                   flush=True)
     if "follow" not in skip:
         print("\n2. one GetFlows follow client (separate process), collectors publishing live")
-        print(f"{'offered flows/s':>16}{'received':>10}{'lost':>8}{'client flows/s':>16}")
+        print(f"{'server':<28}{'offered flows/s':>16}{'received':>10}{'lost':>8}{'client flows/s':>16}")
         for rate in (args.follow_rate, 0):
-            r = follow(args.nodes, min(args.flows, 100_000), rate)
-            offered = f"{r['offered']:.0f}" if rate else "max"
-            print(f"{offered:>16}{r['received']:>10}{r['lost']:>8}{r['rate']:>16.0f}", flush=True)
+            for via_relay, label in ((True, f"relay ({args.nodes} nodes, aio)"), (False, "one node (sync grpcio)")):
+                r = follow(args.nodes, min(args.flows, 100_000), rate, via_relay)
+                offered = f"{r['offered']:.0f}" if rate else "max"
+                print(f"{label:<28}{offered:>16}{r['received']:>10}{r['lost']:>8}{r['rate']:>16.0f}", flush=True)
     if "memory" not in skip:
         for with_storage in (False, True):
             into = "chdb (in this process)" if with_storage else "memory only"

@@ -1,7 +1,8 @@
-"""GetFlows on the relay: validate the request, answer from memory and storage, then follow live.
+"""GetFlows on the relay: what to answer from memory and storage, and which live flows to follow with.
 
-The answer is one stream: history (the relay's ring, and storage when `since` reaches back before
-the ring or the ring holds fewer flows than asked for), then under follow the live flows. The live
+The answer is one stream (relay.service sends it): history (the relay's ring, and storage when `since`
+reaches back before the ring or the ring holds fewer flows than asked for), then under follow the live
+flows. The live
 subscription is taken together with the ring snapshot, so nothing falls between them; flows that are
 both in storage and in memory or the live queue are sent once (dedup by uuid at the seam).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Callable, Iterator
+from typing import Iterator
 
 from collector.filters import in_range
 from collector.observer.request import FlowQuery
@@ -91,38 +92,40 @@ def masked(response: observer_pb2.GetFlowsResponse, query: FlowQuery) -> observe
     return out
 
 
-def stream_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest, relay, active: Callable[[], bool],
-                 poll: float = 0.5) -> Iterator[observer_pb2.GetFlowsResponse]:
-    """The whole GetFlows answer: history, then (under follow) live responses until `active` fails."""
-    ring, subscriber = relay.hub.snapshot(query.follow)
-    try:
-        # Like a node: under follow, history only when asked for (number or since).
-        wants_history = not query.follow or query.since_ns is not None or query.number
-        past = select_history(query, request, ring, relay.store) if wants_history else []
-        for response in past:
-            yield masked(response, query)
-        if subscriber is None:
-            return
-        yield from node_problems(relay)
-        # Flows from storage may also be in the live queue (written after the snapshot); send them once.
-        seam = {r.flow.uuid for r in past}
-        seam_end = max((response_time_ns(r) for r in past), default=0) + SEAM_SLACK_NS
-        while active():
-            for response in subscriber.take(poll):
-                if response.HasField("flow"):
-                    t = response_time_ns(response)
-                    if query.until_ns is not None and t > query.until_ns:
-                        return
-                    if (query.since_ns is not None and t < query.since_ns) or not query.match(response.flow):
+def past_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest, relay,
+               ring: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+    """The history part of the answer. Like a node: under follow, history only when asked for (number
+    or since). Blocking: it may query storage."""
+    if query.follow and query.since_ns is None and not query.number:
+        return []
+    return select_history(query, request, ring, relay.store)
+
+
+class LiveFilter:
+    """Which live responses a follow stream sends: inside the request's window, matching its filters,
+    and not a flow already sent from storage (flows written to storage after the ring snapshot may
+    also be in the live queue: dedup by uuid at the seam, for a few seconds past the history's end)."""
+
+    def __init__(self, query: FlowQuery, past: list[observer_pb2.GetFlowsResponse]) -> None:
+        self.query = query
+        self.finished = False  # a flow after `until` arrived: the stream is complete
+        self._seam = {r.flow.uuid for r in past}
+        self._seam_end = max((response_time_ns(r) for r in past), default=0) + SEAM_SLACK_NS
+
+    def select(self, responses: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+        query, out = self.query, []
+        for response in responses:
+            if response.HasField("flow"):
+                t = response_time_ns(response)
+                if query.until_ns is not None and t > query.until_ns:
+                    self.finished = True
+                    break
+                if (query.since_ns is not None and t < query.since_ns) or not query.match(response.flow):
+                    continue
+                if self._seam:
+                    if response.flow.uuid in self._seam:
                         continue
-                    if seam:
-                        if response.flow.uuid in seam:
-                            continue
-                        if t > seam_end:
-                            seam = set()
-                yield masked(response, query)
-            if subscriber.closed:
-                return
-    finally:
-        if subscriber is not None:
-            relay.hub.unsubscribe(subscriber)
+                    if t > self._seam_end:
+                        self._seam = set()
+            out.append(masked(response, query))
+        return out

@@ -35,9 +35,13 @@ class Subscriber:
         self._cond = threading.Condition(threading.Lock())
         self._lost = 0
         self.closed = False
+        # Called (from the publishing thread) when the queue stops being empty or the subscriber closes:
+        # how an asyncio consumer learns there is something to take without a thread blocked in take().
+        self.wakeup: Callable[[], None] | None = None
 
     def offer(self, responses: list[observer_pb2.GetFlowsResponse]) -> None:
         with self._cond:
+            was_empty = not self._queue
             self._queue.extend(responses)
             overflow = len(self._queue) - self._capacity
             if overflow > 0:
@@ -45,11 +49,15 @@ class Subscriber:
                     self._queue.popleft()
                 self._lost += overflow
             self._cond.notify()
+        if was_empty and self.wakeup is not None:
+            self.wakeup()
 
     def close(self) -> None:
         with self._cond:
             self.closed = True
             self._cond.notify()
+        if self.wakeup is not None:
+            self.wakeup()
 
     def take(self, timeout: float) -> list[observer_pb2.GetFlowsResponse]:
         """Everything queued (waiting up to `timeout` for something), a LostEvent first if we dropped."""
@@ -120,6 +128,12 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self._ring)
+
+    @property
+    def subscribers(self) -> int:
+        """Open follow streams."""
+        with self._lock:
+            return len(self._subscribers)
 
     def flows_rate(self) -> float:
         """Flows per second over the last minute (or since the first flow, if sooner)."""

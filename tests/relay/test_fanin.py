@@ -8,7 +8,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from proto.flow import flow_pb2
-from proto.observer import observer_pb2
+from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer
 from tests.relay.nodes import make_flow, read_until_cancelled, stub, wait_for
@@ -155,3 +155,29 @@ def test_collector_killed_and_restarted_is_reported_and_not_duplicated(node_fact
     uuids = [r.flow.uuid for r in everything]
     assert len(uuids) == len(set(uuids)) == 101
     assert running.relay.nodes()[0].info.duplicates == 50
+
+
+def test_many_follow_clients_each_get_every_flow_and_leave_cleanly(node_factory, relay_factory):
+    # More follow streams than the server has RPC threads (64): a follow stream must not hold a thread,
+    # or client 65 would hang (every `hubble observe -f` and every UI tab holds one stream).
+    a, b, running = two_nodes(node_factory, relay_factory)
+    clients = 80
+    received: list[list[observer_pb2.GetFlowsResponse]] = [[] for _ in range(clients)]
+    channels = [grpc.insecure_channel(running.address) for _ in range(clients)]
+    calls = [observer_pb2_grpc.ObserverStub(channel).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
+             for channel in channels]
+    for call, into in zip(calls, received):
+        threading.Thread(target=read_until_cancelled, args=(call, into), daemon=True).start()
+    wait_for(lambda: running.relay.hub.subscribers == clients, what=f"{clients} follow subscriptions")
+    t0 = time.time_ns()
+    a.publish(*[make_flow(t0 + i * 1_000_000, f"client-{i}", "server-0") for i in range(5)])
+    b.publish(*[make_flow(t0 + i * 1_000_000 + 500_000, f"client-{i}", "server-1") for i in range(5)])
+    wait_for(lambda: all(len(flow_times(r)) == 10 for r in received), what="10 flows on every stream")
+    assert all(flow_times(r) == sorted(t0 + i * 500_000 for i in range(10)) for r in received)
+    # Status calls are still answered while all those streams are open.
+    assert stub(running.address).ServerStatus(observer_pb2.ServerStatusRequest(), timeout=5).seen_flows == 10
+    for call in calls:
+        call.cancel()
+    wait_for(lambda: running.relay.hub.subscribers == 0, what="every subscription released")
+    for channel in channels:
+        channel.close()
