@@ -82,7 +82,8 @@ def child(args) -> None:
     from collector.observer import FlowBatchesServicer, Observer, ObserverServicer, add_health
     from proto.flowscope import flowscope_pb2_grpc
 
-    observer = Observer(args.child, ring_capacity=max(args.flows, 65536))
+    # A pre-filled ring holds every flow; a live publisher needs only the usual ring.
+    observer = Observer(args.child, ring_capacity=max(args.flows if args.prefill else 0, 65536))
     server = grpc.server(futures.ThreadPoolExecutor(8))
     observer_pb2_grpc.add_ObserverServicer_to_server(ObserverServicer(observer), server)
     if args.link == "batch":
@@ -215,7 +216,57 @@ print(n, lost, (last - first) if first else 0, flush=True)
 """
 
 
-def follow(nodes: int, flows: int, rate: float, via_relay: bool = True) -> dict:
+# The same count from an HTTP/2 client that reads the stream in bulk (h2 over a plain socket), as hubble's
+# Go client does: what the server can send, without a Python grpcio client's cost per message.
+FOLLOW_CLIENT_H2 = """
+import socket, sys, time
+import h2.config, h2.connection, h2.events, h2.settings
+sys.path.insert(0, {root!r})
+from proto.observer import observer_pb2
+host, port = {address!r}.rsplit(":", 1)
+sock = socket.create_connection((host, int(port)))
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+conn.initiate_connection()
+conn.update_settings({{h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24}})
+conn.increment_flow_control_window(1 << 30)
+stream = conn.get_next_available_stream_id()
+conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", "/observer.Observer/GetFlows"),
+                           (":authority", {address!r}), ("content-type", "application/grpc"), ("te", "trailers")])
+body = observer_pb2.GetFlowsRequest(follow=True).SerializeToString()
+conn.send_data(stream, b"\\x00" + len(body).to_bytes(4, "big") + body, end_stream=True)
+sock.sendall(conn.data_to_send())
+buf = bytearray(); n = lost = 0; first = last = None; ended = False
+print("ready", flush=True)
+while n + lost < {total} and not ended:
+    data = sock.recv(1 << 20)
+    if not data:
+        break
+    for event in conn.receive_data(data):
+        if isinstance(event, h2.events.DataReceived):
+            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            buf += event.data
+            pos = 0
+            while len(buf) - pos >= 5:
+                length = int.from_bytes(buf[pos + 1:pos + 5], "big")
+                if len(buf) - pos - 5 < length:
+                    break
+                kind = buf[pos + 5] if length else 0
+                if kind == 0x0a:
+                    n += 1
+                elif kind == 0x1a:
+                    lost += observer_pb2.GetFlowsResponse.FromString(bytes(buf[pos + 5:pos + 5 + length])).lost_events.num_events_lost
+                pos += 5 + length
+            del buf[:pos]
+            last = time.monotonic(); first = first or last
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+            ended = True
+    sock.sendall(conn.data_to_send())
+print(n, lost, (last - first) if first else 0, flush=True)
+"""
+
+
+def follow(nodes: int, flows: int, rate: float, via_relay: bool = True,
+           client: str = "grpcio") -> dict:
     """One follow client on the relay (grpc.aio), or for comparison on one node's Observer API (grpcio's
     sync server) carrying the same total flows and rate."""
     from relay import Relay, create_server
@@ -231,8 +282,8 @@ def follow(nodes: int, flows: int, rate: float, via_relay: bool = True) -> dict:
         collectors = Collectors(1, nodes * flows, prefill=False, rate=nodes * rate)
         port = collectors.ports[0]
     total = nodes * flows
-    code = FOLLOW_CLIENT.format(root=os.path.dirname(os.path.dirname(HERE)), address=f"localhost:{port}",
-                                timeout=300, total=total)
+    code = (FOLLOW_CLIENT if client == "grpcio" else FOLLOW_CLIENT_H2).format(
+        root=os.path.dirname(os.path.dirname(HERE)), address=f"localhost:{port}", timeout=300, total=total)
     client = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
     client.stdout.readline()
     time.sleep(0.5)
@@ -285,8 +336,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--flows", type=int, default=200_000, help="flows per collector")
-    parser.add_argument("--memory-seconds", type=int, default=180)
+    parser.add_argument("--memory-seconds", type=int, default=600)
     parser.add_argument("--memory-rate", type=float, default=10_000, help="flows/s per collector")
+    parser.add_argument("--memory-into", default="memory,chdb", help="memory and/or chdb")
     parser.add_argument("--follow-rate", type=float, default=8_000, help="flows/s per collector")
     parser.add_argument("--skip", default="", help="comma list of ingest,follow,memory to skip")
     args = parser.parse_args()
@@ -308,14 +360,16 @@ def main() -> None:
                   flush=True)
     if "follow" not in skip:
         print("\n2. one GetFlows follow client (separate process), collectors publishing live")
-        print(f"{'server':<28}{'offered flows/s':>16}{'received':>10}{'lost':>8}{'client flows/s':>16}")
+        print(f"{'server':<28}{'client':<16}{'offered flows/s':>16}{'received':>10}{'lost':>8}{'client flows/s':>16}")
         for rate in (args.follow_rate, 0):
             for via_relay, label in ((True, f"relay ({args.nodes} nodes, aio)"), (False, "one node (sync grpcio)")):
-                r = follow(args.nodes, min(args.flows, 100_000), rate, via_relay)
-                offered = f"{r['offered']:.0f}" if rate else "max"
-                print(f"{label:<28}{offered:>16}{r['received']:>10}{r['lost']:>8}{r['rate']:>16.0f}", flush=True)
+                for client, client_label in (("grpcio", "grpcio Python"), ("h2", "h2, bulk reads")):
+                    r = follow(args.nodes, min(args.flows, 100_000), rate, via_relay, client)
+                    offered = f"{r['offered']:.0f}" if rate else "max"
+                    print(f"{label:<28}{client_label:<16}{offered:>16}{r['received']:>10}{r['lost']:>8}"
+                          f"{r['rate']:>16.0f}", flush=True)
     if "memory" not in skip:
-        for with_storage in (False, True):
+        for with_storage in [into == "chdb" for into in args.memory_into.split(",")]:
             into = "chdb (in this process)" if with_storage else "memory only"
             print(f"\n3. memory: {args.nodes} collectors x {args.memory_rate:.0f} flows/s, {into}, "
                   f"{args.memory_seconds} s")
