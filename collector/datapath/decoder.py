@@ -184,10 +184,7 @@ class Decoder:
         _set_ports(flow, event.proto, sport, dport)
 
     def _stamp_time(self, flow: flow_pb2.Flow, ts_ns: int) -> None:
-        wall_ns = ts_ns + self._offset
-        stamp = flow.time
-        stamp.seconds = wall_ns // 1_000_000_000  # Timestamp.FromNanoseconds, without its Python overhead
-        stamp.nanos = wall_ns % 1_000_000_000
+        _set_time(flow.time, ts_ns + self._offset)
         flow.uuid = f"{self._uuid_prefix}{next(self._seq):012x}"
 
     def _l3l4(self, event: ev.FlowEvent, src: str, dst: str) -> flow_pb2.Flow:
@@ -221,7 +218,7 @@ class Decoder:
         counters.bytes_forward = event.bytes_fwd
         counters.packets_reverse = event.packets_rev
         counters.bytes_reverse = event.bytes_rev
-        counters.first_seen.FromNanoseconds(event.first_seen_ns + self._offset)
+        _set_time(counters.first_seen, event.first_seen_ns + self._offset)
         counters.duration_ns = max(0, event.ts_ns - event.first_seen_ns)
         return flow
 
@@ -306,6 +303,12 @@ class Decoder:
         flow.CopyFrom(template)
         self._stamp_time(flow, event.ts_ns)
         return flow
+
+
+def _set_time(stamp, wall_ns: int) -> None:
+    """Timestamp.FromNanoseconds without its Python overhead (this runs for every flow)."""
+    stamp.seconds = wall_ns // 1_000_000_000
+    stamp.nanos = wall_ns % 1_000_000_000
 
 
 def _set_ports(flow: flow_pb2.Flow, proto: int, sport: int, dport: int) -> None:
