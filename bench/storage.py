@@ -1,6 +1,7 @@
 """Storage benchmark (run by hand): ingest flows/s into the embedded engine and a clickhouse-server,
-side by side with a naive row-by-row INSERT; bytes per flow on disk; service-map and filtered-flow
-query latency over a large store.
+side by side with the approach before migration 7 (one thread, StoredFlow envelopes, whole raw), with
+ClickHouse alone (Native rows: its ceiling on this machine) and with a naive row-by-row INSERT; bytes
+per flow on disk; service-map and filtered-flow query latency over a large store.
 
     .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--skip-server]
 
@@ -26,9 +27,10 @@ import uuid
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from proto.flow import flow_pb2  # noqa: E402
-from storage import FlowWriter, open_store  # noqa: E402
+from storage import FlowWriter, open_store, protobuf_ingest  # noqa: E402
 from storage.backend import quote  # noqa: E402
-from storage.columns import NAMES, flows_to_columns  # noqa: E402
+from storage.chdb_backend import INSERT_SETTINGS  # noqa: E402
+from storage.columns import COMPACT_COLUMNS, NAMES, flows_to_columns  # noqa: E402
 
 NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
 WORKLOADS = [f"svc-{i:02d}" for i in range(25)]
@@ -88,13 +90,54 @@ def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Fl
 def ingest(store, flows, tmp: pathlib.Path, label: str) -> float:
     spool = tmp / f"spool-{label}"
     start = time.perf_counter()
-    with FlowWriter(store, spool_dir=str(spool), batch_rows=100_000, max_pending_rows=1_000_000) as writer:
+    with FlowWriter(store, spool_dir=str(spool), max_pending_rows=1_000_000) as writer:
         for i in range(0, len(flows), 10_000):
             writer.write(flows[i:i + 10_000])
         writer.flush()
     elapsed = time.perf_counter() - start
     assert store.count() >= len(flows), f"{label}: not all flows stored"
     return len(flows) / elapsed
+
+
+def ingest_before(store, flows) -> float:
+    """The embedded path as it was before migration 7 (store at schema 6): one thread serializes,
+    encodes StoredFlow envelopes (whole raw) and inserts, batch after batch of 100,000, with
+    ClickHouse's default optimize_on_insert."""
+    schema = protobuf_ingest.write_schema(f"{store.url.path}.format_schemas", protobuf_ingest.MESSAGE)
+    start = time.perf_counter()
+    for i in range(0, len(flows), 100_000):
+        batch = flows[i:i + 100_000]
+        data = protobuf_ingest.encode(batch, [f.SerializeToString() for f in batch], compact=False)
+        store.backend._stream_insert(f"INSERT INTO {store.db}.flows_ingest SETTINGS format_schema = "
+                                     f"'{schema}'", "Protobuf", data)
+    return len(flows) / (time.perf_counter() - start)
+
+
+def python_encode(flows) -> float:
+    """The Python half alone: serialize + CompactFlow envelopes."""
+    start = time.perf_counter()
+    for i in range(0, len(flows), 50_000):
+        batch = flows[i:i + 50_000]
+        protobuf_ingest.encode(batch, [f.SerializeToString() for f in batch])
+    return len(flows) / (time.perf_counter() - start)
+
+
+def clickhouse_alone(store, ceiling_store) -> tuple[float, float]:
+    """ClickHouse's own ceiling: the rows `store` holds, inserted again in ClickHouse's Native format
+    (no Python, no protobuf parsing) into a copy of the flows table alone, and into the flows table
+    of `ceiling_store` with its aggregate views."""
+    columns = ", ".join(NAMES + tuple(c.name for c in COMPACT_COLUMNS))
+    native = store.backend._query(f"SELECT {columns} FROM {store.db}.flows", "Native").bytes()
+    rows = store.count()
+    store.backend.execute(f"CREATE TABLE {store.db}.flows_copy AS {store.db}.flows")
+    rates = []
+    for table in (f"{store.db}.flows_copy", f"{ceiling_store.db}.flows"):
+        start = time.perf_counter()
+        store.backend._stream_insert(f"INSERT INTO {table} ({columns}) SETTINGS {INSERT_SETTINGS}", "Native",
+                                     native)
+        rates.append(rows / (time.perf_counter() - start))
+    store.backend.execute(f"DROP TABLE {store.db}.flows_copy")
+    return rates[0], rates[1]
 
 
 def python_columns(store, flows) -> float:
@@ -122,7 +165,7 @@ def bytes_per_flow(store) -> tuple[float, float]:
         f"database = {quote(store.db)} GROUP BY table")
     sizes = {t: (r, b) for t, r, b in rows}
     flows_rows, flows_bytes = sizes["flows"]
-    aggregates = sum(b for t, (r, b) in sizes.items() if t != "flows")
+    aggregates = sum(b for t, (r, b) in sizes.items() if t not in ("flows", "schema_migrations"))
     return flows_bytes / flows_rows, aggregates / flows_rows
 
 
@@ -131,13 +174,14 @@ def grow(store, total: int, span_ns: int) -> float:
     have = store.count()
     start = time.perf_counter()
     copy = 1
+    names = NAMES + tuple(c.name for c in COMPACT_COLUMNS)
     select = ", ".join(f"time_ns + {{shift}}" if n == "time_ns" else
-                       "toString(generateUUIDv4())" if n == "uuid" else n for n in NAMES)
+                       "toString(generateUUIDv4())" if n == "uuid" else n for n in names)
     base = have
     while have < total:
         shift = copy * span_ns
         store.backend.execute(
-            f"INSERT INTO {store.db}.flows ({', '.join(NAMES)}) SELECT {select.format(shift=shift)} "
+            f"INSERT INTO {store.db}.flows ({', '.join(names)}) SELECT {select.format(shift=shift)} "
             f"FROM {store.db}.flows WHERE time_ns < (SELECT min(time_ns) FROM {store.db}.flows) + {span_ns} "
             f"LIMIT {min(base, total - have)}")
         have = store.count()
@@ -169,19 +213,34 @@ def main() -> None:
     gen_start = time.perf_counter()
     flows = make_flows(args.flows, t0, span)
     print(f"  {args.flows / (time.perf_counter() - gen_start):,.0f} flows/s generated", file=sys.stderr)
+    print(f"load average at start {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
     rows: list[tuple[str, str]] = []
+    before = open_store(f"chdb://{tmp}/chdb?database=bench_before")
+    before.migrate(upto=6)
+    rows.append(("ingest, embedded, before (1 thread, StoredFlow, whole raw, schema 6)",
+                 f"{ingest_before(before, flows):,.0f} flows/s"))
     store = open_store(f"chdb://{tmp}/chdb?database=bench")
     store.migrate()
-    rows.append(("ingest, embedded (FlowWriter, ClickHouse parses protobuf)",
+    rows.append(("ingest, embedded, now (FlowWriter: pipelined, CompactFlow, schema 7)",
                  f"{ingest(store, flows, tmp, 'chdb'):,.0f} flows/s"))
+    rows.append(("  its Python half alone (serialize + CompactFlow envelopes)",
+                 f"{python_encode(flows):,.0f} flows/s"))
+    ceiling_store = open_store(f"chdb://{tmp}/chdb?database=bench_ceiling")
+    ceiling_store.migrate()
+    table_only, with_views = clickhouse_alone(store, ceiling_store)
+    rows.append(("ClickHouse alone, Native rows -> flows table (no views)", f"{table_only:,.0f} flows/s"))
+    rows.append(("ClickHouse alone, Native rows -> flows + 4 aggregate views", f"{with_views:,.0f} flows/s"))
+    ceiling_store.drop_database()
     cols_store = open_store(f"chdb://{tmp}/chdb?database=bench_columns")
     cols_store.migrate()
     rows.append(("ingest, embedded (Python columns -> Arrow)", f"{python_columns(cols_store, flows):,.0f} flows/s"))
     naive = flows[:300]
     rows.append(("ingest, embedded, naive row-by-row INSERT", f"{row_by_row(cols_store, naive):,.0f} flows/s"))
-    per_flow, aggregates = bytes_per_flow(store)
-    rows.append(("bytes/flow on disk, embedded (flows table; + aggregates)",
-                 f"{per_flow:.1f} (+ {aggregates:.1f})"))
+    for label, s_ in (("before (schema 6)", before), ("now (schema 7)", store)):
+        per_flow, aggregates = bytes_per_flow(s_)
+        rows.append((f"bytes/flow on disk, embedded {label} (flows table; + aggregates)",
+                     f"{per_flow:.1f} (+ {aggregates:.1f})"))
+    before.drop_database()
     if not args.skip_server:
         from tests.fixtures.clickhouse import new_server
         server = new_server(tmp / "server")
@@ -227,7 +286,8 @@ def main() -> None:
         rows.append((f"{name} (median of 5)", f"{timed(fn):.0f} ms"))
     width = max(len(r[0]) for r in rows)
     print(f"\nstorage benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, {args.flows:,} generated flows per ingest run")
+          f"{os.cpu_count()} cores, {args.flows:,} generated flows per ingest run, load average at the "
+          f"end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     shutil.rmtree(tmp, ignore_errors=True)

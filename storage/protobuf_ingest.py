@@ -12,14 +12,18 @@ Rows land in a Null table (`flows_ingest`) whose materialized view derives the f
 same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
 the aggregate views on `flows` fire from there as usual.
 
-Since migration 7 the envelope is `CompactFlow` (encode_compact): field 2 carries the flow's bytes
-unchanged and field 8 carries them once more, read as `FlowParts` (the top-level fields source,
-destination, IP and counters as bytes). The view keeps in `raw` only what the columns cannot give back:
-it removes time and uuid (as columns.stored_bytes does) and each of those four fields whose columns
-rebuild it exactly — proven per row in SQL: the canonical size of the field rebuilt from the parsed
-values equals its stored size (an unknown or column-less subfield, or a value a column would narrow,
-makes them differ), and its bytes occur exactly once in what is left (so the bytes cut are that field).
-`raw_stripped` records which fields were cut; columns.rebuild_row puts them back.
+Since migration 7 the envelope is `CompactFlow` (encode(compact=True)): field 2 carries the flow's
+bytes unchanged and field 8 carries them once more, read as `FlowParts` (top-level fields as bytes).
+The view keeps in `raw` only what the columns cannot give back: it removes time and uuid (as
+columns.stored_bytes does) and each of IP, source, destination and counters whose columns rebuild it
+exactly — proven per row in SQL: (1) the canonical size of the field rebuilt from the parsed values
+equals its stored size (an unknown or column-less subfield, or a value a column would narrow, makes
+them differ), and (2) the field's bytes are where the canonical layout puts them (the writer's own
+SerializeToString: fields in number order, unknown fields last), so the bytes cut are that field: IP,
+source and destination follow time, verdict, drop_reason, ethernet and l4; counters precede only
+l7_partial and kernel_drop_reason. Cutting by offset costs a few substrings per row (searching the
+bytes cost ClickHouse 3x more). `raw_stripped` records which fields were cut; columns.rebuild_row puts
+them back.
 
 The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
 built in, so Timestamp, BoolValue, Int32Value and Any are replaced by wire-identical local messages).
@@ -37,8 +41,14 @@ from storage.schema import Layout
 FLOW_PROTO = pathlib.Path(flow_pb2.__file__).with_name("flow.proto")
 MESSAGE = "StoredFlow"
 COMPACT_MESSAGE = "CompactFlow"
-# Flow's top-level fields that `raw` may leave out (field numbers in flow.proto).
-_PART_FIELDS = {"IP": 5, "source": 8, "destination": 9, "counters": 1_000_000}
+# FlowParts: Flow's top-level fields (flow.proto numbers) that locate the ones `raw` may leave out
+# (messages read as bytes: the same wire encoding).
+_PART_FIELDS = {"time": ("bytes", 1), "drop_reason": ("uint32", 3), "ethernet": ("bytes", 4),
+                "IP": ("bytes", 5), "l4": ("bytes", 6), "source": ("bytes", 8),
+                "destination": ("bytes", 9), "counters": ("bytes", 1_000_000),
+                "l7_partial": ("bool", 1_000_001)}
+_CH_TYPES = {"bytes": "String", "uint32": "UInt32", "bool": "UInt8"}
+CUT = ("IP", "source", "destination", "counters")  # in the order they appear in raw
 _WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": "bool value = 1;",
                "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
 _L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
@@ -52,7 +62,7 @@ def schema_text() -> str:
     text = re.sub(r'import "google/protobuf/[a-z_]+\.proto";\n', "", FLOW_PROTO.read_text())
     for name, body in _WELL_KNOWN.items():
         text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
-    parts = " ".join(f"bytes {name} = {number};" for name, number in _PART_FIELDS.items())
+    parts = " ".join(f"{kind} {name} = {number};" for name, (kind, number) in _PART_FIELDS.items())
     return text + (f"\nmessage {MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
                    "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; }\n"
                    f"message FlowParts {{ {parts} }}\n"
@@ -223,7 +233,7 @@ def statements(layout: Layout) -> list[str]:
 # ----- migration 7: compact raw (CompactFlow envelopes) ---------------------------------------------
 COMPACT_INGEST_COLUMNS = INGEST_COLUMNS + [
     "flow_source_ID UInt32", "flow_destination_ID UInt32", "flow_IP_encrypted UInt8"] + [
-    f"parts_{name} String" for name in _PART_FIELDS]
+    f"parts_{name} {_CH_TYPES[kind]}" for name, (kind, _) in _PART_FIELDS.items()]
 
 
 # Sizes are branchless arithmetic: the view evaluates them for every row (if/multiIf/AND here cost
@@ -242,20 +252,25 @@ def _str_size(x: str) -> str:  # a string field numbered < 16; empty is not writ
     return f"(length({x}) != 0) * (1 + {_vsize(f'length({x})', True)} + length({x}))"
 
 
-def _strs_size(x: str) -> str:  # a repeated string field numbered < 16
-    return f"arraySum(s -> 1 + {_vsize('length(s)', True)} + length(s), {x})"
+def _strs_size(x: str) -> str:
+    """A repeated string field numbered < 16, counting 1 length byte per element: less than the truth
+    when an element has 128 bytes or more, and a size too small never equals the stored one (the
+    canonical encoding is the shortest), so such a field is only kept whole. No lambda: they cost."""
+    return f"(2 * length({x}) + length(arrayStringConcat({x})))"
 
 
 def _endpoint_exact(e: str) -> str:
-    wl = f"{_str_size('n')} + {_str_size('k')}"
+    names, kinds = f"{e}_workloads_name", f"{e}_workloads_kind"
+    # each Workload: tag + 1 length byte (see _strs_size) + its non-empty name and kind fields
+    workloads = (f"(2 * length({names}) + 2 * (length({names}) - countEqual({names}, '')) + "
+                 f"2 * (length({kinds}) - countEqual({kinds}, '')) + length(arrayStringConcat({names})) + "
+                 f"length(arrayStringConcat({kinds})))")
     size = " + ".join([
         _num_size(f"{e}_ID"), _num_size(f"{e}_identity"), _str_size(f"{e}_namespace"),
-        _strs_size(f"{e}_labels"), _str_size(f"{e}_pod_name"),
-        f"arraySum(arrayMap((n, k) -> 1 + {_vsize(wl, True)} + {wl}, {e}_workloads_name, {e}_workloads_kind))",
-        _str_size(f"{e}_cluster_name")])
+        _strs_size(f"{e}_labels"), _str_size(f"{e}_pod_name"), workloads, _str_size(f"{e}_cluster_name")])
     # workloads are stored as "kind/name": a kind containing "/" would not split back
     return (f"(({size}) = length(parts_{e[5:]})) * "
-            f"(NOT arrayExists(k -> position(k, '/') > 0, {e}_workloads_kind))")
+            f"(position(arrayStringConcat({kinds}), '/') = 0)")
 
 
 def _exact() -> dict[str, str]:
@@ -279,28 +294,50 @@ def _bytes_sql(data: bytes) -> str:
     return f"unhex('{data.hex()}')"
 
 
+def _field_size(tag_bytes: int, length: str) -> str:
+    """SQL: bytes of a length-delimited field (absent when empty), as Int64."""
+    return f"toInt64(({length} != 0) * ({tag_bytes} + {_vsize(length)} + {length}))"
+
+
 def _compact_inner() -> str:
     """SQL of the inner query's extra columns: raw without time, uuid and the exactly rebuilt fields
-    (`raw_kept`), and which fields were cut (`raw_bits`)."""
+    (`raw_kept`), and which fields were cut (`raw_bits`). Offsets are 0-based into raw."""
     head = "reinterpretAsUInt8(substring(raw, 2, 1))"
     time_tag, uuid_tag = _bytes_sql(columns.varint(1 << 3 | 2)), _bytes_sql(columns.varint(34 << 3 | 2))
-    sql = [f"if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, "
-           f"substring(raw, 3 + {head}), raw) AS raw_t",
-           f"if(flow_uuid != '' AND length(flow_uuid) < 16384, replaceOne(raw_t, concat("
-           f"{uuid_tag}, {_varint_sql('length(flow_uuid)')}, flow_uuid), ''), raw_t) AS raw_0"]
-    previous = "raw_0"
+    verdict = "toUInt64(toInt64(flow_verdict))"  # a negative enum is a 10-byte varint
+    kdr = "length(flow_kernel_drop_reason)"
+    sql = [  # time: the leading field 1, cut as columns.stored_bytes does
+        f"toInt64(if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, 2 + {head}, 0)) AS len_time",
+        f"len_time + toInt64({_num_size(verdict)}) + toInt64({_num_size('parts_drop_reason')}) + "
+        f"{_field_size(1, 'length(parts_ethernet)')} AS at_IP"]
+    for name, follows in (("l4", "IP"), ("source", "l4"), ("destination", "source")):
+        sql.append(f"at_{follows} + {_field_size(1, f'length(parts_{follows})')} AS at_{name}")
+    sql += [f"length(raw) - {_field_size(4, kdr)} - toInt64(parts_l7_partial) * 5 - "
+            f"{_field_size(4, 'length(parts_counters)')} AS at_counters",
+            # the canonical layout holds (else nothing is cut, raw stays whole)
+            f"(at_destination + {_field_size(1, 'length(parts_destination)')} <= at_counters) AND "
+            "(at_counters <= length(raw)) AS layout_ok"]
     exact = _exact()
     bits = []
-    for i, (name, number) in enumerate(_PART_FIELDS.items(), 1):
-        part = f"parts_{name}"
-        pattern = f"concat({_bytes_sql(columns.varint(number << 3 | 2))}, {_varint_sql(f'length({part})')}, {part})"
-        sql += [f"{pattern} AS pattern_{i}",
-                f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} * "
-                f"(countSubstrings({previous}, pattern_{i}) = 1) != 0) AS cut_{i}",
-                f"if(cut_{i}, replaceOne({previous}, pattern_{i}, ''), {previous}) AS raw_{i}"]
-        bits.append(f"cut_{i} * {columns.STRIPPED[name]}")
-        previous = f"raw_{i}"
-    sql += [f"{previous} AS raw_kept", f"{' + '.join(bits)} AS raw_bits"]
+    for name in CUT:
+        part, number = f"parts_{name}", _PART_FIELDS[name][1]
+        tag = _bytes_sql(columns.varint(number << 3 | 2))
+        size = _field_size(len(columns.varint(number << 3 | 2)), f"length({part})")
+        sql += [f"{size} AS len_{name}",
+                f"(layout_ok * (length({part}) != 0) * (length({part}) < 16384) * {exact[name]} * "
+                f"(substring(raw, at_{name} + 1, len_{name}) = concat({tag}, "
+                f"{_varint_sql(f'length({part})')}, {part})) != 0) AS cut_{name}",
+                f"if(layout_ok, at_{name}, length(raw)) AS from_{name}",
+                f"from_{name} + cut_{name} * len_{name} AS after_{name}"]
+        bits.append(f"cut_{name} * {columns.STRIPPED[name]}")
+    segments = [f"substring(raw, 1 + len_time, from_IP - len_time)"]
+    for name, following in zip(CUT, CUT[1:]):
+        segments.append(f"substring(raw, 1 + after_{name}, from_{following} - after_{name})")
+    segments.append(f"substring(raw, 1 + after_{CUT[-1]})")
+    sql += [f"concat({', '.join(segments)}) AS raw_cut",
+            f"if(flow_uuid != '' AND length(flow_uuid) < 16384, replaceOne(raw_cut, concat("
+            f"{uuid_tag}, {_varint_sql('length(flow_uuid)')}, flow_uuid), ''), raw_cut) AS raw_kept",
+            f"{' + '.join(bits)} AS raw_bits"]
     return ", " + ", ".join(sql)
 
 

@@ -39,7 +39,9 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     encrypted.IP.encrypted = True
     big_ids = base(BASE_NS + 62)
     big_ids.source.ID, big_ids.destination.identity = 4_000_000_000, 16_777_217
-    big_ids.source.labels.append("x" * 300)  # a two-byte length
+    big_ids.source.pod_name = "p" * 300  # a two-byte length
+    long_label = base(BASE_NS + 73)
+    long_label.source.labels.append("x" * 300)  # labels are sized as if shorter than 128: kept whole
     big_version = base(BASE_NS + 63)
     big_version.IP.ipVersion = 300  # an enum value the UInt8 column would narrow
     empty_ep = base(BASE_NS + 64)
@@ -57,14 +59,25 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     lookalike = base(BASE_NS + 70)
     lookalike.source.Clear()
     lookalike.source.namespace = "a"
-    # A label holding the very bytes of the source field (tag 8, length 3, namespace "a"): the bytes
-    # to cut are not unique, so source stays in raw.
+    # A label holding the very bytes of the source field (tag 8, length 3, namespace "a"): fields are
+    # cut where the layout puts them, not where their bytes are found first.
     lookalike.destination.labels.append("B\x03\x1a\x01a")
     unknown = base(BASE_NS + 69)
     ep_bytes = unknown.source.SerializeToString() + b"\xf8\x01\x05"  # field 31 = 5: unknown here
     unknown.source.Clear()
     unknown.source.MergeFromString(ep_bytes)
+    counters_tail = base(BASE_NS + 71, verdict=flow_pb2.DROPPED)
+    counters_tail.counters.packets_forward, counters_tail.counters.bytes_reverse = 1, 300
+    counters_tail.l7_partial, counters_tail.kernel_drop_reason = True, "NO_SOCKET"  # after counters
+    counters_tail.drop_reason = 181  # field 3 and ethernet (4) come before IP
+    counters_tail.ethernet.source = "aa:bb:cc:00:00:01"
+    unknown_top = base(BASE_NS + 72)
+    unknown_top.counters.packets_forward = 2
+    unknown_top.MergeFromString(b"\xf8\xff\xff\x07\x01")  # field 16777215 = 1: written last
     return {
+        "counters_tail": (counters_tail, all_four),
+        "long_label": (long_label, all_four - STRIPPED["source"] - STRIPPED["counters"]),
+        "unknown_top": (unknown_top, all_four - STRIPPED["counters"]),
         "slash_kind": (slash_kind, all_four - STRIPPED["source"] - STRIPPED["counters"]),
         "encrypted": (encrypted, all_four - STRIPPED["counters"]),
         "big_ids": (big_ids, all_four - STRIPPED["counters"]),
@@ -74,7 +87,7 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
         "first_seen": (first_seen, all_four - STRIPPED["counters"]),
         "big_counters": (big_counters, all_four),
         "same_endpoints": (same_endpoints, all_four - STRIPPED["counters"]),
-        "lookalike": (lookalike, STRIPPED["destination"] + STRIPPED["IP"]),
+        "lookalike": (lookalike, all_four - STRIPPED["counters"]),
         "unknown": (unknown, all_four - STRIPPED["source"] - STRIPPED["counters"]),
     }
 
@@ -85,7 +98,8 @@ def test_clickhouse_parsing_matches_python_columns(chdb_dir):
     unusual = _unusual()
     # ipVersion 300 does not fit the UInt8 column: the Python column path refuses it, ClickHouse wraps
     # it in the column and keeps the exact value in raw.
-    flows = sorted(every_family() + _edge_cases() + [flow for name, (flow, _) in unusual.items()
+    every_family_flows = every_family()
+    flows = sorted(every_family_flows + _edge_cases() + [flow for name, (flow, _) in unusual.items()
                                                      if name != "big_version"], key=_time)
     columns = [n for n in NAMES if n != "raw"]
     select = (f"SELECT {', '.join(columns)} FROM {store.db}.flows WHERE uuid != "
@@ -107,8 +121,8 @@ def test_clickhouse_parsing_matches_python_columns(chdb_dir):
         stripped = dict(store.backend.rows(f"SELECT uuid, raw_stripped FROM {store.db}.flows"))
         for name, (flow, expected) in unusual.items():
             assert stripped[flow.uuid] == expected, f"{name}: raw_stripped {stripped[flow.uuid]}"
-        # a plain UDP flow without counters: endpoints and IP cut
-        assert stripped[flows[1].uuid] == STRIPPED["source"] + STRIPPED["destination"] + STRIPPED["IP"]
+        # every family: endpoints and IP cut (counters stay where first_seen is set)
+        assert [stripped[f.uuid] for f in every_family_flows] == [7] * len(every_family_flows)
         assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         for flow in flows:
             assert store.get_flow(flow.uuid) == flow
