@@ -64,7 +64,7 @@ def open_bpf_output(cpu: int, watermark_bytes: int) -> int:
 
 
 @dataclass
-class _Ring:
+class MappedRing:
     cpu: int
     fd: int
     mm: mmap.mmap
@@ -77,7 +77,7 @@ class PerfRings:
     """One ring per online CPU of `page_cnt` pages (a power of two), put into a BPF_PERF_OUTPUT table."""
 
     page_cnt: int
-    rings: list[_Ring] = field(default_factory=list)
+    rings: list[MappedRing] = field(default_factory=list)
 
     def open(self, table, cpus: list[int]) -> None:
         page = mmap.PAGESIZE
@@ -93,7 +93,7 @@ class PerfRings:
                     os.close(fd)
                     raise
                 _head, _tail, offset, size = _HEAD_TAIL.unpack_from(mm, _HEAD_OFFSET)
-                self.rings.append(_Ring(cpu, fd, mm, offset or page, size or self.page_cnt * page))
+                self.rings.append(MappedRing(cpu, fd, mm, offset or page, size or self.page_cnt * page))
                 fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
                 self._epoll.register(fd, select.EPOLLIN)
                 table[table.Key(cpu)] = table.Leaf(fd)
@@ -109,36 +109,7 @@ class PerfRings:
         """Appends (ts_ns, raw event bytes) of every unread sample to `out`; returns samples lost."""
         lost = 0
         for ring in self.rings:
-            lost += self._drain(ring, out)
-        return lost
-
-    @staticmethod
-    def _drain(ring: _Ring, out: list) -> int:
-        mm = ring.mm
-        head, tail = _HEAD_TAIL.unpack_from(mm, _HEAD_OFFSET)[:2]
-        if head == tail:
-            return 0
-        size, base = ring.size, ring.base
-        n = head - tail
-        start = tail & (size - 1)
-        if start + n <= size:
-            chunk = mm[base + start:base + start + n]
-        else:
-            chunk = mm[base + start:base + size] + mm[base:base + n - (size - start)]
-        lost = 0
-        off = 0
-        unpack = _SAMPLE.unpack_from
-        append = out.append
-        while off + 20 <= n:  # the smallest record we read (a LOST record is 24 bytes)
-            kind, _misc, rsize, raw_size, ts = unpack(chunk, off)
-            if rsize < 8:
-                break  # a torn header cannot be walked past; the tail still moves to head below
-            if kind == PERF_RECORD_SAMPLE and rsize >= 12:
-                append((ts if raw_size >= 8 else 0, chunk[off + 12:off + 12 + raw_size]))
-            elif kind == PERF_RECORD_LOST and rsize >= 24:
-                lost += _LOST.unpack_from(chunk, off + 8)[1]
-            off += rsize
-        _TAIL.pack_into(mm, _TAIL_OFFSET, head)
+            lost += drain_ring(ring, out)
         return lost
 
     def close(self) -> None:
@@ -149,3 +120,34 @@ class PerfRings:
         epoll = getattr(self, "_epoll", None)
         if epoll is not None:
             epoll.close()
+
+
+def drain_ring(ring: MappedRing, out: list) -> int:
+    """Appends (ts_ns, raw event bytes) of the ring's unread samples to `out`, hands the bytes back to
+    the kernel; returns the samples the kernel reported lost."""
+    mm = ring.mm
+    head, tail = _HEAD_TAIL.unpack_from(mm, _HEAD_OFFSET)[:2]
+    if head == tail:
+        return 0
+    size, base = ring.size, ring.base
+    n = head - tail
+    start = tail & (size - 1)
+    if start + n <= size:
+        chunk = mm[base + start:base + start + n]
+    else:
+        chunk = mm[base + start:base + size] + mm[base:base + n - (size - start)]
+    lost = 0
+    off = 0
+    unpack = _SAMPLE.unpack_from
+    append = out.append
+    while off + 20 <= n:  # the smallest record we read (a LOST record is 24 bytes)
+        kind, _misc, rsize, raw_size, ts = unpack(chunk, off)
+        if rsize < 8:
+            break  # a torn header cannot be walked past; the tail still moves to head below
+        if kind == PERF_RECORD_SAMPLE and rsize >= 12:
+            append((ts if raw_size >= 8 else 0, chunk[off + 12:off + 12 + raw_size]))
+        elif kind == PERF_RECORD_LOST and rsize >= 24:
+            lost += _LOST.unpack_from(chunk, off + 8)[1]
+        off += rsize
+    _TAIL.pack_into(mm, _TAIL_OFFSET, head)
+    return lost
