@@ -51,7 +51,8 @@ def test_cached_records_keep_redaction_and_latency():
     assert request.layer7.http.url == "http://shop:8080/a"
     assert {h.key: h.value for h in request.layer7.http.headers}["x-token"] == "HUBBLE_REDACTED"
     assert (response.layer7.latency_ns, response2.layer7.latency_ns) == (3_000_000, 5_000_000)
-    assert (response.layer7.http.code, response.layer7.http.method, response.layer7.type) == (404, "GET", flow_pb2.RESPONSE)
+    http = response.layer7.http
+    assert (http.code, http.method, response.layer7.type) == (404, "GET", flow_pb2.RESPONSE)
     assert response2.summary == "HTTP/1.1 404 5ms (GET http://shop:8080/a)"
 
 
