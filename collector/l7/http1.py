@@ -89,10 +89,11 @@ class HeadCache:
     message costs. Entries are read-only: a cached request's Layer7 message is shared by its records.
     """
 
-    __slots__ = ("limit", "heads", "requests", "responses")
+    __slots__ = ("limit", "max_head", "heads", "requests", "responses")
 
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
+    def __init__(self, limit: int = 2048, max_head: int = 2048) -> None:
+        self.limit = limit  # entries per table: memory stays below ~3 x limit x max_head bytes
+        self.max_head = max_head  # larger heads (big cookies, hostile input) are parsed every time
         self.heads: dict[bytes, tuple[bytes, list[tuple[str, str]], dict[str, str]]] = {}
         # (head, server host) -> (record, pending request, headers as a dict, body length or -1)
         self.requests: dict[tuple[bytes, str], tuple] = {}
@@ -106,15 +107,15 @@ class HeadCache:
             lines = raw.split(b"\r\n")
             headers = header_fields(lines[1:])
             found = (lines[0], headers, dict(headers))
-            if len(self.heads) >= self.limit:
-                self.heads.clear()
-            self.heads[raw] = found
+            self.remember(self.heads, raw, raw, found)
         return found
 
-    def remember(self, table: dict, key, value):
-        if len(table) >= self.limit:
-            table.clear()
-        table[key] = value
+    def remember(self, table: dict, head: bytes, key, value):
+        """Stores `value` under `key` (made from `head`) unless the head is too large to keep."""
+        if len(head) <= self.max_head:
+            if len(table) >= self.limit:
+                table.clear()
+            table[key] = value
         return value
 
 
@@ -291,7 +292,7 @@ class Http1Parser:
             self._request(d, start, headers, ts_ns, records, False, fields)
             if not records:  # not a request line we accept: counted, nothing to remember
                 return
-            found = self.cache.remember(self.cache.requests, key,
+            found = self.cache.remember(self.cache.requests, head, key,
                                         (records[0], self.pending[-1], fields, _body_length(fields, False)))
             out.append(records[0])
             return
@@ -379,7 +380,7 @@ class Http1Parser:
         cached = self.cache.responses.get(head)
         if cached is None:
             plain = 200 <= code and code not in (204, 304)  # its body is framed by its own headers
-            cached = self.cache.remember(self.cache.responses, head, (
+            cached = self.cache.remember(self.cache.responses, head, head, (
                 flow_pb2.HTTP(code=code, headers=header_messages(self.config, headers)), code,
                 _body_length(fields, True) if plain else -1))
         return self._response_record(cached[0], code, req, ts_ns)

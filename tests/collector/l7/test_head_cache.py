@@ -87,3 +87,13 @@ def test_known_heads_with_bodies_split_or_absent_stay_in_step():
         (flow_pb2.REQUEST, "POST", "http://shop/p"), (flow_pb2.REQUEST, "HEAD", "http://shop/h"),
         (flow_pb2.RESPONSE, "POST", "http://shop/p"), (flow_pb2.RESPONSE, "HEAD", "http://shop/h")]
     assert not d.stats.parse_errors
+
+
+def test_large_heads_are_parsed_but_not_kept():
+    d = L7Dispatcher()
+    big = REQUEST.replace(b"User-Agent: t", b"Cookie: " + b"c" * 4000)
+    for port in (40000, 40001):
+        [record] = d.on_segment(conn("10.0.0.2", port), True, big, len(big), 1)
+        assert record.layer7.http.url == "http://shop:8080/a"
+    cache = d.http_heads
+    assert not cache.heads and not cache.requests
