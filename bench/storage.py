@@ -90,7 +90,7 @@ def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Fl
 def ingest(store, flows, tmp: pathlib.Path, label: str) -> float:
     spool = tmp / f"spool-{label}"
     start = time.perf_counter()
-    with FlowWriter(store, spool_dir=str(spool), max_pending_rows=1_000_000) as writer:
+    with FlowWriter(store, spool_dir=str(spool), batch_rows=100_000, max_pending_rows=1_000_000) as writer:
         for i in range(0, len(flows), 10_000):
             writer.write(flows[i:i + 10_000])
         writer.flush()

@@ -6,7 +6,7 @@ Open and migrate:
               clickhouse://user:pass@host:9000/db[?secure=1&verify=0&cluster=NAME&retention_days=N]
         Raises StorageURLError (malformed URL), StorageUnavailable (server unreachable),
         StorageError (wrong credentials, chdb directory in use...) — all UserError subclasses.
-    FlowStore.migrate() -> list[int]            versions applied now (idempotent)
+    FlowStore.migrate(upto=None) -> list[int]   versions applied now (idempotent; upto: stop at a version)
     FlowStore.status() -> dict                  server_version, schema_version, flows, bytes_on_disk, ...
     FlowStore.enforce_retention(now_ns=None) -> list[str]   drops day partitions older than retention_days
 

@@ -2,7 +2,9 @@
 
 One pass over the flows fills one Python list per column (the backends turn the lists into Arrow arrays
 or native columns in C). The flow itself is kept as protobuf bytes (`raw`) so every field, including the
-ones without a column, comes back exactly.
+ones without a column, comes back exactly: whole (but for time and uuid) from this Python path, and
+without the top-level fields the columns hold exactly from the embedded engine's ingest
+(storage.protobuf_ingest; raw_stripped says which, rebuild_row puts them back).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The schema: what the server supports, the tables and views, and versioned idempotent migrations.
 
 Tables (names queries use; with a cluster these are Distributed tables over `<name>_local`):
-- flows: one row per flow.Flow (columns from storage.columns + `raw` protobuf), ReplacingMergeTree
+- flows: one row per flow.Flow (columns from storage.columns + `raw` protobuf: since migration 7 only
+  what the columns cannot rebuild, see storage.protobuf_ingest), ReplacingMergeTree
   ordered by (hour, source namespace, source workload, time, uuid) so a re-inserted uuid collapses.
 - edges_1m: service-map edges per minute (client workload -> server workload, port, protocol, verdict).
 - http_1m: HTTP responses per server workload, method and status per minute (RED).
