@@ -61,13 +61,16 @@ COMPACT_COLUMNS: tuple[Column, ...] = (
     C("src_id", "UInt32", codec="CODEC(T64, ZSTD(1))"), C("dst_id", "UInt32", codec="CODEC(T64, ZSTD(1))"),
     C("ip_encrypted", "UInt8", codec="CODEC(ZSTD(1))"), C("raw_stripped", "UInt8", codec="CODEC(ZSTD(1))"),
 )
-STRIPPED = {"source": 1, "destination": 2, "IP": 4, "counters": 8}
+STRIPPED = {"source": 1, "destination": 2, "IP": 4, "counters": 8, "l4": 16, "l7": 32}
 # The columns `rebuild_row` reads, in its order.
 REBUILD_COLUMNS = ("raw", "time_ns", "uuid", "raw_stripped") + tuple(
     f"{side}_{c}" for side in ("src", "dst")
     for c in ("id", "identity", "cluster", "namespace", "pod", "labels", "workloads")) + (
     "ip_version", "src_ip", "dst_ip", "src_ip_xlated", "ip_encrypted",
-    "packets_fwd", "bytes_fwd", "packets_rev", "bytes_rev", "duration_ns")
+    "packets_fwd", "bytes_fwd", "packets_rev", "bytes_rev", "duration_ns",
+    "protocol", "src_port", "dst_port", "icmp_type", "icmp_code", "tcp_flags",
+    "l7_proto", "l7_type", "latency_ns", "http_code", "http_method", "http_url", "http_protocol",
+    "dns_query", "dns_rcode", "dns_ips", "dns_qtypes", "kafka_topic", "kafka_api_key", "kafka_error_code")
 
 L4_PROTOCOL = {"TCP": 6, "UDP": 17, "ICMPv4": 1, "ICMPv6": 58, "SCTP": 132, None: 0}
 L7_PROTO = {None: 0, "dns": 1, "http": 2, "kafka": 3}
@@ -256,7 +259,7 @@ def rebuild_row(row) -> flow_pb2.Flow:
     out of it (raw_stripped) because these columns hold them exactly."""
     (raw, time_ns, uuid, stripped, s_id, s_identity, s_cluster, s_ns, s_pod, s_labels, s_workloads,
      d_id, d_identity, d_cluster, d_ns, d_pod, d_labels, d_workloads, ip_version, src_ip, dst_ip,
-     xlated, encrypted, packets_fwd, bytes_fwd, packets_rev, bytes_rev, duration_ns) = row
+     xlated, encrypted, packets_fwd, bytes_fwd, packets_rev, bytes_rev, duration_ns, *l4_l7) = row
     flow = rebuild(raw, time_ns, _text(uuid))
     if stripped & STRIPPED["source"]:
         _endpoint(flow.source, s_id, s_identity, s_cluster, s_ns, s_pod, s_labels, s_workloads)
@@ -272,4 +275,42 @@ def rebuild_row(row) -> flow_pb2.Flow:
         c.SetInParent()
         c.packets_forward, c.bytes_forward = packets_fwd, bytes_fwd
         c.packets_reverse, c.bytes_reverse, c.duration_ns = packets_rev, bytes_rev, duration_ns
+    if stripped & STRIPPED["l4"]:
+        _layer4(flow.l4, *l4_l7[:6])
+    if stripped & STRIPPED["l7"]:
+        _layer7(flow.l7, *l4_l7[6:])
     return flow
+
+
+_L4_FIELDS = {number: name for name, number in L4_PROTOCOL.items() if name}
+
+
+def _layer4(l4: flow_pb2.Layer4, protocol, src_port, dst_port, icmp_type, icmp_code, tcp_flags) -> None:
+    message = getattr(l4, _L4_FIELDS[protocol])
+    message.SetInParent()
+    if protocol in (1, 58):
+        message.type, message.code = icmp_type, icmp_code
+        return
+    message.source_port, message.destination_port = src_port, dst_port
+    if tcp_flags:
+        for i, name in enumerate(TCP_FLAG_NAMES):
+            if tcp_flags >> i & 1:
+                setattr(message.flags, name, True)
+
+
+def _layer7(l7: flow_pb2.Layer7, proto, l7_type, latency, http_code, method, url, protocol, query,
+            rcode, ips, qtypes, topic, api_key, error_code) -> None:
+    l7.SetInParent()
+    l7.type, l7.latency_ns = l7_type, latency
+    if proto == L7_PROTO["http"]:
+        l7.http.SetInParent()
+        l7.http.code, l7.http.method, l7.http.url = http_code, _text(method), _text(url)
+        l7.http.protocol = _text(protocol)
+    elif proto == L7_PROTO["dns"]:
+        l7.dns.SetInParent()
+        l7.dns.query, l7.dns.rcode = _text(query), rcode
+        l7.dns.ips.extend(_text(ip) for ip in ips)
+        l7.dns.qtypes.extend(_text(q) for q in qtypes)
+    elif proto == L7_PROTO["kafka"]:
+        l7.kafka.SetInParent()
+        l7.kafka.topic, l7.kafka.api_key, l7.kafka.error_code = _text(topic), _text(api_key), error_code

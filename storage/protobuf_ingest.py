@@ -45,10 +45,12 @@ COMPACT_MESSAGE = "CompactFlow"
 # (messages read as bytes: the same wire encoding).
 _PART_FIELDS = {"time": ("bytes", 1), "drop_reason": ("uint32", 3), "ethernet": ("bytes", 4),
                 "IP": ("bytes", 5), "l4": ("bytes", 6), "source": ("bytes", 8),
-                "destination": ("bytes", 9), "counters": ("bytes", 1_000_000),
+                "destination": ("bytes", 9), "l7": ("bytes", 15), "counters": ("bytes", 1_000_000),
                 "l7_partial": ("bool", 1_000_001)}
 _CH_TYPES = {"bytes": "String", "uint32": "UInt32", "bool": "UInt8"}
-CUT = ("IP", "source", "destination", "counters")  # in the order they appear in raw
+# The fields a view may cut, in the order they appear in raw: migration 7 cut four, migration 8 six.
+CUT_7 = ("IP", "source", "destination", "counters")
+CUT = ("IP", "l4", "source", "destination", "l7", "counters")
 _WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": "bool value = 1;",
                "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
 _L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
@@ -280,6 +282,40 @@ def _endpoint_exact(e: str) -> str:
             f"(position(arrayStringConcat({kinds}), '/') = 0)")
 
 
+def _l4_exact() -> str:
+    flags = " + ".join(f"flow_l4_TCP_flags_{f}" for f in columns.TCP_FLAG_NAMES)
+    inner = {1: f"{_num_size('flow_l4_TCP_source_port', 32)} + {_num_size('flow_l4_TCP_destination_port', 32)}"
+                f" + (({flags}) != 0) * (2 + 2 * ({flags}))"}
+    for kind, proto in ((2, "UDP"), (5, "SCTP")):
+        inner[kind] = f"{_num_size(f'flow_l4_{proto}_source_port', 32)} + " \
+                      f"{_num_size(f'flow_l4_{proto}_destination_port', 32)}"
+    for kind, proto in ((3, "ICMPv4"), (4, "ICMPv6")):
+        inner[kind] = f"{_num_size(f'flow_l4_{proto}_type', 32)} + {_num_size(f'flow_l4_{proto}_code', 32)}"
+    size = " + ".join(f"(l4 = {kind}) * ({sql})" for kind, sql in inner.items())
+    ports = " * ".join(f"(flow_l4_{p}_{d}_port <= 65535)" for p in ("TCP", "UDP", "SCTP")
+                       for d in ("source", "destination"))
+    icmp = " * ".join(f"(flow_l4_{p}_{f} <= 255)" for p in ("ICMPv4", "ICMPv6") for f in ("type", "code"))
+    return (f"(((l4 != 0) * (1 + {_vsize(f'({size})', True)} + {size})) = length(parts_l4)) * "
+            f"{ports} * {icmp}")
+
+
+def _l7_exact() -> str:
+    record = {1: " + ".join([_str_size("flow_l7_dns_query"), _strs_size("flow_l7_dns_ips"),
+                             _num_size("flow_l7_dns_rcode", 32), _strs_size("flow_l7_dns_qtypes")]),
+              2: " + ".join([_num_size("flow_l7_http_code", 32), _str_size("flow_l7_http_method"),
+                             _str_size("flow_l7_http_url"), _str_size("flow_l7_http_protocol")]),
+              3: " + ".join([_num_size("toUInt64(toInt64(flow_l7_kafka_error_code))"),
+                             _str_size("flow_l7_kafka_api_key"), _str_size("flow_l7_kafka_topic")])}
+    rec = " + ".join(f"(l7 = {kind}) * ({sql})" for kind, sql in record.items())
+    size = (f"{_num_size('toUInt64(toInt64(flow_l7_type))')} + {_num_size('flow_l7_latency_ns')} + "
+            f"(l7 != 0) * (2 + {_vsize(f'({rec})', True)} + {rec})")
+    # the columns' types: l7_type UInt8, http_code and dns_rcode UInt16, kafka_error_code Int16
+    ranges = ("(flow_l7_type >= 0) * (flow_l7_type <= 255) * (flow_l7_http_code <= 65535) * "
+              "(flow_l7_dns_rcode <= 65535) * (flow_l7_kafka_error_code >= -32768) * "
+              "(flow_l7_kafka_error_code <= 32767)")
+    return f"(({size}) = length(parts_l7)) * {ranges}"
+
+
 def _exact() -> dict[str, str]:
     """SQL per strippable field: the columns rebuild it exactly (see the module docstring)."""
     ip = " + ".join([_str_size("flow_IP_source"), _str_size("flow_IP_destination"),
@@ -289,7 +325,7 @@ def _exact() -> dict[str, str]:
         "packets_forward", "bytes_forward", "packets_reverse", "bytes_reverse", "duration_ns"))
     return {"source": _endpoint_exact("flow_source"), "destination": _endpoint_exact("flow_destination"),
             "IP": f"(flow_IP_ipVersion >= 0) * (flow_IP_ipVersion <= 255) * (({ip}) = length(parts_IP))",
-            "counters": f"(({counters}) = length(parts_counters))"}
+            "counters": f"(({counters}) = length(parts_counters))", "l4": _l4_exact(), "l7": _l7_exact()}
 
 
 def _varint_sql(n: str) -> str:
@@ -306,49 +342,54 @@ def _field_size(tag_bytes: int, length: str) -> str:
     return f"toInt64(({length} != 0) * ({tag_bytes} + {_vsize(length)} + {length}))"
 
 
-def _compact_stages() -> tuple[str, ...]:
-    """SQL of the view's extra stages: raw without time, uuid and the exactly rebuilt fields
-    (`raw_kept`), and which fields were cut (`raw_bits`). Offsets are 0-based into raw."""
+def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
+    """SQL of the view's extra stages: raw without time, uuid and the `cut` fields the columns rebuild
+    exactly (`raw_kept`), and which fields were cut (`raw_bits`). Offsets are 0-based into raw."""
     head = "reinterpretAsUInt8(substring(raw, 2, 1))"
     time_tag, uuid_tag = _bytes_sql(columns.varint(1 << 3 | 2)), _bytes_sql(columns.varint(34 << 3 | 2))
-    verdict = "toUInt64(toInt64(flow_verdict))"  # a negative enum is a 10-byte varint
     exact = _exact()
+    # between destination (9) and l7 (15): Type, node_name, source_names, destination_names
+    middle = " + ".join([_num_size("toUInt64(toInt64(flow_Type))"), _str_size("flow_node_name"),
+                         _strs_size("flow_source_names"), _strs_size("flow_destination_names")])
     sizes = [  # time: the leading field 1, cut as columns.stored_bytes does
         f"toInt64(if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, 2 + {head}, 0)) AS len_time",
-        f"toInt64({_num_size(verdict)}) + toInt64({_num_size('parts_drop_reason', 32)}) + "
-        f"{_field_size(1, 'length(parts_ethernet)')} AS len_head",
-        f"{_field_size(1, 'length(parts_l4)')} AS len_l4",
+        f"toInt64({_num_size('toUInt64(toInt64(flow_verdict))')}) + "  # a negative enum: 10 bytes
+        f"toInt64({_num_size('parts_drop_reason', 32)}) + {_field_size(1, 'length(parts_ethernet)')} AS len_head",
+        f"toInt64({middle}) AS len_middle",
         f"{_field_size(4, 'length(flow_kernel_drop_reason)')} + toInt64(parts_l7_partial) * 5 AS len_tail"]
     for name in CUT:
         part, number = f"parts_{name}", _PART_FIELDS[name][1]
         tag = columns.varint(number << 3 | 2)
-        sizes += [f"{_field_size(len(tag), f'length({part})')} AS len_{name}",
-                  f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} != 0) AS exact_{name}",
-                  f"concat({_bytes_sql(tag)}, {_varint_sql(f'length({part})')}, {part}) AS field_{name}"]
-    offsets = ["len_time + len_head AS at_IP", "at_IP + len_IP + len_l4 AS at_source",
+        sizes.append(f"{_field_size(len(tag), f'length({part})')} AS len_{name}")
+        if name in cut:
+            sizes += [f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} != 0) AS exact_{name}",
+                      f"concat({_bytes_sql(tag)}, {_varint_sql(f'length({part})')}, {part}) AS field_{name}"]
+    offsets = ["len_time + len_head AS at_IP", "at_IP + len_IP AS at_l4", "at_l4 + len_l4 AS at_source",
                "at_source + len_source AS at_destination",
+               "at_destination + len_destination + len_middle AS at_l7",
                "length(raw) - len_tail - len_counters AS at_counters",
                # the canonical layout holds (else nothing is cut, raw stays whole)
-               "at_destination + len_destination <= at_counters AND at_counters <= length(raw) AS layout_ok"]
+               "at_l7 + len_l7 <= at_counters AND at_counters <= length(raw) AS layout_ok"]
     cuts = []
-    for name in CUT:
+    for name in cut:
         cuts += [f"layout_ok AND exact_{name} AND substring(raw, at_{name} + 1, len_{name}) = field_{name} "
                  f"AS cut_{name}",
                  f"if(layout_ok, at_{name}, length(raw)) AS from_{name}",
                  f"from_{name} + cut_{name} * len_{name} AS after_{name}"]
-    segments = ["substring(raw, 1 + len_time, from_IP - len_time)"]
-    for name, following in zip(CUT, CUT[1:]):
+    segments = [f"substring(raw, 1 + len_time, from_{cut[0]} - len_time)"]
+    for name, following in zip(cut, cut[1:]):
         segments.append(f"substring(raw, 1 + after_{name}, from_{following} - after_{name})")
-    segments.append(f"substring(raw, 1 + after_{CUT[-1]})")
+    segments.append(f"substring(raw, 1 + after_{cut[-1]})")
     kept = [f"concat({', '.join(segments)}) AS raw_cut",
-            " + ".join(f"cut_{name} * {columns.STRIPPED[name]}" for name in CUT) + " AS raw_bits"]
+            " + ".join(f"cut_{name} * {columns.STRIPPED[name]}" for name in cut) + " AS raw_bits"]
     uuid = [f"if(flow_uuid != '' AND length(flow_uuid) < 16384, replaceOne(raw_cut, concat("
             f"{uuid_tag}, {_varint_sql('length(flow_uuid)')}, flow_uuid), ''), raw_cut) AS raw_kept"]
     return tuple(", ".join(stage) for stage in (sizes, offsets, cuts, kept, uuid))
 
 
-def compact_statements(layout: Layout) -> list[str]:
-    """Migration 7: the ingest table and view again, for CompactFlow envelopes (embedded engine)."""
+def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT) -> list[str]:
+    """Migrations 7 and 8: the ingest table and view again, for CompactFlow envelopes (embedded
+    engine), cutting `cut` out of raw."""
     if not layout.features.protobuf_ingest:
         return []
     select = dict(_select(), raw="raw_kept", src_id="flow_source_ID", dst_id="flow_destination_ID",
@@ -356,4 +397,4 @@ def compact_statements(layout: Layout) -> list[str]:
     db = layout.database
     return [f"DROP TABLE IF EXISTS {db}.flows_ingest_mv", f"DROP TABLE IF EXISTS {db}.flows_ingest",
             f"CREATE TABLE {db}.flows_ingest ({', '.join(COMPACT_INGEST_COLUMNS)}) ENGINE = Null",
-            _view_sql(layout, select, columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS, _compact_stages())]
+            _view_sql(layout, select, columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS, _compact_stages(cut))]

@@ -220,6 +220,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda layout: edges(layout, "edges_1h", "toStartOfHour")),
     Migration(7, "compact flows: raw without what columns rebuild, ZSTD codecs",
               lambda layout: compact_flows(layout)),
+    Migration(8, "compact flows: l4 and l7 out of raw too", lambda layout: _compact_l4_l7(layout)),
 )
 
 
@@ -240,8 +241,13 @@ def compact_flows(layout: Layout) -> list[str]:
             f"MODIFY COLUMN {c.name} {plain.column_type(c)} "
             f"CODEC({'T64, ' if c.type.startswith(('UInt', 'Int')) else ''}ZSTD(1))"
             for c in FLOW_COLUMNS if not c.codec))
-    from storage.protobuf_ingest import compact_statements  # it needs this module's Layout
-    return statements + compact_statements(layout)
+    from storage.protobuf_ingest import CUT_7, compact_statements  # it needs this module's Layout
+    return statements + compact_statements(layout, CUT_7)
+
+
+def _compact_l4_l7(layout: Layout) -> list[str]:
+    from storage.protobuf_ingest import compact_statements
+    return compact_statements(layout)
 
 
 def _protobuf_ingest(layout: Layout) -> list[str]:

@@ -32,7 +32,9 @@ def _edge_cases() -> list[flow_pb2.Flow]:
 
 def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     """Flows with fields that columns do not hold exactly, and the fields `raw` may still leave out."""
-    all_four = sum(STRIPPED.values())
+    base_cut = sum(STRIPPED.values()) - STRIPPED["l7"]  # base() flows: TCP, no L7 record
+    l7 = STRIPPED["l7"]
+    no_counters = base_cut - STRIPPED["counters"]
     slash_kind = base(BASE_NS + 60)
     slash_kind.source.workloads[0].kind = "apps/v1/Deployment"  # "kind/name" would not split back
     encrypted = base(BASE_NS + 61)
@@ -74,21 +76,44 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     unknown_top = base(BASE_NS + 72)
     unknown_top.counters.packets_forward = 2
     unknown_top.MergeFromString(b"\xf8\xff\xff\x07\x01")  # field 16777215 = 1: written last
+    dns_plain = base(BASE_NS + 74, proto="UDP", sport=53, reply=True)
+    dns_plain.l7.type, dns_plain.l7.latency_ns = flow_pb2.RESPONSE, 900
+    dns_plain.l7.dns.query, dns_plain.l7.dns.rcode = "db.shop.svc.", 3
+    dns_plain.l7.dns.ips.append("10.0.0.1")
+    dns_plain.l7.dns.qtypes.append("A")
+    kafka_plain = base(BASE_NS + 75, dport=9092)
+    kafka_plain.l7.type = flow_pb2.RESPONSE
+    kafka_plain.l7.kafka.topic, kafka_plain.l7.kafka.api_key = "orders", "fetch"
+    kafka_plain.l7.kafka.error_code = -1  # a negative int32: a 10-byte varint
+    http_empty = base(BASE_NS + 76)
+    http_empty.l7.type = flow_pb2.REQUEST
+    http_empty.l7.http.SetInParent()  # present, nothing set: still rebuilt present
+    empty_flags = base(BASE_NS + 77)
+    empty_flags.l4.TCP.flags.SetInParent()  # present, no flag set: tcp_flags cannot tell, l4 stays
+    big_port = base(BASE_NS + 78, dport=70_000)  # wider than the UInt16 column: l4 stays
+    big_kafka_error = base(BASE_NS + 79)
+    big_kafka_error.l7.kafka.error_code = 40_000  # wider than the Int16 column: l7 stays
     return {
-        "counters_tail": (counters_tail, all_four),
-        "long_label": (long_label, all_four - STRIPPED["source"] - STRIPPED["counters"]),
-        "unknown_top": (unknown_top, all_four - STRIPPED["counters"]),
-        "slash_kind": (slash_kind, all_four - STRIPPED["source"] - STRIPPED["counters"]),
-        "encrypted": (encrypted, all_four - STRIPPED["counters"]),
-        "big_ids": (big_ids, all_four - STRIPPED["counters"]),
-        "big_version": (big_version, all_four - STRIPPED["IP"] - STRIPPED["counters"]),
-        "empty_ep": (empty_ep, STRIPPED["source"] + STRIPPED["IP"]),
-        "empty_workload": (empty_workload, all_four - STRIPPED["counters"]),
-        "first_seen": (first_seen, all_four - STRIPPED["counters"]),
-        "big_counters": (big_counters, all_four),
-        "same_endpoints": (same_endpoints, all_four - STRIPPED["counters"]),
-        "lookalike": (lookalike, all_four - STRIPPED["counters"]),
-        "unknown": (unknown, all_four - STRIPPED["source"] - STRIPPED["counters"]),
+        "dns_plain": (dns_plain, no_counters + l7),
+        "kafka_plain": (kafka_plain, no_counters + l7),
+        "http_empty": (http_empty, no_counters + l7),
+        "empty_flags": (empty_flags, no_counters - STRIPPED["l4"]),
+        "big_port": (big_port, no_counters - STRIPPED["l4"]),
+        "big_kafka_error": (big_kafka_error, no_counters),
+        "counters_tail": (counters_tail, base_cut),
+        "long_label": (long_label, base_cut - STRIPPED["source"] - STRIPPED["counters"]),
+        "unknown_top": (unknown_top, base_cut - STRIPPED["counters"]),
+        "slash_kind": (slash_kind, base_cut - STRIPPED["source"] - STRIPPED["counters"]),
+        "encrypted": (encrypted, base_cut - STRIPPED["counters"]),
+        "big_ids": (big_ids, base_cut - STRIPPED["counters"]),
+        "big_version": (big_version, base_cut - STRIPPED["IP"] - STRIPPED["counters"]),
+        "empty_ep": (empty_ep, STRIPPED["source"] + STRIPPED["IP"] + STRIPPED["l4"]),
+        "empty_workload": (empty_workload, base_cut - STRIPPED["counters"]),
+        "first_seen": (first_seen, base_cut - STRIPPED["counters"]),
+        "big_counters": (big_counters, base_cut),
+        "same_endpoints": (same_endpoints, base_cut - STRIPPED["counters"]),
+        "lookalike": (lookalike, base_cut - STRIPPED["counters"]),
+        "unknown": (unknown, base_cut - STRIPPED["source"] - STRIPPED["counters"]),
     }
 
 
@@ -96,24 +121,26 @@ def test_clickhouse_parsing_matches_python_columns(chdb_dir):
     store = open_store(f"chdb://{chdb_dir}?database={random_database()}")
     store.migrate()
     unusual = _unusual()
-    # ipVersion 300 does not fit the UInt8 column: the Python column path refuses it, ClickHouse wraps
-    # it in the column and keeps the exact value in raw.
+    # Values wider than their column (ipVersion 300, port 70000, Kafka error 40000): the Python column
+    # path refuses them, ClickHouse wraps them in the column and keeps the exact value in raw.
+    wide = [unusual[name][0] for name in ("big_version", "big_port", "big_kafka_error")]
     every_family_flows = every_family()
-    flows = sorted(every_family_flows + _edge_cases() + [flow for name, (flow, _) in unusual.items()
-                                                     if name != "big_version"], key=_time)
+    flows = sorted(every_family_flows + _edge_cases() + [flow for flow, _ in unusual.values()
+                                                         if flow.uuid not in {w.uuid for w in wide}],
+                   key=_time)
     columns = [n for n in NAMES if n != "raw"]
-    select = (f"SELECT {', '.join(columns)} FROM {store.db}.flows WHERE uuid != "
-              f"'{unusual['big_version'][0].uuid}' ORDER BY time_ns")
+    select = (f"SELECT {', '.join(columns)} FROM {store.db}.flows WHERE uuid NOT IN "
+              f"({', '.join(repr(f.uuid) for f in wide)}) ORDER BY time_ns")
     try:
         store.insert_columns(flows_to_columns(flows))
         by_python = store.backend.rows(select, binary=True)
         assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
-        flows = sorted(flows + [unusual["big_version"][0]], key=_time)
+        flows = sorted(flows + wide, key=_time)
         store.insert_flows(flows, [f.SerializeToString() for f in flows])
         assert store._ingest_schema, "the embedded engine should parse protobuf itself"
         by_clickhouse = store.backend.rows(select, binary=True)
-        assert len(by_clickhouse) == len(by_python) == len(flows) - 1
+        assert len(by_clickhouse) == len(by_python) == len(flows) - len(wide)
         for row_py, row_ch in zip(by_python, by_clickhouse):
             flow = row_ch[columns.index("uuid")]
             diff = {n: (a, b) for n, a, b in zip(columns, row_py, row_ch) if a != b}
@@ -121,8 +148,10 @@ def test_clickhouse_parsing_matches_python_columns(chdb_dir):
         stripped = dict(store.backend.rows(f"SELECT uuid, raw_stripped FROM {store.db}.flows"))
         for name, (flow, expected) in unusual.items():
             assert stripped[flow.uuid] == expected, f"{name}: raw_stripped {stripped[flow.uuid]}"
-        # every family: endpoints and IP cut (counters stay where first_seen is set)
-        assert [stripped[f.uuid] for f in every_family_flows] == [7] * len(every_family_flows)
+        # every family: endpoints, IP and l4 cut (counters stay where first_seen is set); l7 only for
+        # the HTTP response (the request has headers, DNS ttl/cnames/..., Kafka api_version/...)
+        want = [23, 23, 23, 23, 55, 23, 23, 23, 23]
+        assert [stripped[f.uuid] for f in every_family_flows] == want
         assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         for flow in flows:
             assert store.get_flow(flow.uuid) == flow
