@@ -107,7 +107,7 @@ class Collector:
         self.identities = IdentityAllocator(config.identity_state)
         self.decoder = Decoder(Enricher(self.endpoints, self.identities), config.node_name, l7=self.l7,
                                names=self.fqdn, policies=policy_names)
-        self.datapath = Datapath(dp_config, self.endpoints, self.decoder, self.observer.publish,
+        self.datapath = Datapath(dp_config, self.endpoints, self.decoder, self.observer.publish_many,
                                  self._publish_lost)
         self.kernel_drops = None
         self.server = None

@@ -28,7 +28,7 @@ from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)
 
-FlowSink = Callable[[flow_pb2.Flow], None]
+FlowSink = Callable[[list[flow_pb2.Flow]], None]  # Observer.publish_many
 LostSink = Callable[[flow_pb2.LostEvent], None]
 _by_time = operator.itemgetter(0)  # ts_ns: bpf_ktime_get_ns, CLOCK_MONOTONIC
 
@@ -143,30 +143,30 @@ class Datapath:
         if not cut:
             return
         self._pending = pending[cut:]
-        decode = self._decode
+        decode, flows = self._decode, []
         for _ts, raw in pending[:cut] if cut < len(pending) else pending:
-            decode(raw)
+            flows += decode(raw)
+        self._publish(flows)
 
-    def _decode(self, raw: bytes) -> None:
+    def _decode(self, raw: bytes) -> list[flow_pb2.Flow]:
         try:
-            flows = self.decoder.decode(raw)
+            return self.decoder.decode(raw)
         except DecodeError:
             self.stats.decode_errors += 1
-            return
         except Exception:
             self.stats.decode_errors += 1
             log.exception("decoding a datapath event")
-            return
-        self._publish(flows)
+        return []
 
     def _publish(self, flows: list[flow_pb2.Flow]) -> None:
-        sink = self.sink
-        for flow in flows:
-            try:
-                sink(flow)
-            except Exception:
-                self.stats.sink_errors += 1
-                log.exception("publishing a flow")
+        """Hands a batch to the sink (one call per wakeup, not per flow)."""
+        if not flows:
+            return
+        try:
+            self.sink(flows)
+        except Exception:
+            self.stats.sink_errors += len(flows)
+            log.exception("publishing %d flows", len(flows))
         self.stats.flows += len(flows)
 
     def _on_lost(self, count: int) -> None:
@@ -180,13 +180,15 @@ class Datapath:
             self._ct_reader = conntrack.BatchReader(self._bpf[b"conntrack"])
         ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader)
         self.stats.ended += len(ended)
+        flows: list[flow_pb2.Flow] = []
         for event in ended:
             self.decoder.close_connection(event)
             if self.config.aggregation != "none":
                 try:
-                    self._publish(self.decoder.decode_event(event))
+                    flows += self.decoder.decode_event(event)
                 except DecodeError:
                     self.stats.decode_errors += 1
+        self._publish(flows)
 
     # -- following pods --------------------------------------------------------------------------
 

@@ -23,9 +23,17 @@ class Ring(Generic[T]):
         self._cond = threading.Condition(threading.Lock())
 
     def append(self, entry: T) -> None:
+        self.extend([entry])
+
+    def extend(self, entries: list[T]) -> None:
+        """Appends in order, waking the readers once."""
         with self._cond:
-            self._slots[self._written % self.capacity] = entry
-            self._written += 1
+            slots, capacity = self._slots, self.capacity
+            written = self._written + max(0, len(entries) - capacity)  # the sequence of the first one kept
+            for entry in entries[-capacity:]:
+                slots[written % capacity] = entry
+                written += 1
+            self._written += len(entries)
             self._cond.notify_all()
 
     @property

@@ -46,10 +46,25 @@ def encode_response(kind_tag: bytes, payload: bytes, node_name: bytes, time: byt
     return b"".join(parts)
 
 
-def encode_flow(flow: flow_pb2.Flow, node_name: str) -> bytes:
-    """Bytes of GetFlowsResponse(flow=flow, node_name=flow.node_name or node_name, time=flow.time)."""
-    return encode_response(_FLOW, flow.SerializeToString(), (flow.node_name or node_name).encode(),
-                           flow.time.SerializeToString())
+def encode_flows(flows: list[flow_pb2.Flow], node_name: str) -> list[bytes]:
+    """Bytes of GetFlowsResponse(flow=flow, node_name=flow.node_name or node_name, time=flow.time) for
+    each flow. One loop without calls per flow: the datapath encodes every flow it publishes here."""
+    own_name = _field(_NODE_NAME, node_name.encode())
+    out = []
+    for flow in flows:
+        payload = flow.SerializeToString()
+        name = flow.node_name
+        stamp = flow.time.SerializeToString()
+        out.append(b"".join((
+            _FLOW, varint(len(payload)), payload,
+            own_name if not name or name == node_name else _field(_NODE_NAME, name.encode()),
+            _field(_TIME, stamp))))
+    return out
+
+
+def _field(tag: bytes, value: bytes) -> bytes:
+    """A length-delimited field; nothing for an empty value (proto3 leaves empty fields out)."""
+    return b"".join((tag, varint(len(value)), value)) if value else b""
 
 
 def encode_lost(lost: flow_pb2.LostEvent, node_name: str, time: bytes) -> bytes:

@@ -35,3 +35,17 @@ def test_encoded_answers_equal_message_answers():
         encoded = [observer_pb2.GetFlowsResponse.FromString(b) for c in observer.read(query, encoded=True)
                    for b in c]
         assert messages == encoded and messages
+
+
+def test_a_published_batch_equals_the_same_flows_published_one_by_one():
+    one_by_one, batched = Observer("node-r", ring_capacity=50), Observer("node-r", ring_capacity=50)
+    flows = [make_flow(sport=i, uuid=f"u-{i}") for i in range(70)]  # more than the ring holds
+    for flow in flows:
+        one_by_one.publish(flow)
+    batched.publish_many([make_flow(sport=i, uuid=f"u-{i}") for i in range(70)])
+    query = parse_request(Req(number=ALL))
+    kept = [r for c in batched.read(query) for r in c]
+    assert kept == [r for c in one_by_one.read(query) for r in c]
+    assert [r.flow.l4.TCP.source_port for r in kept] == list(range(20, 70))  # the newest 50, in order
+    assert batched.status().seen_flows == one_by_one.status().seen_flows == 70
+    assert batched.status().num_flows == 50

@@ -1,7 +1,7 @@
 """The hand-framed encoding parses back to exactly the messages it stands for."""
 from google.protobuf import timestamp_pb2
 
-from collector.observer.wire import encode_batch, encode_flow, encode_lost, varint
+from collector.observer.wire import encode_batch, encode_flows, encode_lost, varint
 from proto.flow import flow_pb2
 from proto.flowscope import flowscope_pb2
 from proto.observer import observer_pb2
@@ -20,7 +20,7 @@ def test_encoded_responses_and_batches_parse_back():
     for f in flows:
         if not f.HasField("time"):
             expected[flows.index(f)].ClearField("time")
-    encoded = [encode_flow(f, "node-x") for f in flows]
+    encoded = encode_flows(flows, "node-x")
     assert [observer_pb2.GetFlowsResponse.FromString(e) for e in encoded] == expected
     stamp = timestamp_pb2.Timestamp(seconds=1_700_000_000, nanos=5)
     lost = flow_pb2.LostEvent(source=flow_pb2.HUBBLE_RING_BUFFER, num_events_lost=9)
