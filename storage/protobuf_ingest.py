@@ -2,28 +2,28 @@
 
 Python work per flow is one SerializeToString and a few bytes: each row is an envelope message
 `StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5;
-uint32 source_kind = 6; uint32 destination_kind = 7; }` whose field 1 carries the flow's bytes (a message and a bytes field share the wire encoding, so no
-re-encoding), from which ClickHouse fills the columns, and field 2 the bytes kept in `raw`
-(columns.stored_bytes: the same without time and uuid). Fields 3-5
-carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set;
+uint32 source_kind = 6; uint32 destination_kind = 7; }` whose field 1 carries the flow's bytes (a
+message and a bytes field share the wire encoding, so no re-encoding), from which ClickHouse fills the
+columns, and field 2 the bytes kept in `raw` (columns.stored_bytes: the same without time and uuid).
+Fields 3-5 carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set;
 fields 6-7 each endpoint's kind where it is cheap to decide here (costly in SQL: array lambdas per row).
 
 Rows land in a Null table (`flows_ingest`) whose materialized view derives the flows columns with the
 same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
 the aggregate views on `flows` fire from there as usual.
 
-Since migration 7 the envelope is `CompactFlow` (encode(compact=True)): field 2 carries the flow's
-bytes unchanged and field 8 carries them once more, read as `FlowParts` (top-level fields as bytes).
-The view keeps in `raw` only what the columns cannot give back: it removes time and uuid (as
-columns.stored_bytes does) and each of IP, source, destination and counters whose columns rebuild it
-exactly — proven per row in SQL: (1) the canonical size of the field rebuilt from the parsed values
-equals its stored size (an unknown or column-less subfield, or a value a column would narrow, makes
-them differ), and (2) the field's bytes are where the canonical layout puts them (the writer's own
-SerializeToString: fields in number order, unknown fields last), so the bytes cut are that field: IP,
-source and destination follow time, verdict, drop_reason, ethernet and l4; counters precede only
-l7_partial and kernel_drop_reason. Cutting by offset costs a few substrings per row (searching the
-bytes cost ClickHouse 3x more). `raw_stripped` records which fields were cut; columns.rebuild_row puts
-them back.
+Since migration 7 the envelope is `CompactFlow` (encode(compact=True)): field 2 carries the flow's bytes
+unchanged and field 8 carries them once more, read as `FlowParts` (top-level fields as bytes). The view
+keeps in `raw` only what the columns cannot give back: it removes time and uuid (as columns.stored_bytes
+does) and each of IP, l4, source, destination, l7 and counters (migration 7 cut the four without l4/l7)
+whose columns rebuild it exactly — proven per row in SQL: (1) the canonical size of the field rebuilt
+from the parsed values equals its stored size (an unknown or column-less subfield, or a value a column
+would narrow, makes them differ), and (2) the field's bytes are where the canonical layout puts them
+(the writer's own SerializeToString: fields in number order, unknown fields last), so the bytes cut are
+that field: IP, l4, source and destination follow time, verdict, drop_reason and ethernet; l7 follows
+them and Type, node_name, source_names and destination_names; counters precede only l7_partial and
+kernel_drop_reason. Cutting by offset costs a few substrings per row (searching the bytes cost
+ClickHouse 3x more). `raw_stripped` records which fields were cut; columns.rebuild_row puts them back.
 
 The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
 built in, so Timestamp, BoolValue, Int32Value and Any are replaced by wire-identical local messages).
