@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 FlowSink = Callable[[list[flow_pb2.Flow]], None]  # Observer.publish_many
 LostSink = Callable[[flow_pb2.LostEvent], None]
+# Flows per Observer.publish_many: decode + publish of 200k events took 8.7-10.1 us/event in batches
+# of 64, 10.7-12.1 in batches of 800 (more flows alive at once) and 11.8-13.5 one by one.
+PUBLISH_BATCH = 64
 _by_time = operator.itemgetter(0)  # ts_ns: bpf_ktime_get_ns, CLOCK_MONOTONIC
 
 
@@ -146,6 +149,9 @@ class Datapath:
         decode, flows = self._decode, []
         for _ts, raw in pending[:cut] if cut < len(pending) else pending:
             flows += decode(raw)
+            if len(flows) >= PUBLISH_BATCH:
+                self._publish(flows)
+                flows = []
         self._publish(flows)
 
     def _decode(self, raw: bytes) -> list[flow_pb2.Flow]:
