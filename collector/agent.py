@@ -258,7 +258,8 @@ def _grpc_address(address: str | None) -> str | None:
 
 
 def _l7_config(dp: DatapathConfig) -> L7Config:
-    return L7Config(http_ports=frozenset(dp.l7_ports), kafka_ports=frozenset(dp.stream_ports))
+    return L7Config(http_ports=frozenset(dp.l7_ports), kafka_ports=frozenset(dp.stream_ports),
+                    stream_budget=dp.l7_budget)
 
 
 def _with_cflags(config: DatapathConfig, extra: list[str]) -> DatapathConfig:

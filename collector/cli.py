@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l7-ports", type=_ports, default=(80, 8080, 8000),
                         help="TCP ports whose payload prefix is parsed as L7 (DNS 53 always)")
     parser.add_argument("--payload-bytes", type=int, default=512, help="L7 prefix bytes per data segment")
+    parser.add_argument("--l7-stream-budget", type=int, default=1 << 20,
+                        help="bytes captured per HTTP/2 or Kafka connection (they are parsed whole); "
+                             "a connection past it is counted and logged, its later requests not seen")
     parser.add_argument("--pin-dir", default=DEFAULT_PIN_DIR,
                         help="bpffs directory for the maps that survive a restart")
     parser.add_argument("--metrics-address", default="", help="Prometheus metrics address, e.g. :9965")
@@ -63,8 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ring_capacity <= 0:
         raise UserError(f"--ring-capacity {args.ring_capacity}: expected a positive number of flows")
+    if args.l7_stream_budget <= 0:
+        raise UserError(f"--l7-stream-budget {args.l7_stream_budget}: expected a positive number of bytes")
     dp = DatapathConfig(aggregation=args.aggregation, update_interval_s=args.update_interval,
-                        payload_bytes=args.payload_bytes, l7_ports=args.l7_ports, pin_dir=args.pin_dir)
+                        payload_bytes=args.payload_bytes, l7_ports=args.l7_ports, pin_dir=args.pin_dir,
+                        l7_budget=args.l7_stream_budget)
     if args.dump_bpf:
         print(program_text(dp))
         return 0

@@ -9,6 +9,7 @@ counted as kind "internal" and that connection's state is dropped.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import OrderedDict
 from typing import Callable
@@ -20,7 +21,13 @@ from .http2 import PREFACE, Http2Parser
 from .kafka import KafkaParser, TopicIds
 from .types import ConnKey, L7Config, L7ParseError, L7Record, L7Stats
 
+log = logging.getLogger(__name__)
+
 _IGNORED = object()  # a TCP connection that carries nothing we parse
+_STREAMED = ("http2", "kafka")  # protocols the datapath captures whole, up to config.stream_budget
+# The kernel's count also holds bytes sent before the protocol is known here (an HTTP/2 server's
+# SETTINGS often arrive before the client's preface): a connection this close to the budget is done.
+_PREAMBLE_SLACK = 256
 EndpointOf = Callable[[str], "tuple[str, str] | None"]  # ip -> (namespace, pod name)
 
 
@@ -37,6 +44,7 @@ class L7Dispatcher:
         self.kafka_topic_ids = TopicIds()
         self.http_heads = HeadCache()  # HTTP/1 heads repeat across connections: parsed once
         self._conns: OrderedDict[ConnKey, object] = OrderedDict()
+        self._streamed: dict[ConnKey, int] = {}  # payload bytes seen of whole-stream connections
 
     def on_segment(self, conn: ConnKey, from_client: bool, payload: bytes, segment_len: int,
                    ts_ns: int) -> list[L7Record]:
@@ -54,12 +62,14 @@ class L7Dispatcher:
                 return []
             conns[conn] = parser
             if len(conns) > self.config.max_connections:
-                conns.popitem(last=False)
+                self._streamed.pop(conns.popitem(last=False)[0], None)
                 self.stats.evicted_connections += 1
         else:
             conns.move_to_end(conn)
         if parser is _IGNORED:
             return []
+        if self.config.stream_budget and parser.protocol in _STREAMED:
+            self._count_streamed(conn, parser.protocol, len(payload))
         try:
             records = parser.feed(from_client, payload, segment_len, ts_ns)
             if parser.replacement is not None:  # h2c upgrade: HTTP/2 continues the connection
@@ -73,6 +83,7 @@ class L7Dispatcher:
         except Exception:  # noqa: BLE001 - a parser bug must not stop the collector; counted, state dropped
             self.stats.error(parser.protocol, "internal")
             conns.pop(conn, None)
+            self._streamed.pop(conn, None)
             return []
         for record in records:
             self.stats.records[record.protocol] += 1
@@ -83,6 +94,22 @@ class L7Dispatcher:
     def on_close(self, conn: ConnKey) -> None:
         """The connection ended (FIN/RST seen, or the datapath's conntrack entry expired)."""
         self._conns.pop(conn, None)
+        self._streamed.pop(conn, None)
+
+    def _count_streamed(self, conn: ConnKey, protocol: str, captured: int) -> None:
+        """The datapath stops capturing a whole-stream connection after stream_budget bytes (both
+        directions): say so once, instead of letting its later requests vanish silently."""
+        before = self._streamed.get(conn, 0)
+        self._streamed[conn] = before + captured
+        budget = max(1, self.config.stream_budget - _PREAMBLE_SLACK)
+        if before < budget <= before + captured:
+            self.stats.budget_exhausted[protocol] += 1
+            dark = self.stats.budget_exhausted[protocol]
+            if dark == 1 or dark % 1000 == 0:
+                log.warning("L7: %s connection %s:%d -> %s:%d reached the capture budget of %d bytes "
+                            "(--l7-stream-budget): its later requests are not seen (%d connections so far)",
+                            protocol, conn.client_ip, conn.client_port, conn.server_ip, conn.server_port,
+                            self.config.stream_budget, dark)
 
     def __len__(self) -> int:
         return len(self._conns)

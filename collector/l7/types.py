@@ -74,6 +74,9 @@ class L7Config:
     h2_max_table_size: int = 65536
     kafka_max_message: int = 100 * 1024 * 1024
     fqdn_max_ips: int = 65536
+    # Bytes per connection the datapath captures of whole-stream protocols (HTTP/2, Kafka; its l7_budget):
+    # past it the kernel sends nothing more, so the dispatcher says so (0: no budget).
+    stream_budget: int = 0
 
     def ports_for(self, protocol: str, namespace: str = "", pod: str = "") -> frozenset[int]:
         """Ports of `protocol` for a server in namespace/pod: the most specific matching rule, else defaults."""
@@ -97,6 +100,7 @@ class L7Stats:
     errors_by_kind: Counter = field(default_factory=Counter)  # (protocol, kind) -> errors
     evicted_connections: int = 0
     segments: int = 0
+    budget_exhausted: Counter = field(default_factory=Counter)  # protocol -> connections gone dark
 
     def error(self, protocol: str, kind: str) -> None:
         self.parse_errors[protocol] += 1

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from collector.l7 import L7Dispatcher, grpc_call, grpc_status
+from collector.l7 import L7Config, L7Dispatcher, grpc_call, grpc_status
 
-from .capture import background, need, netns, python, replay, run, tcpdump, tshark, tshark_values, wait_port
+from .capture import (background, need, netns, python, replay, run, segments, tcpdump, tshark, tshark_values,
+                      wait_port)
 from .test_http1_capture import nginx_conf
 
 pytestmark = pytest.mark.root
@@ -58,6 +59,36 @@ def test_grpc_unary_and_streaming_calls(tmp_path):
                                                                             "http2.header.value"], decode):
         ts_status += [int(v) for n, v in zip(names.split("|"), values.split("|")) if n == "grpc-status"]
     assert collections.Counter(ts_status) == collections.Counter(s for _, s in client.elements())
+
+def test_a_connection_past_the_stream_budget_is_counted_and_logged_not_silent(tmp_path, caplog):
+    # The datapath captures HTTP/2 whole, up to l7_budget bytes per connection, then nothing more: a
+    # long-lived gRPC connection would go dark. The dispatcher must say so (stats and one warning).
+    pcap = tmp_path / "grpc.pcap"
+    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/grpc_demo.py", "server",
+                                        str(GRPC_PORT)], ready="READY"):
+        with tcpdump(ns, pcap, f"tcp port {GRPC_PORT}"):
+            assert len(python(ns, "grpc_demo", "client", str(GRPC_PORT)).stdout.splitlines()) == 26
+    captured = sum(len(e[3]) for e in segments(pcap, {GRPC_PORT}) if e[0] == "data")
+    whole = L7Dispatcher(L7Config(stream_budget=captured + 1024))  # well above it: no warning
+    everything = replay(pcap, whole, {GRPC_PORT})
+    assert len(everything.of("http2", True)) == 26 and not whole.stats.budget_exhausted
+
+    budget = captured // 2
+    kept = [e for e in segments(pcap, {GRPC_PORT}) if e[0] == "data"]
+    seen = 0
+    for i, event in enumerate(kept):  # what the kernel still sends: segments until the budget is spent
+        seen += len(event[3])
+        if seen >= budget:
+            kept = kept[:i + 1]
+            break
+    limited = L7Dispatcher(L7Config(stream_budget=budget))
+    with caplog.at_level("WARNING", logger="collector.l7.dispatcher"):
+        records = [r for e in kept for r in limited.on_segment(*e[1:])]
+    assert limited.stats.budget_exhausted == {"http2": 1}
+    assert 0 < len([r for r in records if r.is_reply]) < 26
+    warning = next(r.getMessage() for r in caplog.records if "capture budget" in r.getMessage())
+    assert f"reached the capture budget of {budget} bytes" in warning and f":{GRPC_PORT}" in warning
+
 
 def test_h2load_against_nginx_h2c(tmp_path):
     need("nginx"), need("h2load")
