@@ -244,6 +244,7 @@ class Collector:
         self.flow_metrics = FlowMetrics(list(self.config.metrics or DEFAULT_METRICS), self.registry)
         health = HealthMetrics(self.registry)
         health.watch_status(self.observer.status)
+        health.watch_l7_budget(lambda: dict(self.l7.stats.budget_exhausted))
         self.observer.hooks.extend([self.flow_metrics.observe, health.observe])
         self.lost_hooks.extend([self.flow_metrics.observe_lost,
                                 lambda lost: health.count_lost(flow_pb2.LostEventSource.Name(lost.source),

@@ -11,6 +11,7 @@ binds a callable read at scrape time (`watch_*`), whichever is cheaper for the o
     health.observe_storage_write(0.012, rows=5000)      # flowscope_storage_write_seconds, _rows_written_total
     health.watch_spool_bytes(writer_spool_bytes)        # flowscope_storage_spool_bytes
     health.set_nodes(connected=3, unavailable=1)        # flowscope_connected_nodes, flowscope_unavailable_nodes
+    health.watch_l7_budget(lambda: {"http2": 2})        # flowscope_l7_capture_budget_exhausted_total{protocol}
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import REGISTRY
 
 from proto.flow import flow_pb2
@@ -59,6 +61,7 @@ class HealthMetrics:
     def __init__(self, registry: CollectorRegistry | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         registry = registry if registry is not None else REGISTRY
+        self.registry = registry
         self.rate = RateMeter(clock=clock)
         self.events = Counter("flowscope_events_total", "Flows observed by this process", registry=registry)
         self.events_per_second = Gauge("flowscope_events_per_second",
@@ -133,6 +136,30 @@ class HealthMetrics:
         """Read (connected, unavailable) at every scrape."""
         self.connected_nodes.set_function(lambda: read()[0])
         self.unavailable_nodes.set_function(lambda: read()[1])
+
+    def watch_l7_budget(self, read: Callable[[], dict[str, int]]) -> None:
+        """Read {protocol: connections past the L7 capture budget} (the L7 dispatcher's own count) at
+        every scrape."""
+        self.registry.register(_WatchedCounter(
+            "flowscope_l7_capture_budget_exhausted",
+            "HTTP/2 and Kafka connections whose capture stopped at the per-connection budget "
+            "(later requests on them are not seen)", "protocol", read))
+
+
+class _WatchedCounter:
+    """A counter with one label whose values its owner keeps (read at scrape time)."""
+
+    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], dict[str, int]]) -> None:
+        self.name, self.documentation, self.label, self.read = name, documentation, label, read
+
+    def describe(self):
+        return [CounterMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(self.read().items()):
+            family.add_metric([value], count)
+        yield family
 
 
 def _ring(status) -> tuple[int, int]:

@@ -34,7 +34,12 @@ def test_health_setters_and_watchers():
     health.observe_storage_write(0.02, rows=500)
     health.watch_spool_bytes(lambda: 4096)
     health.set_nodes(connected=2, unavailable=1)
+    budget_exhausted = {"http2": 2}
+    health.watch_l7_budget(lambda: budget_exhausted)
     get = registry.get_sample_value
+    assert get("flowscope_l7_capture_budget_exhausted_total", {"protocol": "http2"}) == 2
+    budget_exhausted["kafka"] = 1  # read at scrape time
+    assert get("flowscope_l7_capture_budget_exhausted_total", {"protocol": "kafka"}) == 1
     assert get("flowscope_events_total") == len(sf.shop_round()) + 5
     assert get("flowscope_lost_events_total", {"source": "perf_event_ring_buffer"}) == 4
     assert get("flowscope_ring_buffer_fill_ratio") == 0.25
