@@ -24,7 +24,6 @@ from .types import ConnKey, L7Config, L7ParseError, L7Record, L7Stats
 log = logging.getLogger(__name__)
 
 _IGNORED = object()  # a TCP connection that carries nothing we parse
-_STREAMED = ("http2", "kafka")  # protocols the datapath captures whole, up to config.stream_budget
 # The kernel's count also holds bytes sent before the protocol is known here (an HTTP/2 server's
 # SETTINGS often arrive before the client's preface): a connection this close to the budget is done.
 _PREAMBLE_SLACK = 256
@@ -68,7 +67,7 @@ class L7Dispatcher:
             conns.move_to_end(conn)
         if parser is _IGNORED:
             return []
-        if self.config.stream_budget and parser.protocol in _STREAMED:
+        if conn in self._streamed:
             self._count_streamed(conn, parser.protocol, len(payload))
         try:
             records = parser.feed(from_client, payload, segment_len, ts_ns)
@@ -96,10 +95,17 @@ class L7Dispatcher:
         self._conns.pop(conn, None)
         self._streamed.pop(conn, None)
 
+    def _stream_captured(self, conn: ConnKey) -> None:
+        """The datapath captures this connection whole, up to stream_budget: Kafka (its ports are the
+        datapath's stream ports) and HTTP/2 opened by the client preface. An h2c Upgrade or HTTP/2 joined
+        mid-stream stays in prefix capture there, which has no budget."""
+        if self.config.stream_budget:
+            self._streamed[conn] = 0
+
     def _count_streamed(self, conn: ConnKey, protocol: str, captured: int) -> None:
         """The datapath stops capturing a whole-stream connection after stream_budget bytes (both
         directions): say so once, instead of letting its later requests vanish silently."""
-        before = self._streamed.get(conn, 0)
+        before = self._streamed[conn]
         self._streamed[conn] = before + captured
         budget = max(1, self.config.stream_budget - _PREAMBLE_SLACK)
         if before < budget <= before + captured:
@@ -132,8 +138,10 @@ class L7Dispatcher:
         if port in self._ports("dns", ip):
             return DnsParser(self.config, self.stats, tcp=True)
         if port in self._ports("kafka", ip):
+            self._stream_captured(conn)
             return KafkaParser(self.config, self.stats, ids=self.kafka_topic_ids)
         if from_client and payload and PREFACE.startswith(payload[:len(PREFACE)]):
+            self._stream_captured(conn)
             return Http2Parser(self.config, self.stats, host, preface_expected=True)
         if port in self._ports("http2", ip):
             return Http2Parser(self.config, self.stats, host, preface_expected=False)
