@@ -4,7 +4,6 @@ can run here: tests/fixtures/kube_api.py speaks its JSON and watch protocol to t
 
 import dataclasses
 import shutil
-import time
 
 import pytest
 
@@ -17,17 +16,11 @@ from tests.enforcer.helpers import ENDPOINTS
 from tests.enforcer.kernel_probe import KernelProbe
 from tests.enforcer.test_k8s_policies import network_policy
 from tests.fixtures.datapath import unique_pin_dir
+from tests.relay.nodes import wait_for
 
 pytestmark = pytest.mark.root
 
 BACKEND_IFINDEX = 32
-
-
-def wait_until(check, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
 
 
 def test_network_policy_objects_are_enforced_and_removed(kube_api, tmp_path):
@@ -43,12 +36,15 @@ def test_network_policy_objects_are_enforced_and_removed(kube_api, tmp_path):
     source.start()
     try:
         registry = lambda: set(Registry.load(pin_dir).policies)  # noqa: E731
-        wait_until(lambda: registry() == {"NetworkPolicy/shop/backend-from-frontend"})
         frontend, intruder = ENDPOINTS["frontend"].ips[0], ENDPOINTS["intruder"].ips[0]
+        # The registry names a policy before its maps are written (a drop must find its name), so wait
+        # for the verdict itself.
+        wait_for(lambda: probe.check(BACKEND_IFINDEX, DIR_INGRESS, intruder, 6, 8080).action == 1, timeout=15,
+                 what="the intruder denied")
+        assert registry() == {"NetworkPolicy/shop/backend-from-frontend"}
         assert probe.check(BACKEND_IFINDEX, DIR_INGRESS, frontend, 6, 8080).action == 0
-        assert probe.check(BACKEND_IFINDEX, DIR_INGRESS, intruder, 6, 8080).action == 1
         kube_api.delete("NetworkPolicy", "backend-from-frontend", "shop")
-        wait_until(lambda: registry() == set())
+        wait_for(lambda: registry() == set(), timeout=15)
         assert probe.check(BACKEND_IFINDEX, DIR_INGRESS, intruder, 6, 8080).action == 0
         assert applier.errors == 0
     finally:

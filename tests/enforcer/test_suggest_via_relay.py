@@ -7,8 +7,7 @@ import time
 
 import yaml
 
-from relay import Peer
-from tests.relay.nodes import make_flow, wait_for
+from tests.relay.nodes import make_flow, storing_relay
 
 
 def test_suggest_reads_history_through_the_relay(node_factory, relay_factory, relay_store):
@@ -19,10 +18,7 @@ def test_suggest_reads_history_through_the_relay(node_factory, relay_factory, re
         flow.source.workloads.add(name="web", kind="Deployment")
         flow.destination.workloads.add(name="db", kind="StatefulSet")
     node.publish(*flows)
-    writer = relay_store.writer()
-    running = relay_factory(store=relay_store.store, writer=writer)
-    running.relay.add_peer(Peer(node.name, node.address))
-    wait_for(lambda: running.relay.stored_flows == 20, what="20 flows stored")
+    running, writer = storing_relay(relay_factory, relay_store, node, 20)
     writer.flush()
     result = subprocess.run([sys.executable, "-m", "flowscope", "policy", "suggest", "--server", running.address,
                              "--since", "1h", "--format", "k8s"], capture_output=True, text=True, timeout=120)

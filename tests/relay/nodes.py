@@ -14,6 +14,7 @@ import grpc
 from collector.observer import Observer, create_server
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
+from relay import Peer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -104,3 +105,13 @@ def read_until_cancelled(call, into: list) -> None:
             into.append(response)
     except grpc.RpcError as err:
         assert err.code() == grpc.StatusCode.CANCELLED
+
+
+def storing_relay(relay_factory, relay_store, node: Node, flows: int):
+    """A relay following `node` into relay_store, returned once the node's first `flows` flows are
+    stored: (the running relay, its storage writer)."""
+    writer = relay_store.writer()
+    running = relay_factory(store=relay_store.store, writer=writer)
+    running.relay.add_peer(Peer(node.name, node.address))
+    wait_for(lambda: running.relay.stored_flows == flows, what=f"{flows} flows stored")
+    return running, writer

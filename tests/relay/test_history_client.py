@@ -6,9 +6,8 @@ import time
 import pytest
 
 from proto.flow import flow_pb2
-from relay import Peer
 from relay.history_client import RelayFlowSource, RelayUnavailable
-from tests.relay.nodes import make_flow, wait_for
+from tests.relay.nodes import make_flow, storing_relay
 
 
 def test_query_flows_through_the_relay_matches_the_store(node_factory, relay_factory, relay_store):
@@ -16,10 +15,7 @@ def test_query_flows_through_the_relay_matches_the_store(node_factory, relay_fac
     t0 = time.time_ns() - 300 * 1_000_000_000
     flows = [make_flow(t0 + i * 1_000_000_000, "web-1", "db-0" if i % 2 else "web-2") for i in range(40)]
     node.publish(*flows)
-    writer = relay_store.writer()
-    running = relay_factory(store=relay_store.store, writer=writer)
-    running.relay.add_peer(Peer(node.name, node.address))
-    wait_for(lambda: running.relay.stored_flows == 40, what="40 flows stored")
+    running, writer = storing_relay(relay_factory, relay_store, node, 40)
     writer.flush()
 
     source = RelayFlowSource(running.address)

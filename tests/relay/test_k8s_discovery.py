@@ -1,13 +1,13 @@
 """The relay finds collectors as pods of the collector DaemonSet, through the stand-in Kubernetes API
 server (tests/fixtures/kube_api.py: no API server can run here; the kubernetes client is real)."""
 
-import time
 
 import pytest
 
 from collector.k8s import load_api_client
 from relay.k8s_discovery import KubernetesPeers, PodSelectorError, parse_pod_selector
 from relay.node import Peer
+from tests.relay.nodes import wait_for
 
 
 def collector_pod(name, node, ip, phase="Running"):
@@ -16,13 +16,6 @@ def collector_pod(name, node, ip, phase="Running"):
                          "labels": {"app.kubernetes.io/name": "flowscope-collector"}},
             "spec": {"nodeName": node, "containers": [{"name": "collector", "image": "flowscope"}]},
             "status": {"phase": phase, "podIP": ip}}
-
-
-def wait_until(check, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
 
 
 def test_collector_pods_become_peers_named_after_their_nodes(kube_api, tmp_path):
@@ -42,15 +35,15 @@ def test_collector_pods_become_peers_named_after_their_nodes(kube_api, tmp_path)
     watcher = KubernetesPeers(api_client, "flowscope", "app.kubernetes.io/name=flowscope-collector",
                               add, remove, port=4244, watch_timeout_seconds=5).start()
     try:
-        wait_until(lambda: "node-a" in peers)
+        wait_for(lambda: "node-a" in peers)
         assert peers == {"node-a": Peer("node-a", "10.0.0.1:4244")}
         kube_api.apply(collector_pod("collector-b", "node-b", "fd00::2"))
-        wait_until(lambda: "node-b" in peers)
+        wait_for(lambda: "node-b" in peers)
         assert peers["node-b"].address == "[fd00::2]:4244"
         kube_api.apply(collector_pod("collector-a", "node-a", "10.0.0.9"))  # restarted, new IP
-        wait_until(lambda: peers.get("node-a") == Peer("node-a", "10.0.0.9:4244"))
+        wait_for(lambda: peers.get("node-a") == Peer("node-a", "10.0.0.9:4244"))
         kube_api.delete("Pod", "collector-b", "flowscope")
-        wait_until(lambda: "node-b" not in peers)
+        wait_for(lambda: "node-b" not in peers)
         assert removed == ["node-a", "node-b"]
     finally:
         kube_api.drop_watches()

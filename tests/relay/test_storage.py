@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from proto.observer import observer_pb2
 from relay import Peer
-from tests.relay.nodes import make_flow, read_until_cancelled, stub, wait_for
+from tests.relay.nodes import make_flow, read_until_cancelled, storing_relay, stub, wait_for
 
 
 def test_collector_restart_stores_every_flow_exactly_once(node_factory, relay_factory, relay_store):
@@ -41,10 +41,7 @@ def test_restarted_relay_answers_since_from_storage_then_live(node_factory, rela
     a = node_factory("node-a")
     past = [make_flow(time.time_ns() - (600 - i) * 1_000_000_000, f"before-{i}", "db-0") for i in range(50)]
     a.publish(*past)
-    writer = relay_store.writer()
-    first = relay_factory(store=relay_store.store, writer=writer)
-    first.relay.add_peer(Peer(a.name, a.address))
-    wait_for(lambda: first.relay.stored_flows == 50, what="50 flows stored")
+    first, writer = storing_relay(relay_factory, relay_store, a, 50)
     first.stop()
     writer.close()
 
