@@ -38,12 +38,8 @@ _BATCH_RESPONSE = varint(1 << 3 | 2)
 
 
 def encode_response(kind_tag: bytes, payload: bytes, node_name: bytes, time: bytes) -> bytes:
-    parts = [kind_tag, varint(len(payload)), payload]
-    if node_name:
-        parts += (_NODE_NAME, varint(len(node_name)), node_name)
-    if time:
-        parts += (_TIME, varint(len(time)), time)
-    return b"".join(parts)
+    return b"".join((kind_tag, varint(len(payload)), payload, _field(_NODE_NAME, node_name),
+                     _field(_TIME, time)))
 
 
 def encode_flows(flows: list[flow_pb2.Flow], node_name: str) -> list[bytes]:
