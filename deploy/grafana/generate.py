@@ -361,6 +361,9 @@ def health() -> Dashboard:
         (f"sum by (job, source) (rate(flowscope_lost_events_total[{RATE}]))", "{{job}} {{source}}"),
         (f"sum by (source) (rate(hubble_lost_events_total[{RATE}]))", "hubble {{source}}")], "ops")
     d.prom("Ring buffer fill", [("flowscope_ring_buffer_fill_ratio", "{{instance}}")], "percentunit")
+    d.prom("L7 connections past the capture budget", [
+        (f"sum by (instance, protocol) (increase(flowscope_l7_capture_budget_exhausted_total[{RATE}]))",
+         "{{instance}} {{protocol}}")], "short")
     d.prom("Storage write latency p50 / p99", [
         (f"histogram_quantile({q}, sum by (le) (rate(flowscope_storage_write_seconds_bucket[{RATE}])))",
          f"p{int(q * 100)}") for q in (0.5, 0.99)], "s")

@@ -33,6 +33,8 @@ class Feeder:
             ["flow:sourceContext=pod", f"drop:sourceContext=pod;cardinalityLimit={LIMIT}"], self.limited)
         self.stop = threading.Event()
         self.pods = itertools.count()
+        self.budget_exhausted = {"http2": 0}
+        self.collector_health.watch_l7_budget(lambda: dict(self.budget_exhausted))
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def round(self) -> None:
@@ -42,6 +44,7 @@ class Feeder:
         self.metrics.observe_lost(flow_pb2.LostEvent(source=flow_pb2.PERF_EVENT_RING_BUFFER, num_events_lost=2))
         self.collector_health.count_lost("perf_event_ring_buffer", 2)
         self.collector_health.set_ring_buffer(3000, 4096)
+        self.budget_exhausted["http2"] += 1
         self.relay_health.count_events(40)
         self.relay_health.observe_storage_write(0.015, rows=40)
         self.relay_health.set_spool_bytes(8192)

@@ -51,4 +51,4 @@ def test_prometheus_config_and_rules_are_valid():
     result = subprocess.run(["promtool", "check", "config", str(DEPLOY / "prometheus/prometheus.yml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "7 rules found" in result.stdout + result.stderr
+    assert "8 rules found" in result.stdout + result.stderr
