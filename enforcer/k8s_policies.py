@@ -17,7 +17,7 @@ from typing import Any, Callable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from collector.k8s.informer import Informer, KubeObject
+from collector.k8s.informer import Informer, InformerGroup, KubeObject
 from enforcer.policy.errors import PolicyError
 from enforcer.policy.loader import parse_text
 from enforcer.policy.model import Policy
@@ -80,20 +80,16 @@ class KubernetesPolicySource:
                                         CILIUM_VERSION, plural)
             self.informers.append(Informer(plural, list_fn, self._replacer(kind), self._event,
                                            watch_timeout_seconds))
-        self._stop = threading.Event()
+        self._informer_group = InformerGroup(self.informers)
 
     def start(self) -> None:
-        for informer in self.informers:
-            threading.Thread(target=informer.run, args=(self._stop,), daemon=True,
-                             name=f"k8s-{informer.resource}").start()
+        self._informer_group.start()
 
     def wait_synced(self, timeout: float) -> bool:
-        return all(i.synced.wait(timeout) for i in self.informers)
+        return self._informer_group.wait_synced(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        for informer in self.informers:
-            informer.stop()
+        self._informer_group.stop()
 
     def policies(self) -> list[Policy]:
         with self._lock:

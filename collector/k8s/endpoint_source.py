@@ -18,7 +18,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from collector.endpoints import Endpoint, EndpointCache, Service
 from collector.k8s.devices import device_for_ip
-from collector.k8s.informer import Informer, KubeObject
+from collector.k8s.informer import Informer, InformerGroup, KubeObject
 from collector.k8s.workloads import owning_workload
 from flowscope.errors import UserError
 
@@ -79,26 +79,17 @@ class KubernetesEndpointSource:
             Informer("pods", core.list_pod_for_all_namespaces, self._replace_pods,
                      self._pod_event, watch_timeout_seconds),
         ]
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._informer_group = InformerGroup(self.informers)
 
     # lifecycle
     def start(self) -> None:
-        for informer in self.informers:
-            thread = threading.Thread(target=informer.run, args=(self._stop,),
-                                      name=f"k8s-{informer.resource}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._informer_group.start()
 
     def wait_synced(self, timeout: float) -> bool:
-        return all(i.synced.wait(timeout) for i in self.informers)
+        return self._informer_group.wait_synced(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        for informer in self.informers:
-            informer.stop()
-        for thread in self._threads:
-            thread.join(timeout=1)  # daemon threads; a watch blocked in a read ends on its own
+        self._informer_group.stop()
 
     # lookups the datapath uses beyond EndpointSource
     def node_labels(self, node_name: str) -> dict[str, str]:

@@ -129,6 +129,32 @@ class Informer:
         stop.wait(delay)
 
 
+class InformerGroup:
+    """Informers that start together, each on its own daemon thread, and stop together."""
+
+    def __init__(self, informers: list[Informer]) -> None:
+        self.informers = informers
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for informer in self.informers:
+            thread = threading.Thread(target=informer.run, args=(self._stop,),
+                                      name=f"k8s-{informer.resource}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wait_synced(self, timeout: float) -> bool:
+        return all(i.synced.wait(timeout) for i in self.informers)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for informer in self.informers:
+            informer.stop()
+        for thread in self._threads:
+            thread.join(timeout=1)  # daemon threads; a watch blocked in a read ends on its own
+
+
 def _api_error_message(resource: str, err: ApiException) -> str:
     if err.status == HTTP_FORBIDDEN:
         return (f"no permission to list/watch {resource} (403 Forbidden): grant get, list and watch "
