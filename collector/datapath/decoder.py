@@ -3,7 +3,9 @@
 One event gives at most: an L3/L4 flow (trace or drop), a policy-verdict flow for a new connection of a
 policy-selected endpoint, and the L7 flows the L7 dispatcher makes from the event's payload. The hot
 path is table lookups and field assignments; everything that can be precomputed is (addresses, endpoint
-messages, flag messages, summaries)."""
+messages, flag messages, summaries). L7 flows, two per HTTP request, are built as bytes (EncodedFlow):
+the serialized template of their connection side followed by their own fields (protobuf parses
+concatenated messages as one), so no message is copied, set or serialized per L7 flow."""
 
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ import itertools
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Protocol
 
 from collector.datapath import events as ev
 from collector.datapath.enrich import Enricher
 from collector.datapath.summary import TCP_FLAGS, TCP_SUMMARY, icmp_summary
 from collector.l7 import ConnKey
+from collector.observer.wire import (FLOW_KEY, EncodedFlow, TimestampCache, message_field, response_suffix, tag,
+                                    varint)
 from flowscope.errors import UserError
 from proto.flow import flow_pb2
 from google.protobuf import wrappers_pb2
@@ -35,6 +40,10 @@ _TRUE = wrappers_pb2.BoolValue(value=True)
 _FALSE = wrappers_pb2.BoolValue(value=False)
 _ADDR_CACHE_LIMIT = 65536
 _TEMPLATE_CACHE_LIMIT = 16384
+# Keys of the fields an L7 flow adds to its template's bytes.
+_TIME, _UUID, _L7 = tag(flow_pb2.Flow, "time"), tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7")
+_SUMMARY = tag(flow_pb2.Flow, "Summary")
+_PARTIAL = tag(flow_pb2.Flow, "l7_partial") + b"\x01"
 
 
 class DecodeError(UserError):
@@ -61,6 +70,14 @@ class NameSource(Protocol):
     def names_for_ip(self, ip: str) -> list[str]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _L7Template:
+    """One connection side's L7 flow fields, serialized once."""
+
+    data: bytes
+    namespaces: tuple[tuple[str, str], ...]
+
+
 class Decoder:
     def __init__(self, enricher: Enricher, node_name: str = "", l7: L7Sink | None = None,
                  names: NameSource | None = None, policies: PolicyNames | None = None) -> None:
@@ -72,8 +89,10 @@ class Decoder:
         self.interfaces: dict[int, str] = {}
         self._addrs: dict[bytes, str] = {}
         self._templates: dict[tuple, flow_pb2.Flow] = {}
-        self._l7_templates: dict[tuple, flow_pb2.Flow] = {}
+        self._l7_templates: dict[tuple, _L7Template] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
+        self._uuid_bytes = self._uuid_prefix.encode()
+        self._timestamps = TimestampCache()
         self._seq = itertools.count()
         self.sync_clock()
 
@@ -83,6 +102,10 @@ class Decoder:
 
     def decode(self, raw: bytes) -> list[flow_pb2.Flow]:
         """All flows of one perf event. Raises DecodeError for an unreadable event."""
+        return [as_message(flow) for flow in self.decode_encoded(raw)]
+
+    def decode_encoded(self, raw: bytes) -> list[flow_pb2.Flow | EncodedFlow]:
+        """decode(), its L7 flows left as the bytes the Observer stores (the datapath's path)."""
         try:
             event = ev.unpack_event(raw)
         except Exception as err:  # struct.error: short read
@@ -91,12 +114,15 @@ class Decoder:
         if event.l7:
             start = ev.FLOW_EVENT_SIZE + event.payload_off
             payload = raw[start:ev.FLOW_EVENT_SIZE + event.cap_len]
-        return self.decode_event(event, payload)
+        return self.decode_event_encoded(event, payload)
 
     def decode_event(self, event: ev.FlowEvent, payload: bytes = b"") -> list[flow_pb2.Flow]:
+        return [as_message(flow) for flow in self.decode_event_encoded(event, payload)]
+
+    def decode_event_encoded(self, event: ev.FlowEvent, payload: bytes = b"") -> list[flow_pb2.Flow | EncodedFlow]:
         if event.family not in (4, 6):
             raise DecodeError(f"datapath event family {event.family}: expected 4 or 6")
-        flows: list[flow_pb2.Flow] = []
+        flows: list[flow_pb2.Flow | EncodedFlow] = []
         src = self._addr(event.saddr, event.family)
         dst = self._addr(event.daddr, event.family)
         if event.kind != ev.EV_NONE:
@@ -257,7 +283,7 @@ class Decoder:
         flow.ClearField("counters")
         return flow
 
-    def _l7(self, event: ev.FlowEvent, src: str, dst: str, payload: bytes) -> list[flow_pb2.Flow]:
+    def _l7(self, event: ev.FlowEvent, src: str, dst: str, payload: bytes) -> list[EncodedFlow]:
         if event.is_reply:
             client, cport, server, sport = dst, event.dport, src, event.sport
         else:
@@ -270,39 +296,49 @@ class Decoder:
         flows = []
         to_pod = event.obs == ev.OBS_TO_POD
         direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
+        wall_ns = event.ts_ns + self._offset
+        stamp = self._timestamps.encode(wall_ns)
+        stamp_field = message_field(_TIME, stamp)
+        suffix = response_suffix(self.node_name.encode(), stamp)
         for record in records:
             if record.is_reply:
-                flow = self._l7_base(event, server, client, sport, cport, direction, True)
+                base = self._l7_base(event, server, client, sport, cport, direction, True)
             else:
-                flow = self._l7_base(event, client, server, cport, sport, direction, False)
-            flow.l7.CopyFrom(record.layer7)
-            flow.Summary = record.summary
-            if record.partial:
-                flow.l7_partial = True
-            flows.append(flow)
+                base = self._l7_base(event, client, server, cport, sport, direction, False)
+            uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
+            layer7 = record.layer7_bytes()
+            summary = record.summary.encode()
+            data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, _L7, varint(len(layer7)), layer7,
+                             _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
+            flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
+                                     self.node_name, base.namespaces))
         return flows
 
     def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int, direction: int,
-                 is_reply: bool) -> flow_pb2.Flow:
-        """A stamped copy of the L7 template of this connection side, device and direction."""
+                 is_reply: bool) -> _L7Template:
+        """The L7 template of this connection side, device and direction."""
         key = (event.ifindex, src, dst, sport, dport, direction, is_reply)
         template = self._l7_templates.get(key)
         if template is None:
-            template = flow_pb2.Flow()
-            template.CopyFrom(self._template(event.ifindex, event.family, src, dst))
-            template.Type = flow_pb2.L7
-            template.verdict = flow_pb2.FORWARDED
-            template.event_type.type = EVENT_L7
-            template.traffic_direction = direction
-            template.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
-            _set_ports(template, event.proto, sport, dport)
+            flow = flow_pb2.Flow()
+            flow.CopyFrom(self._template(event.ifindex, event.family, src, dst))
+            flow.Type = flow_pb2.L7
+            flow.verdict = flow_pb2.FORWARDED
+            flow.event_type.type = EVENT_L7
+            flow.traffic_direction = direction
+            flow.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
+            _set_ports(flow, event.proto, sport, dport)
+            namespaces = tuple((ep.cluster_name, ep.namespace) for ep in (flow.source, flow.destination)
+                               if ep.namespace)
+            template = _L7Template(flow.SerializeToString(), namespaces)
             if len(self._l7_templates) >= _TEMPLATE_CACHE_LIMIT:
                 self._l7_templates = {}
             self._l7_templates[key] = template
-        flow = flow_pb2.Flow()
-        flow.CopyFrom(template)
-        self._stamp_time(flow, event.ts_ns)
-        return flow
+        return template
+
+
+def as_message(flow: flow_pb2.Flow | EncodedFlow) -> flow_pb2.Flow:
+    return flow.parse() if type(flow) is EncodedFlow else flow
 
 
 def _set_time(stamp, wall_ns: int) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .httprecord import build_url, header_messages, request_record, response_record
+from collector.observer.wire import string_field, tag, varint
 from proto.flow import flow_pb2
+
+from .httprecord import build_url, header_messages, request_record, response_record
 
 from .stream import consume, unseen_bytes
 from .types import L7Config, L7Record, L7Stats
@@ -45,6 +47,17 @@ class _Pending:
     protocol: str
     ts_ns: int
     upgrade: str  # lower-case Upgrade header of the request ("" if none)
+    http_fields: bytes  # method, url and protocol as fields of a serialized flow.HTTP
+
+
+def _http_fields(method: str, url: str, protocol: str) -> bytes:
+    return b"".join((string_field(_METHOD, method.encode()), string_field(_URL, url.encode()),
+                     string_field(_PROTOCOL, protocol.encode())))
+
+
+_METHOD, _URL, _PROTOCOL = (tag(flow_pb2.HTTP, name) for name in ("method", "url", "protocol"))
+_RESPONSE = tag(flow_pb2.Layer7, "type") + varint(flow_pb2.RESPONSE)
+_LATENCY, _HTTP = tag(flow_pb2.Layer7, "latency_ns"), tag(flow_pb2.Layer7, "http")
 
 
 class _Direction:
@@ -97,8 +110,8 @@ class HeadCache:
         self.heads: dict[bytes, tuple[bytes, list[tuple[str, str]], dict[str, str]]] = {}
         # (head, server host) -> (record, pending request, headers as a dict, body length or -1)
         self.requests: dict[tuple[bytes, str], tuple] = {}
-        # head -> (HTTP with code and headers, code, body length or -1 if the head alone cannot tell)
-        self.responses: dict[bytes, tuple[flow_pb2.HTTP, int, int]] = {}
+        # head -> (HTTP with code and headers serialized, code, body length or -1 if the head alone cannot tell)
+        self.responses: dict[bytes, tuple[bytes, int, int]] = {}
 
     def head(self, raw: bytes) -> tuple[bytes, list[tuple[str, str]], dict[str, str]]:
         """(start line, headers, headers as a dict) of a complete head."""
@@ -270,8 +283,9 @@ class Http1Parser:
         if found is None or found[3] != len(payload) - end:
             return None
         record, pending = found[0], found[1]
-        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade))
-        return [L7Record(record.layer7, False, record.summary, False, self.protocol)]
+        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade,
+                             pending.http_fields))
+        return [L7Record(record.layer7, False, record.summary, False, self.protocol, record.layer7_bytes())]
 
     def _whole_response(self, payload: bytes, end: int, ts_ns: int) -> list[L7Record] | None:
         """A segment that is exactly a known response head and its whole body, answering a request that
@@ -297,8 +311,9 @@ class Http1Parser:
             out.append(records[0])
             return
         record, pending, fields, _length = found
-        out.append(L7Record(record.layer7, False, record.summary, False, self.protocol))
-        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade))
+        out.append(L7Record(record.layer7, False, record.summary, False, self.protocol, record.layer7_bytes()))
+        self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade,
+                             pending.http_fields))
         self._body(d, fields, False)
 
     def _cached_response(self, d: _Direction, head: bytes, ts_ns: int, out: list[L7Record]) -> None:
@@ -331,7 +346,8 @@ class Http1Parser:
         host = fields.get("host") or self.server_host
         url = build_url(self.config, "http", host, target) if method != "CONNECT" else target
         out.append(request_record(self.config, protocol, method, url, headers, partial, self.protocol))
-        self._queue(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower()))
+        self._queue(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower(),
+                             _http_fields(method, url, protocol)))
         self._body(d, fields, False)
 
     def _queue(self, request: _Pending) -> None:
@@ -380,21 +396,20 @@ class Http1Parser:
         cached = self.cache.responses.get(head)
         if cached is None:
             plain = 200 <= code and code not in (204, 304)  # its body is framed by its own headers
+            http = flow_pb2.HTTP(code=code, headers=header_messages(self.config, headers))
             cached = self.cache.remember(self.cache.responses, head, head, (
-                flow_pb2.HTTP(code=code, headers=header_messages(self.config, headers)), code,
-                _body_length(fields, True) if plain else -1))
+                http.SerializeToString(), code, _body_length(fields, True) if plain else -1))
         return self._response_record(cached[0], code, req, ts_ns)
 
-    def _response_record(self, template: flow_pb2.HTTP, code: int, req: _Pending, ts_ns: int) -> L7Record:
+    def _response_record(self, template: bytes, code: int, req: _Pending, ts_ns: int) -> L7Record:
+        """response_record's result as bytes: the response head's HTTP fields (code, headers) followed by
+        the request's (method, url, protocol) make one HTTP message."""
         latency_ns = max(ts_ns - req.ts_ns, 0)
-        layer7 = flow_pb2.Layer7(type=flow_pb2.RESPONSE, latency_ns=latency_ns)
-        http = layer7.http
-        http.CopyFrom(template)
-        http.method = req.method
-        http.url = req.url
-        http.protocol = req.protocol
+        fields = req.http_fields
+        latency = _LATENCY + varint(latency_ns) if latency_ns else b""
+        layer7 = b"".join((_RESPONSE, latency, _HTTP, varint(len(template) + len(fields)), template, fields))
         summary = f"{req.protocol} {code} {latency_ns // 1_000_000}ms ({req.method} {req.url})"
-        return L7Record(layer7, True, summary, False, self.protocol)
+        return L7Record(None, True, summary, False, self.protocol, layer7)
 
     def _body(self, d: _Direction, fields: dict[str, str], is_response: bool) -> None:
         if "chunked" in fields.get("transfer-encoding", "").lower():

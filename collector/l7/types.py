@@ -22,16 +22,41 @@ class ConnKey(NamedTuple):
     l4proto: int
 
 
-@dataclass(slots=True)
 class L7Record:
     """One Hubble-shaped Layer7 event. `partial` = some fields could not be known (payload not seen,
-    HPACK state unknown, response without its request); consumers should not count it as complete."""
+    HPACK state unknown, response without its request); consumers should not count it as complete.
 
-    layer7: flow_pb2.Layer7
-    is_reply: bool
-    summary: str
-    partial: bool = False
-    protocol: str = ""  # "http", "http2", "dns", "kafka": which parser made it
+    A parser on a hot path may give the Layer7 as its serialized bytes (`encoded`) instead of a message:
+    the decoder copies those bytes into the flow as they are, and `layer7` parses them on first use."""
+
+    __slots__ = ("_layer7", "encoded", "is_reply", "summary", "partial", "protocol")
+
+    def __init__(self, layer7: flow_pb2.Layer7 | None, is_reply: bool, summary: str, partial: bool = False,
+                 protocol: str = "", encoded: bytes | None = None) -> None:
+        if layer7 is None and encoded is None:
+            raise ValueError("L7Record: expected a Layer7 message or its bytes")
+        self._layer7 = layer7
+        self.encoded = encoded
+        self.is_reply = is_reply
+        self.summary = summary
+        self.partial = partial
+        self.protocol = protocol  # "http", "http2", "dns", "kafka": which parser made it
+
+    @property
+    def layer7(self) -> flow_pb2.Layer7:
+        if self._layer7 is None:
+            self._layer7 = flow_pb2.Layer7.FromString(self.encoded)
+        return self._layer7
+
+    def layer7_bytes(self) -> bytes:
+        """The Layer7 serialized (what a flow's l7 field holds)."""
+        if self.encoded is None:
+            self.encoded = self._layer7.SerializeToString()
+        return self.encoded
+
+    def __repr__(self) -> str:
+        return (f"L7Record({self.protocol} {'reply' if self.is_reply else 'request'}{' partial' if self.partial else ''}: "
+                f"{self.summary!r})")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from google.protobuf import timestamp_pb2
 from collector.filters import flow_time_ns, in_range
 from collector.observer.request import FlowQuery
 from collector.observer.ring import Ring
-from collector.observer.wire import encode_flows, encode_lost
+from collector.observer.wire import EncodedFlow, encode_flows, encode_lost, encoded_flow, string_field, tag
 from flowscope import __version__
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
@@ -32,7 +32,16 @@ CHUNK = 1000  # responses a reader converts at a time
 # A ring entry: (time_ns, serialized GetFlowsResponse, is_flow). Stored serialized: a parsed Flow costs
 # ~3 KB of memory in Python, its bytes ~300; the batched stream sends the bytes as they are.
 Entry = tuple[int, bytes, bool]
-Hook = Callable[[flow_pb2.Flow], None]
+Hook = Callable[[flow_pb2.Flow], None]  # called with every published flow, as a message
+
+
+_NODE_NAME = tag(flow_pb2.Flow, "node_name")
+
+
+def _named(flow: EncodedFlow, node_name: str) -> EncodedFlow:
+    """The flow with node_name set (appended: the last value of a field is the one parsed)."""
+    return encoded_flow(flow.data + string_field(_NODE_NAME, node_name.encode()), flow.time_ns, node_name,
+                        flow.namespaces)
 
 
 def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
@@ -63,29 +72,42 @@ class Observer:
         """Fills uuid, node_name and time if empty, runs the hooks, stores the flow."""
         self.publish_many([flow])
 
-    def publish_many(self, flows: list[flow_pb2.Flow]) -> None:
+    def publish_many(self, flows: list[flow_pb2.Flow | EncodedFlow]) -> None:
         """publish() for a batch, with one lock round for the counters and one for the ring: the
         datapath publishes what it decoded per wakeup this way (per flow, the locks and the readers'
-        wakeup cost about as much as encoding the flow)."""
+        wakeup cost about as much as encoding the flow). An EncodedFlow is stored as it is; hooks get
+        it parsed (a hook that changes a flow changes what is stored only for messages)."""
         if not flows:
             return
         now = self.clock()
         node_name, new_uuid, hooks = self.node_name, self._new_uuid, self.hooks
-        for flow in flows:
+        given = flows
+        for i, flow in enumerate(given):
+            if type(flow) is EncodedFlow:
+                if not flow.node_name:
+                    if flows is given:
+                        flows = list(given)  # the caller's list stays as it was
+                    flows[i] = flow = _named(flow, node_name)
+                if hooks:
+                    self._run_hooks(hooks, flow.parse())
+                continue
             if not flow.uuid:
                 flow.uuid = new_uuid()
             if not flow.node_name:
                 flow.node_name = node_name
             if not flow.HasField("time"):
                 flow.time.CopyFrom(_timestamp(now))
-            for hook in hooks:
-                try:
-                    hook(flow)
-                except Exception:  # a consumer's bug must not stop the flow of flows
-                    self._hook_failed(hook)
+            self._run_hooks(hooks, flow)
         self._count(flows, now)
-        self._ring.extend([(flow_time_ns(flow), encoded, True)
+        self._ring.extend([(flow.time_ns if type(flow) is EncodedFlow else flow_time_ns(flow), encoded, True)
                            for flow, encoded in zip(flows, encode_flows(flows, node_name))])
+
+    def _run_hooks(self, hooks: list[Hook], flow: flow_pb2.Flow) -> None:
+        for hook in hooks:
+            try:
+                hook(flow)
+            except Exception:  # a consumer's bug must not stop the flow of flows
+                self._hook_failed(hook)
 
     def publish_lost(self, lost: flow_pb2.LostEvent) -> None:
         now = self.clock()
@@ -97,12 +119,16 @@ class Observer:
             log.exception("observer hook %r failed (%d hook errors so far); flow kept",
                           getattr(hook, "__qualname__", hook), self.hook_errors)
 
-    def _count(self, flows: list[flow_pb2.Flow], now: int) -> None:
+    def _count(self, flows: list[flow_pb2.Flow | EncodedFlow], now: int) -> None:
         second = now // 1_000_000_000
         with self._stats_lock:
             self._seen_flows += len(flows)
             namespaces = self._namespaces
             for flow in flows:
+                if type(flow) is EncodedFlow:
+                    for key in flow.namespaces:
+                        namespaces[key] = now
+                    continue
                 for ep in (flow.source, flow.destination):
                     if ep.namespace:
                         namespaces[(ep.cluster_name, ep.namespace)] = now

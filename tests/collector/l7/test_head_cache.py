@@ -97,3 +97,24 @@ def test_large_heads_are_parsed_but_not_kept():
         assert record.layer7.http.url == "http://shop:8080/a"
     cache = d.http_heads
     assert not cache.heads and not cache.requests
+
+
+def test_response_records_built_as_bytes_are_the_messages_response_record_builds():
+    from collector.l7.http1 import header_fields
+    from collector.l7.httprecord import response_record
+
+    config = L7Config(header_allow=frozenset({"server"}))
+    d = L7Dispatcher(config)
+    responses = [RESPONSE, b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n",
+                 b"HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\nX-\xe9: \xff\r\n\r\n"]
+    for i, (response, latency) in enumerate((r, t) for r in responses for t in (0, 5_000_000, 10**10, 10**12)):
+        key = conn("10.0.0.2", 40000 + i)
+        request = REQUEST.replace(b"/a", f"/r{i}".encode())
+        d.on_segment(key, True, request, len(request), 100)
+        [record] = d.on_segment(key, False, response, len(response), 100 + latency)
+        lines = response.split(b"\r\n\r\n")[0].split(b"\r\n")
+        expected = response_record(config, "HTTP/1.1", int(lines[0].split()[1]), "GET", f"http://shop:8080/r{i}",
+                                   latency, header_fields(lines[1:]), False, "http")
+        assert (record.layer7, record.summary, record.is_reply, record.partial) == (
+            expected.layer7, expected.summary, True, False)
+        assert flow_pb2.Layer7.FromString(record.layer7_bytes()) == expected.layer7

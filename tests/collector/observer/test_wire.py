@@ -1,7 +1,12 @@
 """The hand-framed encoding parses back to exactly the messages it stands for."""
-from google.protobuf import timestamp_pb2
+import random
 
-from collector.observer.wire import encode_batch, encode_flows, encode_lost, varint
+from google.protobuf import timestamp_pb2
+from google.protobuf.internal.encoder import _VarintBytes
+
+from collector.observer import ALL, Observer, parse_request
+from collector.observer.wire import (TimestampCache, encode_batch, encode_flows, encode_lost, encoded_flow, tag,
+                                     timestamp, varint)
 from proto.flow import flow_pb2
 from proto.flowscope import flowscope_pb2
 from proto.observer import observer_pb2
@@ -11,6 +16,45 @@ from tests.collector.filters.sample import dns_flow, make_flow
 def test_varint():
     assert [varint(n) for n in (0, 1, 127, 128, 300, 2**64 - 1)] == [
         b"\x00", b"\x01", b"\x7f", b"\x80\x01", b"\xac\x02", b"\xff" * 9 + b"\x01"]
+    edges = [2**k + d for k in range(1, 64) for d in (-1, 0, 1)]
+    rng = random.Random(5)
+    for n in edges + [rng.getrandbits(rng.randint(1, 64)) for _ in range(20000)]:
+        assert varint(n) == _VarintBytes(n), n
+
+
+def test_timestamps_are_the_bytes_protobuf_makes():
+    rng = random.Random(7)
+    times = [0, 1, 999_999_999, 1_000_000_000, 1_790_000_000_000_000_000, 1_790_000_000_000_000_001]
+    times += sorted(rng.randrange(1_790_000_000 * 10**9, 1_790_000_005 * 10**9) for _ in range(2000))
+    cache = TimestampCache()
+    for ns in times:
+        expected = timestamp_pb2.Timestamp(seconds=ns // 10**9, nanos=ns % 10**9).SerializeToString()
+        assert timestamp(ns) == expected and cache.encode(ns) == expected, ns
+
+
+def test_tags_of_varint_string_and_message_fields():
+    assert (tag(flow_pb2.Flow, "time"), tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7_partial")) == (
+        b"\x0a", _VarintBytes(34 << 3 | 2), _VarintBytes(1000001 << 3))
+    assert tag(flow_pb2.Layer7, "type") == b"\x08"
+
+
+def test_encoded_flows_parse_back_and_get_the_observers_name_when_they_have_none():
+    flows = [make_flow(), dns_flow(node_name=""), make_flow(uuid="é-ü", node_name="nœud")]
+    observer = Observer("node-x")
+    seen = []
+    observer.hooks.append(seen.append)
+    given = [encoded_flow(f.SerializeToString(), f.time.seconds * 10**9 + f.time.nanos, f.node_name,
+                          (("", "default"),)) for f in flows]
+    published = list(given)
+    observer.publish_many(published)
+    assert published == given  # the caller's list is left as it was
+    named = [flow_pb2.Flow(node_name=f.node_name or "node-x") for f in flows]
+    for flow, name in zip(flows, named):
+        flow.MergeFrom(name)
+    assert seen == flows
+    stored = [r for chunk in observer.read(parse_request(observer_pb2.GetFlowsRequest(number=ALL))) for r in chunk]
+    assert stored == [observer_pb2.GetFlowsResponse(flow=f, node_name=f.node_name, time=f.time) for f in flows]
+    assert observer.namespaces() == [("", "default")] and observer.status().seen_flows == 3
 
 
 def test_encoded_responses_and_batches_parse_back():
