@@ -32,6 +32,7 @@ _ARROW = {
     "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
     "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
     "String": pa.string(), "Array(String)": pa.list_(pa.string()), "Float64": pa.float64(),
+    "UUID": pa.string(),  # ClickHouse parses the text
 }
 
 

@@ -9,6 +9,7 @@ without the top-level fields the columns hold exactly from the embedded engine's
 
 from __future__ import annotations
 
+import re
 import time
 import uuid as uuid_mod
 from typing import Sequence
@@ -61,6 +62,16 @@ COMPACT_COLUMNS: tuple[Column, ...] = (
     C("src_id", "UInt32", codec="CODEC(T64, ZSTD(1))"), C("dst_id", "UInt32", codec="CODEC(T64, ZSTD(1))"),
     C("ip_encrypted", "UInt8", codec="CODEC(ZSTD(1))"), C("raw_stripped", "UInt8", codec="CODEC(ZSTD(1))"),
 )
+# Since migration 9 the uuid is stored as a UUID (16 bytes; a collector's prefix + counter uuids
+# compress to ~3) when it is a canonical UUID text (lowercase, hyphenated: exactly what toString gives
+# back), else as text in uuid_str with uuid_bin zero; `uuid` is then an ALIAS of the two.
+UUID_COLUMNS: tuple[Column, ...] = (C("uuid_bin", "UUID", codec="CODEC(ZSTD(1))"),
+                                    C("uuid_str", "String", codec="CODEC(ZSTD(1))"))
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+CANONICAL_UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_CANONICAL = re.compile(CANONICAL_UUID.replace("$", r"\Z"))
+# The columns the Python path inserts into a flows table of migration 9.
+STORED_COLUMNS: tuple[Column, ...] = tuple(c for c in FLOW_COLUMNS if c.name != "uuid") + UUID_COLUMNS
 STRIPPED = {"source": 1, "destination": 2, "IP": 4, "counters": 8, "l4": 16, "l7": 32}
 # The columns `rebuild_row` reads, in its order.
 REBUILD_COLUMNS = ("raw", "time_ns", "uuid", "raw_stripped") + tuple(
@@ -227,6 +238,16 @@ def flows_to_columns(flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes] | Non
         a["duration_ns"](c.duration_ns)
         a["raw"](stored_bytes(f, raws[i] if raws is not None else f.SerializeToString()))
     return cols
+
+
+def split_uuids(cols: dict[str, list]) -> dict[str, list]:
+    """`cols` (from flows_to_columns) for a flows table of migration 9: uuid as uuid_bin/uuid_str."""
+    canonical = _CANONICAL.match
+    uuids = cols["uuid"]
+    out = {name: values for name, values in cols.items() if name != "uuid"}
+    out["uuid_bin"] = [u if canonical(u) else ZERO_UUID for u in uuids]
+    out["uuid_str"] = ["" if canonical(u) else u for u in uuids]
+    return out
 
 
 def rebuild(raw: bytes, time_ns: int, uuid: str) -> flow_pb2.Flow:

@@ -387,14 +387,22 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(", ".join(stage) for stage in (sizes, offsets, cuts, kept, uuid))
 
 
-def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT) -> list[str]:
+def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT, uuid_split: bool = False) -> list[str]:
     """Migrations 7 and 8: the ingest table and view again, for CompactFlow envelopes (embedded
-    engine), cutting `cut` out of raw."""
+    engine), cutting `cut` out of raw. Migration 9 (`uuid_split`): into the flows table whose uuid is
+    uuid_bin (a canonical UUID text, or one generated for a flow without uuid) or else uuid_str."""
     if not layout.features.protobuf_ingest:
         return []
     select = dict(_select(), raw="raw_kept", src_id="flow_source_ID", dst_id="flow_destination_ID",
                   ip_encrypted="flow_IP_encrypted", raw_stripped="raw_bits")
+    flow_columns = columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS
+    if uuid_split:
+        canonical = f"match(flow_uuid, '{columns.CANONICAL_UUID}')"
+        select.update(uuid_bin=f"if(flow_uuid = '', generateUUIDv4(), toUUID(if({canonical}, flow_uuid, "
+                               f"'{columns.ZERO_UUID}')))",
+                      uuid_str=f"if({canonical}, '', flow_uuid)")
+        flow_columns = tuple(c for c in flow_columns if c.name != "uuid") + columns.UUID_COLUMNS
     db = layout.database
     return [f"DROP TABLE IF EXISTS {db}.flows_ingest_mv", f"DROP TABLE IF EXISTS {db}.flows_ingest",
             f"CREATE TABLE {db}.flows_ingest ({', '.join(COMPACT_INGEST_COLUMNS)}) ENGINE = Null",
-            _view_sql(layout, select, columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS, _compact_stages(cut))]
+            _view_sql(layout, select, flow_columns, _compact_stages(cut))]

@@ -99,7 +99,7 @@ def _retention(layout: Layout, column: str) -> str:
 
 
 def _create(layout: Layout, name: str, columns: str, engine_kind: str, order_by: str,
-            time_column: str, distributed_columns: str = "") -> list[str]:
+            time_column: str, distributed_columns: str = "", sharding: str = "") -> list[str]:
     statements = [
         f"CREATE TABLE IF NOT EXISTS {layout.local(name)}{layout.on_cluster} ({columns}) "
         f"ENGINE = {layout.engine(name, engine_kind)} PARTITION BY toYYYYMMDD({time_column}) "
@@ -108,7 +108,7 @@ def _create(layout: Layout, name: str, columns: str, engine_kind: str, order_by:
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {layout.table(name)}{layout.on_cluster} "
             f"{f'({distributed_columns})' if distributed_columns else f'AS {layout.local(name)}'} ENGINE = Distributed({layout.cluster}, {layout.database}, {name}_local, "
-            f"{'cityHash64(uuid)' if name == 'flows' else 'rand()'})")
+            f"{sharding or ('cityHash64(uuid)' if name == 'flows' else 'rand()')})")
     return statements
 
 
@@ -133,9 +133,10 @@ def _view(layout: Layout, name: str, target: str, select: str) -> list[str]:
             f"TO {layout.local(target)} AS {select} FROM {layout.local('flows')}"]
 
 
-def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute") -> list[str]:
+def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute", ts: str = "ts") -> list[str]:
     """Service-map edges per time bucket; the `minute` column holds the bucket start (a minute in
-    edges_1m, an hour in edges_1h, which long windows read)."""
+    edges_1m, an hour in edges_1h, which long windows read). `ts`: SQL of the flow's time in seconds
+    (a view cannot read an ALIAS column on 18.x: since migration 9, ts is one)."""
     lc = _lc(layout)
     keys = ["minute DateTime"] + [f"{role}_{c} {lc}" for role in ("client", "server")
                                   for c in ("namespace", "workload", "kind")]
@@ -149,7 +150,7 @@ def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute
     order = ("minute, client_namespace, client_workload, server_namespace, server_workload, server_port, "
              "protocol, verdict, client_kind, server_kind")
     select = (
-        f"SELECT {bucket}(ts) AS minute, "
+        f"SELECT {bucket}({ts}) AS minute, "
         + ", ".join(f"{_key(layout, client_server(role, c))} AS {role}_{c}" for role in ("client", "server")
                     for c in ("namespace", "workload", "kind"))
         + f", toUInt16({client_server('server', 'port')}) AS server_port, protocol, verdict, "
@@ -166,12 +167,12 @@ def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute
                f" TO {layout.local(name)} AS {select}"])
 
 
-def http(layout: Layout) -> list[str]:
+def http(layout: Layout, ts: str = "ts") -> list[str]:
     lc = _lc(layout)
     cols = ["minute DateTime", f"namespace {lc}", f"workload {lc}", f"method {lc}", "code UInt16",
             f"requests {SUM}", f"latency AggregateFunction({QUANTILES}, UInt64)"]
     select = (
-        f"SELECT toStartOfMinute(ts) AS minute, {_key(layout, client_server('server', 'namespace'))} AS "
+        f"SELECT toStartOfMinute({ts}) AS minute, {_key(layout, client_server('server', 'namespace'))} AS "
         f"namespace, {_key(layout, client_server('server', 'workload'))} AS workload, "
         f"{_key(layout, 'http_method')} AS method, http_code AS code, "
         f"sumState(toUInt64(1)) AS requests, "
@@ -184,12 +185,12 @@ def http(layout: Layout) -> list[str]:
                f" TO {layout.local('http_1m')} AS {select}"])
 
 
-def dns(layout: Layout) -> list[str]:
+def dns(layout: Layout, ts: str = "ts") -> list[str]:
     lc = _lc(layout)
     cols = ["minute DateTime", f"namespace {lc}", f"workload {lc}", "query String", "rcode UInt16",
             f"requests {SUM}", f"responses {SUM}", f"latency AggregateFunction({QUANTILES}, UInt64)"]
     select = (
-        f"SELECT toStartOfMinute(ts) AS minute, {_key(layout, client_server('client', 'namespace'))} AS "
+        f"SELECT toStartOfMinute({ts}) AS minute, {_key(layout, client_server('client', 'namespace'))} AS "
         f"namespace, {_key(layout, client_server('client', 'workload'))} AS workload, dns_query AS query, "
         "if(l7_type = 2, dns_rcode, 0) AS rcode, "
         "sumState(toUInt64(l7_type = 1)) AS requests, sumState(toUInt64(l7_type = 2)) AS responses, "
@@ -207,6 +208,9 @@ class Migration:
     version: int
     description: str
     statements: Callable[[Layout], list[str]]
+    # A migration that must look before it acts (copying a table, resuming after a crash) runs
+    # itself: (backend, layout) -> None, instead of fixed statements.
+    run: Callable[[object, Layout], None] | None = None
 
 
 # Append only: a released migration never changes; a new need is a new version.
@@ -221,6 +225,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "compact flows: raw without what columns rebuild, ZSTD codecs",
               lambda layout: compact_flows(layout)),
     Migration(8, "compact flows: l4 and l7 out of raw too", lambda layout: _compact_l4_l7(layout)),
+    Migration(9, "flows table again: uuid as UUID, ts an ALIAS, destination in the sort key",
+              lambda layout: [], lambda backend, layout: _flows_v9(backend, layout)),
 )
 
 
@@ -248,6 +254,11 @@ def compact_flows(layout: Layout) -> list[str]:
 def _compact_l4_l7(layout: Layout) -> list[str]:
     from storage.protobuf_ingest import compact_statements
     return compact_statements(layout)
+
+
+def _flows_v9(backend, layout: Layout) -> None:
+    from storage.flows_v9 import migrate  # it needs this module's Layout and views
+    migrate(backend, layout)
 
 
 def _protobuf_ingest(layout: Layout) -> list[str]:

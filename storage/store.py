@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 from proto.flow import flow_pb2
 from storage.backend import Backend, quote
 from storage import protobuf_ingest
-from storage.columns import FLOW_COLUMNS, REBUILD_COLUMNS, flows_to_columns, rebuild, rebuild_row
+from storage.columns import (FLOW_COLUMNS, REBUILD_COLUMNS, STORED_COLUMNS, flows_to_columns, rebuild,
+                             rebuild_row, split_uuids)
 from storage.errors import StorageError
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
                              NodeSeen, RedPoint, ServiceMap, ServiceMapChanges, Talker)
@@ -104,6 +105,8 @@ class FlowStore:
         for m in MIGRATIONS:
             if m.version in done or (upto is not None and m.version > upto):
                 continue
+            if m.run is not None:
+                m.run(self.backend, self.layout)
             for statement in m.statements(self.layout):
                 self.backend.execute(statement)
             self.backend.execute(
@@ -169,6 +172,9 @@ class FlowStore:
 
     # ----- writing (used by FlowWriter) -------------------------------------------------------------
     def insert_columns(self, columns: dict[str, list]) -> int:
+        """Inserts flows_to_columns' columns (the Python path: a server, or tools)."""
+        if 9 in self._applied():
+            return self.backend.insert(self.layout.table("flows"), STORED_COLUMNS, split_uuids(columns))
         return self.backend.insert(self.layout.table("flows"), FLOW_COLUMNS, columns)
 
     def insert_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> int:
