@@ -1,9 +1,13 @@
-"""Storage benchmark (run by hand): ingest flows/s into the embedded engine and a clickhouse-server,
-side by side with the approach before migration 7 (one thread, StoredFlow envelopes, whole raw), with
-ClickHouse alone (Native rows: its ceiling on this machine) and with a naive row-by-row INSERT; bytes
-per flow on disk; service-map and filtered-flow query latency over a large store.
+"""Storage benchmark (run by hand): the flows table of schema 8 and of schema 9 (migration 9: uuid as
+UUID, ts an ALIAS, destination in the sort key) side by side, for Hubble-style random uuids and for
+collector-style uuids (a per-process prefix + counter, one process per node): ingest flows/s into the
+embedded engine, bytes per flow on disk, the migration 8 -> 9 itself; then service-map and
+filtered-flow query latency over a large store at both schemas. With --all also the earlier
+comparisons: before migration 7 (one thread, StoredFlow envelopes, whole raw), ClickHouse alone
+(Native rows: its ceiling on this machine), a naive row-by-row INSERT and a clickhouse-server.
 
-    .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--skip-server]
+    .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--uuids random,collector]
+                                      [--all [--skip-server]]
 
 The ingest runs use distinct generated flows (lab-like: 20 namespaces x 25 workloads, HTTP/DNS/L4,
 some drops). For the query part the store is grown to --total rows inside ClickHouse (INSERT ... SELECT
@@ -30,15 +34,18 @@ from proto.flow import flow_pb2  # noqa: E402
 from storage import FlowWriter, open_store, protobuf_ingest  # noqa: E402
 from storage.backend import quote  # noqa: E402
 from storage.chdb_backend import INSERT_SETTINGS  # noqa: E402
-from storage.columns import COMPACT_COLUMNS, NAMES, flows_to_columns  # noqa: E402
+from storage.columns import NAMES, flows_to_columns  # noqa: E402
 
 NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
 WORKLOADS = [f"svc-{i:02d}" for i in range(25)]
 HOUR = 3600 * 10**9
 
 
-def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Flow]:
+def make_flows(n: int, t0: int, span_ns: int, seed: int = 1, uuids: str = "random") -> list[flow_pb2.Flow]:
+    """`uuids`: "random" (uuid4, as Hubble makes them) or "collector" (flowscope's collectors: a random
+    24-character prefix per process, here one per node, and a 12-hex-digit counter)."""
     rnd = random.Random(seed)
+    prefixes = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))[:24] for _ in range(3)]
     peers = {(ns, wl): [(rnd.choice(NAMESPACES), rnd.choice(WORKLOADS)) for _ in range(4)]
              for ns in NAMESPACES for wl in WORKLOADS}
     keys = list(peers)
@@ -46,7 +53,8 @@ def make_flows(n: int, t0: int, span_ns: int, seed: int = 1) -> list[flow_pb2.Fl
     for i in range(n):
         src = keys[rnd.randrange(len(keys))]
         dst = peers[src][rnd.randrange(4)]
-        f = flow_pb2.Flow(uuid=str(uuid.uuid4()), node_name=f"node-{i % 3}", Type=flow_pb2.L3_L4)
+        uid = f"{prefixes[i % 3]}{i // 3 + 1:012x}" if uuids == "collector" else str(uuid.uuid4())
+        f = flow_pb2.Flow(uuid=uid, node_name=f"node-{i % 3}", Type=flow_pb2.L3_L4)
         f.time.FromNanoseconds(t0 + i * span_ns // n)
         kind = rnd.random()
         f.verdict = flow_pb2.DROPPED if kind < 0.02 else flow_pb2.FORWARDED
@@ -126,7 +134,7 @@ def clickhouse_alone(store, ceiling_store) -> tuple[float, float]:
     """ClickHouse's own ceiling: the rows `store` holds, inserted again in ClickHouse's Native format
     (no Python, no protobuf parsing) into a copy of the flows table alone, and into the flows table
     of `ceiling_store` with its aggregate views."""
-    columns = ", ".join(NAMES + tuple(c.name for c in COMPACT_COLUMNS))
+    columns = ", ".join(stored_names(store))
     native = store.backend._query(f"SELECT {columns} FROM {store.db}.flows", "Native").bytes()
     rows = store.count()
     store.backend.execute(f"CREATE TABLE {store.db}.flows_copy AS {store.db}.flows")
@@ -169,19 +177,30 @@ def bytes_per_flow(store) -> tuple[float, float]:
     return flows_bytes / flows_rows, aggregates / flows_rows
 
 
-def grow(store, total: int, span_ns: int) -> float:
-    """Copies the stored flows with shifted times and new uuids until `total` rows."""
+def stored_names(store) -> list[str]:
+    return [n for (n,) in store.backend.rows(
+        f"SELECT name FROM system.columns WHERE database = {quote(store.db)} AND table = 'flows' "
+        "AND default_kind = ''")]
+
+
+def grow(store, total: int, span_ns: int, uuids: str = "random") -> float:
+    """Copies the stored flows with shifted times and new uuids until `total` rows (collector-style
+    uuids: each copy as if from other collector processes, a new first 8 hex digits)."""
     have = store.count()
     start = time.perf_counter()
     copy = 1
-    names = NAMES + tuple(c.name for c in COMPACT_COLUMNS)
-    select = ", ".join(f"time_ns + {{shift}}" if n == "time_ns" else
-                       "toString(generateUUIDv4())" if n == "uuid" else n for n in names)
+    names = stored_names(store)
+    collector = "concat(lower(hex(toUInt32({copy}))), substring({uuid}, 9))"
+    new_uuid = {("uuid", "random"): "toString(generateUUIDv4())",
+                ("uuid", "collector"): collector.format(copy="{copy}", uuid="uuid"),
+                ("uuid_bin", "random"): "generateUUIDv4()",
+                ("uuid_bin", "collector"): f"toUUID({collector.format(copy='{copy}', uuid='toString(uuid_bin)')})"}
+    select = ", ".join("time_ns + {shift}" if n == "time_ns" else new_uuid.get((n, uuids), n) for n in names)
     base = have
     while have < total:
         shift = copy * span_ns
         store.backend.execute(
-            f"INSERT INTO {store.db}.flows ({', '.join(names)}) SELECT {select.format(shift=shift)} "
+            f"INSERT INTO {store.db}.flows ({', '.join(names)}) SELECT {select.format(shift=shift, copy=copy)} "
             f"FROM {store.db}.flows WHERE time_ns < (SELECT min(time_ns) FROM {store.db}.flows) + {span_ns} "
             f"LIMIT {min(base, total - have)}")
         have = store.count()
@@ -200,20 +219,9 @@ def timed(fn, runs: int = 5) -> float:
     return statistics.median(samples) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flows", type=int, default=200_000, help="generated flows per ingest run")
-    parser.add_argument("--total", type=int, default=10_000_000, help="rows for the query benchmark")
-    parser.add_argument("--skip-server", action="store_true")
-    args = parser.parse_args()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fs-bench-storage-"))
-    t0 = 1_790_000_000 * 10**9
-    span = 24 * HOUR * args.flows // args.total  # the generated flows cover their share of 24 h
-    print(f"generating {args.flows:,} flows ...", file=sys.stderr)
-    gen_start = time.perf_counter()
-    flows = make_flows(args.flows, t0, span)
-    print(f"  {args.flows / (time.perf_counter() - gen_start):,.0f} flows/s generated", file=sys.stderr)
-    print(f"load average at start {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
+def earlier(args, flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
+    """The comparisons of earlier runs (--all): schema 6, ClickHouse alone, Python columns, naive
+    INSERTs, a clickhouse-server."""
     rows: list[tuple[str, str]] = []
     before = open_store(f"chdb://{tmp}/chdb?database=bench_before")
     before.migrate(upto=6)
@@ -221,7 +229,7 @@ def main() -> None:
                  f"{ingest_before(before, flows):,.0f} flows/s"))
     store = open_store(f"chdb://{tmp}/chdb?database=bench")
     store.migrate()
-    rows.append(("ingest, embedded, now (FlowWriter: pipelined, CompactFlow, schema 7)",
+    rows.append(("ingest, embedded, now (FlowWriter: pipelined, CompactFlow, latest schema)",
                  f"{ingest(store, flows, tmp, 'chdb'):,.0f} flows/s"))
     rows.append(("  its Python half alone (serialize + CompactFlow envelopes)",
                  f"{python_encode(flows):,.0f} flows/s"))
@@ -236,11 +244,12 @@ def main() -> None:
     rows.append(("ingest, embedded (Python columns -> Arrow)", f"{python_columns(cols_store, flows):,.0f} flows/s"))
     naive = flows[:300]
     rows.append(("ingest, embedded, naive row-by-row INSERT", f"{row_by_row(cols_store, naive):,.0f} flows/s"))
-    for label, s_ in (("before (schema 6)", before), ("now (schema 7)", store)):
+    for label, s_ in (("before (schema 6)", before), ("now (latest schema)", store)):
         per_flow, aggregates = bytes_per_flow(s_)
         rows.append((f"bytes/flow on disk, embedded {label} (flows table; + aggregates)",
                      f"{per_flow:.1f} (+ {aggregates:.1f})"))
-    before.drop_database()
+    for s_ in (before, store, cols_store):
+        s_.drop_database()
     if not args.skip_server:
         from tests.fixtures.clickhouse import new_server
         server = new_server(tmp / "server")
@@ -256,20 +265,42 @@ def main() -> None:
                          f"{s_per_flow:.1f} (+ {s_aggr:.1f})"))
         finally:
             server.stop()
-    grow_s = grow(store, args.total, span)
-    total = store.count()
-    rows.append((f"grow embedded store to {total:,} rows (INSERT SELECT + views)",
-                 f"{grow_s:.0f} s"))
-    per_flow_big, aggr_big = bytes_per_flow(store)
-    rows.append((f"bytes/flow on disk at {total:,} rows (flows; + aggregates)",
-                 f"{per_flow_big:.1f} (+ {aggr_big:.1f})"))
+    return rows
+
+
+def compare_schemas(flows, tmp: pathlib.Path, style: str, first: int) -> tuple[list[tuple[str, str]], object]:
+    """Schema 8 and 9 side by side for one uuid style: ingest (the schema `first` first), bytes, and
+    the migration of the schema-8 store; returns the rows and the schema-8 store (still at 8)."""
+    stores = {v: open_store(f"chdb://{tmp}/chdb?database=bench{v}_{style}") for v in (8, 9)}
+    stores[8].migrate(upto=8)
+    stores[9].migrate()
+    rates = {v: ingest(stores[v], flows, tmp, f"{v}-{style}") for v in ((8, 9) if first == 8 else (9, 8))}
+    sizes = {v: bytes_per_flow(stores[v]) for v in (8, 9)}
+    stores[9].drop_database()
+    return [(f"ingest flows/s, embedded FlowWriter, {style} uuids", f"{rates[8]:,.0f}", f"{rates[9]:,.0f}"),
+            (f"bytes/flow on disk, {style} uuids: flows table (+ aggregates)",
+             f"{sizes[8][0]:.1f} (+ {sizes[8][1]:.1f})", f"{sizes[9][0]:.1f} (+ {sizes[9][1]:.1f})")], stores[8]
+
+
+def migrate_timed(store) -> tuple[float, float]:
+    """Migrates a schema-8 store to 9: (seconds, bytes per flow after)."""
+    start = time.perf_counter()
+    assert store.migrate() == [9]
+    return time.perf_counter() - start, bytes_per_flow(store)[0]
+
+
+def queries(store, t0: int) -> list[tuple[str, object]]:
     end = t0 + 24 * HOUR
     f = flow_pb2.FlowFilter
-    queries = [
+    (some_uuid,) = store.backend.rows(f"SELECT uuid FROM {store.db}.flows WHERE time_ns > {t0 + 20 * HOUR} LIMIT 1")[0]
+    recent = [u for (u,) in store.backend.rows(
+        f"SELECT uuid FROM {store.db}.flows WHERE time_ns > {end - 60 * 10**9} LIMIT 10000")]
+    return [
         ("service map, last 1 h of 24 h", lambda: store.service_map(end - HOUR, end)),
         ("service map, whole 24 h", lambda: store.service_map(t0, end)),
         ("service map, 1 h, 2 namespaces", lambda: store.service_map(end - HOUR, end, ["ns-03", "ns-07"])),
         ("what changed, 1 h vs previous 1 h", lambda: store.service_map_changes(end - HOUR, end)),
+        ("query_flows last 100, 5 min, no filter", lambda: store.query_flows(since=end - 300 * 10**9, until=end)),
         ("query_flows last 100, pod ns-03/ + port 8080, 24 h",
          lambda: store.query_flows([f(source_pod=["ns-03/"], destination_port=["8080"])], since=t0,
                                    until=end, limit=100)),
@@ -279,15 +310,69 @@ def main() -> None:
          lambda: store.count([f(source_label=["app=svc-07"], verdict=[flow_pb2.DROPPED])], since=t0, until=end)),
         ("flows_page 50 rows, sorted by latency, 1 h", lambda: store.flows_page(
             since=end - HOUR, until=end, sort="latency_ns")),
+        ("get_flow(uuid) (no time range)", lambda: store.get_flow(some_uuid)),
+        ("existing_uuids, 10,000 of the last minute (writer replay)",
+         lambda: store.existing_uuids(recent, end - 60 * 10**9, end)),
         ("HTTP RED 24 h, 5 min step", lambda: store.http_red(t0, end, step_s=300)),
         ("top talkers 24 h", lambda: store.top_talkers(t0, end)),
     ]
-    for name, fn in queries:
-        rows.append((f"{name} (median of 5)", f"{timed(fn):.0f} ms"))
-    width = max(len(r[0]) for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=200_000, help="generated flows per ingest run")
+    parser.add_argument("--total", type=int, default=10_000_000,
+                        help="rows for the query benchmark (0: skip it)")
+    parser.add_argument("--uuids", default="random,collector",
+                        help="uuid styles, comma-separated: random (Hubble's uuid4), collector (prefix + "
+                             "counter); the query benchmark uses the last")
+    parser.add_argument("--all", action="store_true", help="also the earlier comparisons (schema 6, "
+                        "ClickHouse alone, Python columns, naive INSERTs, server)")
+    parser.add_argument("--skip-server", action="store_true", help="with --all: no clickhouse-server")
+    args = parser.parse_args()
+    styles = args.uuids.split(",")
+    if not styles or set(styles) - {"random", "collector"}:
+        parser.error(f"--uuids {args.uuids!r}: expected random and/or collector, comma-separated")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fs-bench-storage-"))
+    t0 = 1_790_000_000 * 10**9
+    span = 24 * HOUR * args.flows // (args.total or args.flows)  # the flows' share of 24 h
+    print(f"load average at start {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
+    table: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str]] = []
+    for i, style in enumerate(styles):
+        print(f"generating {args.flows:,} flows, {style} uuids ...", file=sys.stderr)
+        flows = make_flows(args.flows, t0, span, uuids=style)
+        compared, store8 = compare_schemas(flows, tmp, style, first=8 if i % 2 == 0 else 9)
+        table += compared
+        if style != styles[-1] or not args.total:
+            seconds, after = migrate_timed(store8)
+            table.append((f"migration 8 -> 9 of those flows, {style} uuids: seconds; bytes/flow after",
+                          "", f"{seconds:.1f} s; {after:.1f}"))
+            store8.drop_database()
+    if args.all:
+        rows += earlier(args, flows, tmp)
+    if args.total:
+        store = store8
+        grow_s = grow(store, args.total, span, styles[-1])
+        total = store.count()
+        rows.append((f"grow the schema-8 store to {total:,} rows (INSERT SELECT + views)", f"{grow_s:.0f} s"))
+        big8 = bytes_per_flow(store)
+        before = [(name, timed(fn)) for name, fn in queries(store, t0)]
+        seconds, _ = migrate_timed(store)
+        big9 = bytes_per_flow(store)
+        after = [(name, timed(fn)) for name, fn in queries(store, t0)]
+        table.append((f"migration 8 -> 9 at {total:,} rows, {styles[-1]} uuids", "", f"{seconds:.0f} s"))
+        table.append((f"bytes/flow on disk at {total:,} rows (flows; + aggregates)",
+                      f"{big8[0]:.1f} (+ {big8[1]:.1f})", f"{big9[0]:.1f} (+ {big9[1]:.1f})"))
+        for (name, ms8), (_, ms9) in zip(before, after):
+            table.append((f"{name} (ms, median of 5)", f"{ms8:.0f}", f"{ms9:.0f}"))
     print(f"\nstorage benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, {args.flows:,} generated flows per ingest run, load average at the "
           f"end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    width = max(len(r[0]) for r in table + rows)
+    print(f"  {'':<{width}}  {'schema 8':>20}  {'schema 9':>20}")
+    for name, v8, v9 in table:
+        print(f"  {name:<{width}}  {v8:>20}  {v9:>20}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     shutil.rmtree(tmp, ignore_errors=True)
