@@ -20,8 +20,7 @@ from collector.datapath import events as ev
 from collector.datapath.enrich import Enricher
 from collector.datapath.summary import TCP_FLAGS, TCP_SUMMARY, icmp_summary
 from collector.l7 import ConnKey
-from collector.observer.wire import (FLOW_KEY, EncodedFlow, TimestampCache, message_field, response_suffix, tag,
-                                    varint)
+from collector.observer.wire import FLOW_KEY, EncodedFlow, TimestampCache, node_name_field, tag, time_fields, varint
 from flowscope.errors import UserError
 from proto.flow import flow_pb2
 from google.protobuf import wrappers_pb2
@@ -41,8 +40,9 @@ _FALSE = wrappers_pb2.BoolValue(value=False)
 _ADDR_CACHE_LIMIT = 65536
 _TEMPLATE_CACHE_LIMIT = 16384
 # Keys of the fields an L7 flow adds to its template's bytes.
-_TIME, _UUID, _L7 = tag(flow_pb2.Flow, "time"), tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7")
+_UUID, _L7 = tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7")
 _SUMMARY = tag(flow_pb2.Flow, "Summary")
+_new_key = tuple.__new__  # ConnKey(...) without its Python-level __new__ (this runs for every segment)
 _PARTIAL = tag(flow_pb2.Flow, "l7_partial") + b"\x01"
 
 
@@ -93,6 +93,7 @@ class Decoder:
         self._uuid_prefix = str(uuid.uuid4())[:24]
         self._uuid_bytes = self._uuid_prefix.encode()
         self._timestamps = TimestampCache()
+        self._named = ("", b"")  # (node_name, its GetFlowsResponse field)
         self._seq = itertools.count()
         self.sync_clock()
 
@@ -289,7 +290,7 @@ class Decoder:
         else:
             client, cport, server, sport = src, event.sport, dst, event.dport
         family = socket.AF_INET if event.family == 4 else socket.AF_INET6
-        conn = ConnKey(family, client, cport, server, sport, event.proto)
+        conn = _new_key(ConnKey, (family, client, cport, server, sport, event.proto))
         records = self.l7.on_segment(conn, not event.is_reply, payload, event.seg_len, event.ts_ns)
         if not records:
             return []
@@ -297,9 +298,10 @@ class Decoder:
         to_pod = event.obs == ev.OBS_TO_POD
         direction = flow_pb2.INGRESS if to_pod != bool(event.is_reply) else flow_pb2.EGRESS
         wall_ns = event.ts_ns + self._offset
-        stamp = self._timestamps.encode(wall_ns)
-        stamp_field = message_field(_TIME, stamp)
-        suffix = response_suffix(self.node_name.encode(), stamp)
+        node_name = self.node_name
+        if node_name != self._named[0]:
+            self._named = (node_name, node_name_field(node_name))
+        stamp_field, suffix = time_fields(self._named[1], self._timestamps.encode(wall_ns))
         for record in records:
             if record.is_reply:
                 base = self._l7_base(event, server, client, sport, cport, direction, True)
@@ -311,7 +313,7 @@ class Decoder:
             data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, _L7, varint(len(layer7)), layer7,
                              _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
             flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
-                                     self.node_name, base.namespaces))
+                                     node_name, base.namespaces))
         return flows
 
     def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int, direction: int,

@@ -65,6 +65,9 @@ class FlowEvent(NamedTuple):
     seg_len: int
 
 
+_new_event = tuple.__new__  # FlowEvent._make without its Python-level call (this runs for every event)
+
+
 def unpack_event(raw: bytes) -> FlowEvent:
     """Raises struct.error (a typed decode error the caller counts) if `raw` is shorter than the struct."""
-    return FlowEvent._make(EVENT.unpack_from(raw))
+    return _new_event(FlowEvent, EVENT.unpack_from(raw))

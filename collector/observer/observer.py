@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from google.protobuf import timestamp_pb2
 
@@ -81,15 +81,18 @@ class Observer:
             return
         now = self.clock()
         node_name, new_uuid, hooks = self.node_name, self._new_uuid, self.hooks
-        given = flows
-        for i, flow in enumerate(given):
+        entries: list[Entry] = []
+        spaces: dict[int, tuple] = {}  # the namespaces of the batch's endpoints, by tuple (templates share them)
+        messages: list[flow_pb2.Flow] = []  # encoded in one loop below, into their entries
+        at: list[int] = []
+        for flow in flows:
             if type(flow) is EncodedFlow:
                 if not flow.node_name:
-                    if flows is given:
-                        flows = list(given)  # the caller's list stays as it was
-                    flows[i] = flow = _named(flow, node_name)
+                    flow = _named(flow, node_name)
                 if hooks:
-                    self._run_hooks(hooks, flow.parse())
+                    self._run_hooks(hooks, flow_pb2.Flow.FromString(flow.data))
+                entries.append((flow.time_ns, flow.response, True))
+                spaces[id(flow.namespaces)] = flow.namespaces
                 continue
             if not flow.uuid:
                 flow.uuid = new_uuid()
@@ -98,9 +101,15 @@ class Observer:
             if not flow.HasField("time"):
                 flow.time.CopyFrom(_timestamp(now))
             self._run_hooks(hooks, flow)
-        self._count(flows, now)
-        self._ring.extend([(flow.time_ns if type(flow) is EncodedFlow else flow_time_ns(flow), encoded, True)
-                           for flow, encoded in zip(flows, encode_flows(flows, node_name))])
+            at.append(len(entries))
+            entries.append((flow_time_ns(flow), b"", True))
+            messages.append(flow)
+            spaces[id(flow)] = tuple((ep.cluster_name, ep.namespace) for ep in (flow.source, flow.destination)
+                                     if ep.namespace)
+        for i, data in zip(at, encode_flows(messages, node_name)):
+            entries[i] = (entries[i][0], data, True)
+        self._count(len(entries), spaces.values(), now)
+        self._ring.extend(entries)
 
     def _run_hooks(self, hooks: list[Hook], flow: flow_pb2.Flow) -> None:
         for hook in hooks:
@@ -119,23 +128,18 @@ class Observer:
             log.exception("observer hook %r failed (%d hook errors so far); flow kept",
                           getattr(hook, "__qualname__", hook), self.hook_errors)
 
-    def _count(self, flows: list[flow_pb2.Flow | EncodedFlow], now: int) -> None:
+    def _count(self, flows: int, spaces: Iterable[tuple[tuple[str, str], ...]], now: int) -> None:
         second = now // 1_000_000_000
         with self._stats_lock:
-            self._seen_flows += len(flows)
+            self._seen_flows += flows
             namespaces = self._namespaces
-            for flow in flows:
-                if type(flow) is EncodedFlow:
-                    for key in flow.namespaces:
-                        namespaces[key] = now
-                    continue
-                for ep in (flow.source, flow.destination):
-                    if ep.namespace:
-                        namespaces[(ep.cluster_name, ep.namespace)] = now
+            for keys in spaces:
+                for key in keys:
+                    namespaces[key] = now
             if self._rate and self._rate[-1][0] == second:
-                self._rate[-1][1] += len(flows)
+                self._rate[-1][1] += flows
             else:
-                self._rate.append([second, len(flows)])
+                self._rate.append([second, flows])
                 while self._rate[0][0] <= second - RATE_WINDOW_S:
                     self._rate.popleft()
 

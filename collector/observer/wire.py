@@ -42,6 +42,7 @@ FLOW_KEY = _FLOW
 _NODE_NAME, _TIME = varint(1000 << 3 | 2), varint(1001 << 3 | 2)
 _BATCH_RESPONSE = varint(1 << 3 | 2)
 _SECONDS, _NANOS = varint(1 << 3), varint(2 << 3)  # google.protobuf.Timestamp
+_FLOW_TIME = varint(1 << 3 | 2)  # Flow.time
 _LENGTH_DELIMITED = {9, 11, 12}  # FieldDescriptor.TYPE_STRING, TYPE_MESSAGE, TYPE_BYTES
 _VARINT = {3, 4, 5, 8, 13, 14}  # TYPE_INT64, UINT64, INT32, BOOL, UINT32, ENUM (non-negative values)
 
@@ -72,14 +73,20 @@ class EncodedFlow:
 def encoded_flow(data: bytes, time_ns: int, node_name: str,
                  namespaces: tuple[tuple[str, str], ...] = ()) -> EncodedFlow:
     """An EncodedFlow of Flow bytes whose node_name and time are `node_name` and `time_ns`."""
-    return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data,
-                                       response_suffix(node_name.encode(), timestamp(time_ns)))),
-                       time_ns, node_name, namespaces)
+    suffix = time_fields(node_name_field(node_name), timestamp(time_ns))[1]
+    return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), time_ns, node_name, namespaces)
 
 
-def response_suffix(node_name: bytes, time: bytes) -> bytes:
-    """What follows the flow in its GetFlowsResponse: node_name and time."""
-    return string_field(_NODE_NAME, node_name) + string_field(_TIME, time)
+def time_fields(name_field: bytes, stamp: bytes) -> tuple[bytes, bytes]:
+    """For a flow of time `stamp` (Timestamp bytes): its Flow.time field, and its GetFlowsResponse's
+    suffix after `name_field` (string_field of the node name's key and value)."""
+    size = varint(len(stamp))
+    return b"".join((_FLOW_TIME, size, stamp)), b"".join((name_field, _TIME, size, stamp)) if stamp else name_field
+
+
+def node_name_field(node_name: str) -> bytes:
+    """GetFlowsResponse.node_name as a field, for time_fields."""
+    return string_field(_NODE_NAME, node_name.encode())
 
 
 def encode_flows(flows: list[flow_pb2.Flow | EncodedFlow], node_name: str) -> list[bytes]:
@@ -121,7 +128,12 @@ class TimestampCache:
         seconds, nanos = divmod(wall_ns, 1_000_000_000)
         if seconds != self._second:
             self._second, self._prefix = seconds, _SECONDS + varint(seconds) if seconds else b""
-        return self._prefix + _NANOS + varint(nanos) if nanos else self._prefix
+        if nanos >= _SMALL:  # varint() inlined: nanos < 2**30 takes at most three steps
+            if nanos < _SMALL * _SMALL:
+                return b"".join((self._prefix, _NANOS, _LOW_14[nanos & 0x3FFF], _SMALL_VARINTS[nanos >> 14]))
+            return b"".join((self._prefix, _NANOS, _LOW_14[nanos & 0x3FFF], _LOW_14[(nanos >> 14) & 0x3FFF],
+                             _SMALL_VARINTS[nanos >> 28]))
+        return self._prefix + _NANOS + _SMALL_VARINTS[nanos] if nanos else self._prefix
 
 
 def tag(message, name: str) -> bytes:
@@ -132,11 +144,6 @@ def tag(message, name: str) -> bytes:
     if descriptor.type in _VARINT:
         return varint(descriptor.number << 3)
     raise ValueError(f"field {message.DESCRIPTOR.name}.{name}: expected a varint, string or message field")
-
-
-def message_field(key: bytes, value: bytes) -> bytes:
-    """A submessage field: present even when empty (unlike a string's)."""
-    return b"".join((key, varint(len(value)), value))
 
 
 def string_field(key: bytes, value: bytes) -> bytes:

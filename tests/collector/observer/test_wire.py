@@ -25,6 +25,7 @@ def test_varint():
 def test_timestamps_are_the_bytes_protobuf_makes():
     rng = random.Random(7)
     times = [0, 1, 999_999_999, 1_000_000_000, 1_790_000_000_000_000_000, 1_790_000_000_000_000_001]
+    times += [1_790_000_000 * 10**9 + nanos for nanos in (2**14 - 1, 2**14, 2**28 - 1, 2**28, 999_999_999)]
     times += sorted(rng.randrange(1_790_000_000 * 10**9, 1_790_000_005 * 10**9) for _ in range(2000))
     cache = TimestampCache()
     for ns in times:
