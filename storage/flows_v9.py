@@ -24,8 +24,10 @@ TS = "toDateTime(intDiv(time_ns, 1000000000))"
 SORT_KEY = (f"toStartOfHour({TS}), src_namespace, src_workload, dst_namespace, dst_workload, time_ns, "
             "uuid_bin, uuid_str")
 UUID = "if(uuid_str = '', toString(uuid_bin), uuid_str)"
-# Columns new to this table get ZSTD (T64 first for integers), as migration 7 gave the old one.
-_INT_CODEC = "CODEC(T64, ZSTD(1))"
+# ZSTD level 3 on every column (T64 first for integers): 2.5-3 bytes per flow less than level 1, at
+# no measurable ingest cost (bench/storage.py, docs/benchmarks.md).
+_ZSTD = "ZSTD(3)"
+_INT_CODEC = f"CODEC(T64, {_ZSTD})"
 VIEWS = ("edges_1m_mv", "edges_1h_mv", "http_1m_mv", "dns_1m_mv")
 
 
@@ -33,12 +35,11 @@ def stored_columns() -> tuple[columns.Column, ...]:
     """The physical columns of the new table, each with its codec."""
     out = []
     for c in columns.STORED_COLUMNS + columns.COMPACT_COLUMNS:
-        if c.name == "time_ns":  # not monotonic inside a sort group any more: T64 beat Delta here
-            c = columns.Column(c.name, c.type, codec=_INT_CODEC)
-        elif not c.codec:
-            c = columns.Column(c.name, c.type, c.low_cardinality,
-                               _INT_CODEC if c.type.startswith(("UInt", "Int")) else "CODEC(ZSTD(1))")
-        out.append(c)
+        if c.name == "time_ns" or (not c.codec and c.type.startswith(("UInt", "Int"))):
+            codec = _INT_CODEC  # time_ns is not monotonic inside a sort group any more: T64 beat Delta
+        else:
+            codec = f"CODEC({_ZSTD})" if not c.codec else c.codec.replace("ZSTD(1)", _ZSTD)
+        out.append(columns.Column(c.name, c.type, c.low_cardinality, codec))
     return tuple(out)
 
 
