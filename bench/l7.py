@@ -16,6 +16,10 @@ the collector published (read back with `flowscope observe --all --type l7 -o js
 lost events (datapath.stats.lost, printed by the collector on exit) and the collector's CPU
 (utime+stime of its process from /proc, over the load plus a drain period) as cores per
 10,000 requests/s. hey comes from the Debian package `hey`.
+
+In process (`--in-process N`, no kernel, no root): N synthetic hey -> nginx requests (request and response
+datapath events) through the collector's own decode and publish path, in CPU µs per request: the part of
+the end-to-end cost that Python code in collector/ decides, measured in seconds instead of minutes.
 """
 
 from __future__ import annotations
@@ -98,6 +102,70 @@ def measure(pcap: Path, port: int, protocol: str, repeat: int = 3) -> dict:
             "errors": sum(dispatcher.stats.parse_errors.values()),
             "floor_us": best_floor / len(data) * 1e6, "parse_us": best_parse / len(data) * 1e6,
             "rate": rate, "cores_per_10k": 10_000 / rate}
+
+
+# --- in process: datapath events -> decoder -> L7 parser -> Observer, no kernel -----------------------------
+
+HEY_REQUEST = (b"GET /ok HTTP/1.1\r\nHost: 10.244.1.3:8080\r\nUser-Agent: hey/0.0.1\r\nContent-Type: text/html\r\n"
+               b"Accept-Encoding: gzip\r\n\r\n")
+NGINX_RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Wed, 25 Nov 2026 19:00:00 GMT\r\n"
+                  b"Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n")
+
+
+def payload_event(ts: int, src: str, dst: str, sport: int, dport: int, is_reply: bool, payload: bytes,
+                  ifindex: int) -> bytes:
+    """A datapath event (bpf/flowscope.h struct flow_event) carrying one whole segment's payload."""
+    import ipaddress
+
+    from collector.datapath import events as ev
+
+    fields = dict(ts_ns=ts, first_seen_ns=0, packets_fwd=0, bytes_fwd=0, packets_rev=0, bytes_rev=0,
+                  saddr=ipaddress.ip_address(src).packed.ljust(16, b"\0"),
+                  daddr=ipaddress.ip_address(dst).packed.ljust(16, b"\0"), ifindex=ifindex, skb_len=0, policy_id=0,
+                  remote_identity=0, sport=sport, dport=dport, payload_off=0, cap_len=len(payload), family=4,
+                  proto=6, kind=ev.EV_NONE, obs=ev.OBS_FROM_POD, is_reply=int(is_reply), tcp_flags=0x18,
+                  verdict=ev.VERDICT_FORWARDED, policy_action=0, policy_match=0, l7=ev.L7_PREFIX, flags_fwd=0,
+                  flags_rev=0, seg_len=len(payload))
+    return ev.EVENT.pack(*ev.FlowEvent(**fields)) + payload
+
+
+def in_process(requests: int, repeat: int = 5) -> dict:
+    """CPU µs per HTTP request (its request and response events) through Datapath._release: decoder, L7
+    parser and Observer (ring, counters, one hook reading flow.l7 like the enforcer's PolicyAgent), as
+    `hey` against nginx makes them on 40 keep-alive connections. Best of `repeat`."""
+    from collector.datapath import DatapathConfig, Decoder, Enricher
+    from collector.datapath.datapath import Datapath
+    from collector.endpoints import Endpoint, EndpointCache
+    from collector.identity import IdentityAllocator
+    from collector.l7 import FqdnCache, L7Dispatcher
+    from collector.observer import Observer
+
+    pods = [Endpoint(namespace="l7b", pod_name=name, ips=(ip,), labels={"app": name}, device=f"lxc{i}", ifindex=i)
+            for i, (name, ip) in enumerate((("client", "10.244.1.2"), ("server", "10.244.1.3")), start=7)]
+    events, ts = [], 10**12
+    for i in range(requests + 1000):  # the first 1,000 fill the caches (heads, templates), untimed
+        port = 40000 + i % 40
+        events.append((ts, payload_event(ts, "10.244.1.2", "10.244.1.3", port, HTTP_PORT, False, HEY_REQUEST, 7)))
+        events.append((ts + 50_000, payload_event(ts + 50_000, "10.244.1.3", "10.244.1.2", HTTP_PORT, port, True,
+                                                  NGINX_RESPONSE, 8)))
+        ts += 100_000
+    best = float("inf")
+    for _ in range(repeat):
+        cache = EndpointCache("node-1")
+        cache.replace(pods)
+        names = FqdnCache()
+        observer = Observer("node-1", 1 << 21)
+        observer.hooks.append(lambda flow: flow.l7.HasField("dns"))
+        decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(fqdn=names), names=names)
+        datapath = Datapath(DatapathConfig(), cache, decoder, observer.publish_many)
+        datapath._pending = events[:2000]
+        datapath._release(1 << 62)
+        datapath._pending = events[2000:]
+        start = time.process_time()
+        datapath._release(1 << 62)
+        best = min(best, time.process_time() - start)
+        assert observer.status().seen_flows == 2 * (requests + 1000)
+    return {"us": best / requests * 1e6, "cores_per_10k": best / requests * 10_000}
 
 
 # --- end to end: lab pods, a collector process, a load generator -----------------------------------------
@@ -403,7 +471,14 @@ def main() -> int:
     # the datapath captures the first L7_BUDGET (1 MiB) of an HTTP/2 connection, ~8,000 unary calls, and
     # grpcio channels to one target share one connection: longer runs measure the budget, not the parser
     parser.add_argument("--grpc-seconds", type=int, default=2, help="load duration per gRPC run")
+    parser.add_argument("--in-process", type=int, metavar="REQUESTS", default=0,
+                        help="only decode and publish this many synthetic HTTP requests in process (no kernel)")
     args = parser.parse_args()
+    if args.in_process:
+        result = in_process(args.in_process)
+        print("in process (decoder + HTTP/1 parser + Observer with one hook) | µs per request | cores per 10k req/s")
+        print(f"hey -> nginx GET /ok, 40 connections | {result['us']:.2f} | {result['cores_per_10k']:.3f}")
+        return 0
     print("end to end (collector process, lab pods):")
     e2e = end_to_end(args.e2e_seconds, [int(r) for r in args.rates.split(",") if r],
                      [int(c) for c in args.wrk_connections.split(",") if c],

@@ -42,6 +42,7 @@ _TEMPLATE_CACHE_LIMIT = 16384
 # Keys of the fields an L7 flow adds to its template's bytes.
 _UUID, _L7 = tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7")
 _SUMMARY = tag(flow_pb2.Flow, "Summary")
+_L7_PROTOCOLS = (socket.IPPROTO_TCP, socket.IPPROTO_UDP)
 _new_key = tuple.__new__  # ConnKey(...) without its Python-level __new__ (this runs for every segment)
 _PARTIAL = tag(flow_pb2.Flow, "l7_partial") + b"\x01"
 
@@ -115,6 +116,10 @@ class Decoder:
         if event.l7:
             start = ev.FLOW_EVENT_SIZE + event.payload_off
             payload = raw[start:ev.FLOW_EVENT_SIZE + event.cap_len]
+            if event.kind == ev.EV_NONE and payload and event.family in (4, 6) and self.l7 is not None \
+                    and event.proto in _L7_PROTOCOLS:  # a payload alone (most events): its L7 flows
+                family = event.family
+                return self._l7(event, self._addr(event.saddr, family), self._addr(event.daddr, family), payload)
         return self.decode_event_encoded(event, payload)
 
     def decode_event(self, event: ev.FlowEvent, payload: bytes = b"") -> list[flow_pb2.Flow]:
@@ -131,13 +136,13 @@ class Decoder:
             flows.append(flow)
             if event.kind == ev.EV_NEW and (event.policy_match or event.verdict == ev.VERDICT_AUDIT):
                 flows.append(self._policy_verdict(flow, event))
-        if payload and self.l7 is not None and event.proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        if payload and self.l7 is not None and event.proto in _L7_PROTOCOLS:
             flows.extend(self._l7(event, src, dst, payload))
         return flows
 
     def close_connection(self, event: ev.FlowEvent) -> None:
         """The connection left the table: let the L7 parsers free its state."""
-        if self.l7 is not None and event.proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        if self.l7 is not None and event.proto in _L7_PROTOCOLS:
             src = self._addr(event.saddr, event.family)
             dst = self._addr(event.daddr, event.family)
             family = socket.AF_INET if event.family == 4 else socket.AF_INET6

@@ -99,7 +99,8 @@ class HeadCache:
 
     Clients repeat their requests' heads and servers their responses' (a response head changes with
     its Date, once a second), and splitting and decoding header lines is most of what parsing a
-    message costs. Entries are read-only: a cached request's Layer7 message is shared by its records.
+    message costs. Entries are read-only: a cached request's record (its Layer7 serialized once) is the
+    record of every repeat of that head to that server.
     """
 
     __slots__ = ("limit", "max_head", "heads", "requests", "responses")
@@ -285,7 +286,7 @@ class Http1Parser:
         record, pending = found[0], found[1]
         self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade,
                              pending.http_fields))
-        return [L7Record(record.layer7, False, record.summary, False, self.protocol, record.layer7_bytes())]
+        return [record]
 
     def _whole_response(self, payload: bytes, end: int, ts_ns: int) -> list[L7Record] | None:
         """A segment that is exactly a known response head and its whole body, answering a request that
@@ -311,7 +312,7 @@ class Http1Parser:
             out.append(records[0])
             return
         record, pending, fields, _length = found
-        out.append(L7Record(record.layer7, False, record.summary, False, self.protocol, record.layer7_bytes()))
+        out.append(record)
         self._queue(_Pending(pending.method, pending.url, pending.protocol, ts_ns, pending.upgrade,
                              pending.http_fields))
         self._body(d, fields, False)
