@@ -11,6 +11,12 @@ encoder thread serializes and encodes the next queued batch. Batches are still i
 in queue order, and leave the queue only once stored or spooled, so ordering and exactly-once are
 those of a single thread.
 
+When the store falls behind, batches still waiting their turn (the third in the queue and later: the
+first is being inserted, the second encoded) are merged, up to `max_insert_rows` per insert: an insert
+has a fixed cost whatever its size (the embedded engine plans the ingest view's query for every insert,
+~0.3 s), so a backlog is worked off in fewer, larger inserts, while a store that keeps up still gets
+small, prompt batches.
+
 Backpressure: write() blocks while more than `max_pending_rows` flows wait in memory. When the spool
 cannot take a batch (its limit or its disk is full) the batch stays in memory and write()/flush()/close()
 raise SpoolFullError naming the spool and how many flows wait — nothing is dropped silently.
@@ -61,9 +67,10 @@ class FlowWriter:
                  flush_interval: float = 1.0, spool_dir: str | None = None,
                  spool_max_bytes: int = 1 << 30, max_pending_rows: int = 500_000,
                  retry_initial: float = 0.2, retry_max: float = 10.0, reject_after: int = 5,
-                 dedup_window: int = 200_000) -> None:
+                 dedup_window: int = 200_000, max_insert_rows: int = 200_000) -> None:
         self.store = store
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.max_insert_rows = max(batch_rows, max_insert_rows)
         self.flush_interval = flush_interval
         self.max_pending_rows = max_pending_rows
         self.retry_initial, self.retry_max, self.reject_after = retry_initial, retry_max, reject_after
@@ -215,7 +222,13 @@ class FlowWriter:
 
     def _cut(self) -> None:
         if self._buffer:
-            self._queue.append(self._buffer)
+            # Only the third batch on is merged into: the first is being inserted and the second
+            # may be with the encoder; neither may change under them.
+            queue = self._queue
+            if len(queue) >= 3 and len(queue[-1]) + len(self._buffer) <= self.max_insert_rows:
+                queue[-1].extend(self._buffer)
+            else:
+                queue.append(self._buffer)
             self._queued_rows += len(self._buffer)
             self._buffer, self._buffer_bytes = [], 0
             self._cond.notify_all()

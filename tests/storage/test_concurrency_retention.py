@@ -57,3 +57,17 @@ def test_retention_drops_old_days(chdb_dir, clickhouse_server, tmp_path):
             assert ("TTL" in ttl) == store.features.ttl  # the server expires rows itself where it can
         finally:
             store.drop_database()
+
+
+def test_a_backlog_is_inserted_in_fewer_larger_batches(store, tmp_path):
+    """20 batches queued at once (one write() cuts them all before the writer thread can take one):
+    the first two go as they are, the rest merge up to max_insert_rows — 6 inserts, every flow once."""
+    flows = [base(BASE_NS + i * 1000, sport=1024 + i % 60000) for i in range(20_000)]
+    with FlowWriter(store, spool_dir=str(tmp_path / "spool"), batch_rows=1000, max_insert_rows=5000,
+                    flush_interval=60) as writer:
+        assert writer.write(flows) == 20_000
+        writer.flush()
+        stats = writer.stats()
+    assert (stats.written, stats.batches_written) == (20_000, 6)
+    assert store.count() == 20_000
+    assert store.get_flow(flows[-1].uuid) == flows[-1]
