@@ -13,7 +13,7 @@ from typing import Iterable
 
 from collector.filters.base import FilterError, compile_regex, enum_value, parse_ip_network
 from collector.filters.fqdn import compile_fqdn
-from collector.filters.http import _METHOD, parse_status
+from collector.filters.http import parse_methods, parse_status
 from collector.filters.label import Requirement, parse_selector
 from collector.filters.node import compile_glob
 from collector.filters.pod import parse_namespaced
@@ -215,10 +215,7 @@ def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
         c.append(f"(l7_proto = 2 AND http_code != 0 AND "
                  f"{_any([f'http_code BETWEEN {lo} AND {hi}' for lo, hi in ranges])})")
     if ff.http_method:
-        for m in ff.http_method:
-            if not _METHOD.fullmatch(m):
-                raise FilterError("http_method", m, "expected an HTTP method such as GET")
-        c.append(f"(l7_proto = 2 AND {_in('upper(http_method)', [m.upper() for m in ff.http_method])})")
+        c.append(f"(l7_proto = 2 AND {_in('upper(http_method)', parse_methods(ff.http_method))})")
     if ff.http_path:
         path = f"replaceRegexpOne(http_url, {quote(_URL_PATH)}, '\\\\1')"
         c.append(f"(l7_proto = 2 AND {_regex_search('http_path', ff.http_path, path)})")

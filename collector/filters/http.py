@@ -25,6 +25,14 @@ def parse_status(value: str) -> tuple[int, int]:
     return code, code
 
 
+def parse_methods(values) -> list[str]:
+    """HTTP methods, upper-cased: "get" -> "GET"."""
+    for value in values:
+        if not _METHOD.fullmatch(value):
+            raise FilterError("http_method", value, "expected an HTTP method such as GET")
+    return [value.upper() for value in values]
+
+
 def _http(flow: flow_pb2.Flow) -> flow_pb2.HTTP | None:
     if flow.HasField("l7") and flow.l7.WhichOneof("record") == "http":
         return flow.l7.http
@@ -50,10 +58,7 @@ def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
 
         preds.append(status_match)
     if ff.http_method:
-        for m in ff.http_method:
-            if not _METHOD.fullmatch(m):
-                raise FilterError("http_method", m, "expected an HTTP method such as GET")
-        methods = {m.upper() for m in ff.http_method}
+        methods = set(parse_methods(ff.http_method))
         preds.append(lambda f: (h := _http(f)) is not None and h.method.upper() in methods)
     if ff.http_path:
         paths = [compile_regex("http_path", p) for p in ff.http_path]
