@@ -77,9 +77,11 @@ def test_sql_filters_agree_with_collector_filters(store, tmp_path):
 
 @pytest.mark.parametrize("bad", [F(source_ip=["10.0.0.300"]), F(protocol=["carrier-pigeon"]),
                                  F(http_path=["(unclosed"]), F(source_label=["=app"]),
-                                 F(http_status_code=["700"])])
+                                 F(http_status_code=["700"]), F(http_method=["GET /"])])
 def test_bad_filters_raise_the_collectors_error(chdb_dir, bad):
     from storage import open_store
     store = open_store(f"chdb://{chdb_dir}?database=filters_unused")
     with pytest.raises(FilterError):
         store.query_flows([bad])
+    with pytest.raises(FilterError):
+        build_request_filter([bad], [])
