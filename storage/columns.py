@@ -15,6 +15,7 @@ import uuid as uuid_mod
 from typing import Sequence
 
 from proto.flow import flow_pb2
+from proto.wire import varint
 from storage.backend import Column
 
 C = Column
@@ -114,21 +115,6 @@ def endpoint_workload(ep: flow_pb2.Endpoint, kind: str, names) -> str:
     if kind == "world":
         return names[0] if names else "world"
     return kind
-
-
-def varint(n: int) -> bytes:
-    """Protobuf base-128 varint (lengths and tags of hand-framed messages)."""
-    if n < 16384:
-        return _VARINTS[n]
-    out = bytearray()
-    while n > 127:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_VARINTS = [bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(1 << 14)]
 
 
 def stored_bytes(flow: flow_pb2.Flow, raw: bytes) -> bytes:

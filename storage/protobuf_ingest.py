@@ -35,6 +35,7 @@ import pathlib
 import re
 
 from proto.flow import flow_pb2
+from proto.wire import varint
 from storage import columns
 from storage.schema import Layout
 
@@ -88,7 +89,7 @@ def encode(flows, raws, compact: bool = True) -> bytes:
     StoredFlow for a store not migrated to 7 yet. Per flow Python only reads the few facts the wire
     cannot tell ClickHouse (is_reply set? which L4/L7 oneof? the endpoint kinds it can decide
     cheaply); their encoding is cached per combination."""
-    varint, l4s, l7s, identity_kind = columns.varint, _L4, _L7, _IDENTITY_KIND
+    l4s, l7s, identity_kind = _L4, _L7, _IDENTITY_KIND
     stored_bytes = columns.stored_bytes
     tails: dict[tuple, bytes] = {}
     parts = []
@@ -346,7 +347,7 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     """SQL of the view's extra stages: raw without time, uuid and the `cut` fields the columns rebuild
     exactly (`raw_kept`), and which fields were cut (`raw_bits`). Offsets are 0-based into raw."""
     head = "reinterpretAsUInt8(substring(raw, 2, 1))"
-    time_tag, uuid_tag = _bytes_sql(columns.varint(1 << 3 | 2)), _bytes_sql(columns.varint(34 << 3 | 2))
+    time_tag, uuid_tag = _bytes_sql(varint(1 << 3 | 2)), _bytes_sql(varint(34 << 3 | 2))
     exact = _exact()
     # between destination (9) and l7 (15): Type, node_name, source_names, destination_names
     middle = " + ".join([_num_size("toUInt64(toInt64(flow_Type))"), _str_size("flow_node_name"),
@@ -359,7 +360,7 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
         f"{_field_size(4, 'length(flow_kernel_drop_reason)')} + toInt64(parts_l7_partial) * 5 AS len_tail"]
     for name in CUT:
         part, number = f"parts_{name}", _PART_FIELDS[name][1]
-        tag = columns.varint(number << 3 | 2)
+        tag = varint(number << 3 | 2)
         sizes.append(f"{_field_size(len(tag), f'length({part})')} AS len_{name}")
         if name in cut:
             sizes += [f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} != 0) AS exact_{name}",

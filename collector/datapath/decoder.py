@@ -20,9 +20,10 @@ from collector.datapath import events as ev
 from collector.datapath.enrich import Enricher
 from collector.datapath.summary import TCP_FLAGS, TCP_SUMMARY, icmp_summary
 from collector.l7 import ConnKey
-from collector.observer.wire import FLOW_KEY, EncodedFlow, TimestampCache, node_name_field, tag, time_fields, varint
+from collector.observer.wire import FLOW_KEY, EncodedFlow, node_name_field, time_fields
 from flowscope.errors import UserError
 from proto.flow import flow_pb2
+from proto.wire import TimestampCache, tag, varint
 from google.protobuf import wrappers_pb2
 
 # Hubble's monitor event types and trace sub-types (observation points of Cilium's monitor API).
@@ -116,10 +117,6 @@ class Decoder:
         if event.l7:
             start = ev.FLOW_EVENT_SIZE + event.payload_off
             payload = raw[start:ev.FLOW_EVENT_SIZE + event.cap_len]
-            if event.kind == ev.EV_NONE and payload and event.family in (4, 6) and self.l7 is not None \
-                    and event.proto in _L7_PROTOCOLS:  # a payload alone (most events): its L7 flows
-                family = event.family
-                return self._l7(event, self._addr(event.saddr, family), self._addr(event.daddr, family), payload)
         return self.decode_event_encoded(event, payload)
 
     def decode_event(self, event: ev.FlowEvent, payload: bytes = b"") -> list[flow_pb2.Flow]:

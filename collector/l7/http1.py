@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from collector.observer.wire import string_field, tag, varint
 from proto.flow import flow_pb2
+from proto.wire import string_field, tag, varint
 
 from .httprecord import build_url, header_messages, request_record, response_record
-
 from .stream import consume, unseen_bytes
 from .types import L7Config, L7Record, L7Stats
 

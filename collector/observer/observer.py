@@ -16,10 +16,11 @@ from google.protobuf import timestamp_pb2
 from collector.filters import flow_time_ns, in_range
 from collector.observer.request import FlowQuery
 from collector.observer.ring import Ring
-from collector.observer.wire import EncodedFlow, encode_flows, encode_lost, encoded_flow, string_field, tag
+from collector.observer.wire import EncodedFlow, encode_flows, encode_lost, encoded_flow
 from flowscope import __version__
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
+from proto.wire import string_field, tag
 
 log = logging.getLogger(__name__)
 

@@ -12,39 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proto.flow import flow_pb2
-
-
-def varint(n: int) -> bytes:
-    if n < _SMALL:
-        return _SMALL_VARINTS[n]
-    if n < _SMALL * _SMALL:  # nanoseconds of a timestamp, latencies up to ~4 minutes
-        return _LOW_14[n & 0x3FFF] + _SMALL_VARINTS[n >> 14]
-    return _LOW_14[n & 0x3FFF] + varint(n >> 14)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL = 1 << 14  # message lengths below this (most flows) come from a table
-_SMALL_VARINTS = [_varint(n) for n in range(_SMALL)]
-_LOW_14 = [bytes(((n & 0x7F) | 0x80, (n >> 7) | 0x80)) for n in range(_SMALL)]  # the first two bytes of a longer one
-
+from proto.wire import string_field, tag, timestamp, varint
 
 # (field number << 3) | 2 (length-delimited), from observer.proto / flowscope.proto.
-_FLOW, _LOST = varint(1 << 3 | 2), varint(3 << 3 | 2)
-FLOW_KEY = _FLOW
+FLOW_KEY, _LOST = varint(1 << 3 | 2), varint(3 << 3 | 2)
 _NODE_NAME, _TIME = varint(1000 << 3 | 2), varint(1001 << 3 | 2)
 _BATCH_RESPONSE = varint(1 << 3 | 2)
-_SECONDS, _NANOS = varint(1 << 3), varint(2 << 3)  # google.protobuf.Timestamp
-_FLOW_TIME = varint(1 << 3 | 2)  # Flow.time
-_LENGTH_DELIMITED = {9, 11, 12}  # FieldDescriptor.TYPE_STRING, TYPE_MESSAGE, TYPE_BYTES
-_VARINT = {3, 4, 5, 8, 13, 14}  # TYPE_INT64, UINT64, INT32, BOOL, UINT32, ENUM (non-negative values)
+_FLOW_TIME = tag(flow_pb2.Flow, "time")
 
 
 def encode_response(kind_tag: bytes, payload: bytes, node_name: bytes, time: bytes) -> bytes:
@@ -101,54 +75,10 @@ def encode_flows(flows: list[flow_pb2.Flow | EncodedFlow], node_name: str) -> li
             continue
         payload, name, stamp = flow.SerializeToString(), flow.node_name, flow.time.SerializeToString()
         out.append(b"".join((
-            _FLOW, varint(len(payload)), payload,
+            FLOW_KEY, varint(len(payload)), payload,
             own_name if not name or name == node_name else string_field(_NODE_NAME, name.encode()),
             string_field(_TIME, stamp))))
     return out
-
-
-def timestamp(wall_ns: int) -> bytes:
-    """Bytes of google.protobuf.Timestamp for nanoseconds since the epoch (>= 0)."""
-    seconds, nanos = divmod(wall_ns, 1_000_000_000)
-    if seconds and nanos:
-        return b"".join((_SECONDS, varint(seconds), _NANOS, varint(nanos)))
-    return (_SECONDS + varint(seconds) if seconds else b"") + (_NANOS + varint(nanos) if nanos else b"")
-
-
-class TimestampCache:
-    """timestamp() for times that mostly share their second (a datapath's flows): the seconds part is
-    encoded once per second."""
-
-    __slots__ = ("_second", "_prefix")
-
-    def __init__(self) -> None:
-        self._second, self._prefix = 0, b""
-
-    def encode(self, wall_ns: int) -> bytes:
-        seconds, nanos = divmod(wall_ns, 1_000_000_000)
-        if seconds != self._second:
-            self._second, self._prefix = seconds, _SECONDS + varint(seconds) if seconds else b""
-        if nanos >= _SMALL:  # varint() inlined: nanos < 2**30 takes at most three steps
-            if nanos < _SMALL * _SMALL:
-                return b"".join((self._prefix, _NANOS, _LOW_14[nanos & 0x3FFF], _SMALL_VARINTS[nanos >> 14]))
-            return b"".join((self._prefix, _NANOS, _LOW_14[nanos & 0x3FFF], _LOW_14[(nanos >> 14) & 0x3FFF],
-                             _SMALL_VARINTS[nanos >> 28]))
-        return self._prefix + _NANOS + _SMALL_VARINTS[nanos] if nanos else self._prefix
-
-
-def tag(message, name: str) -> bytes:
-    """The key (field number and wire type) that starts field `name` of a message type."""
-    descriptor = message.DESCRIPTOR.fields_by_name[name]
-    if descriptor.type in _LENGTH_DELIMITED:
-        return varint(descriptor.number << 3 | 2)
-    if descriptor.type in _VARINT:
-        return varint(descriptor.number << 3)
-    raise ValueError(f"field {message.DESCRIPTOR.name}.{name}: expected a varint, string or message field")
-
-
-def string_field(key: bytes, value: bytes) -> bytes:
-    """A length-delimited field; nothing for an empty value (proto3 leaves empty fields out)."""
-    return b"".join((key, varint(len(value)), value)) if value else b""
 
 
 def encode_lost(lost: flow_pb2.LostEvent, node_name: str, time: bytes) -> bytes:

@@ -5,11 +5,11 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.internal.encoder import _VarintBytes
 
 from collector.observer import ALL, Observer, parse_request
-from collector.observer.wire import (TimestampCache, encode_batch, encode_flows, encode_lost, encoded_flow, tag,
-                                     timestamp, varint)
+from collector.observer.wire import encode_batch, encode_flows, encode_lost, encoded_flow
 from proto.flow import flow_pb2
 from proto.flowscope import flowscope_pb2
 from proto.observer import observer_pb2
+from proto.wire import TimestampCache, tag, timestamp, varint
 from tests.collector.filters.sample import dns_flow, make_flow
 
 
