@@ -231,8 +231,9 @@ def split_uuids(cols: dict[str, list]) -> dict[str, list]:
     canonical = _CANONICAL.match
     uuids = cols["uuid"]
     out = {name: values for name, values in cols.items() if name != "uuid"}
-    out["uuid_bin"] = [u if canonical(u) else ZERO_UUID for u in uuids]
-    out["uuid_str"] = ["" if canonical(u) else u for u in uuids]
+    is_uuid = [canonical(u) is not None for u in uuids]
+    out["uuid_bin"] = [u if ok else ZERO_UUID for u, ok in zip(uuids, is_uuid)]
+    out["uuid_str"] = ["" if ok else u for u, ok in zip(uuids, is_uuid)]
     return out
 
 
