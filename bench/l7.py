@@ -135,7 +135,7 @@ def in_process(requests: int, repeat: int = 5) -> dict:
     `hey` against nginx makes them on 40 keep-alive connections. Best of `repeat`."""
     from collector.datapath import DatapathConfig, Decoder, Enricher
     from collector.datapath.datapath import Datapath
-    from collector.endpoints import Endpoint, EndpointCache
+    from common.endpoints import Endpoint, EndpointCache
     from collector.identity import IdentityAllocator
     from collector.l7 import FqdnCache, L7Dispatcher
     from collector.observer import Observer

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from collector.datapath import Datapath, DatapathConfig, Decoder, Enricher
-from collector.endpoints import Endpoint, EndpointCache
+from common.endpoints import Endpoint, EndpointCache
 from collector.identity import IdentityAllocator
 from collector.l7 import FqdnCache, L7Config, L7Dispatcher
 from collector.observer import Observer, create_server
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 _MAGIC = 0xEB9F

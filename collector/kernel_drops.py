@@ -27,9 +27,9 @@ from typing import Callable, Iterable
 
 from collector.btf import VMLINUX_BTF, Btf, load_btf
 from collector.datapath.enrich import Enricher
-from collector.endpoints import EndpointSource
+from common.endpoints import EndpointSource
 from collector.identity import IdentityAllocator
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.flow import flow_pb2
 
 BPF_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf", "kernel_drops.c")

@@ -8,7 +8,7 @@ import logging
 import subprocess
 from dataclasses import dataclass
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from collector.identity import IdentityAllocator
 from enforcer.compile import CompileInput, CompileResult, compile_policies
 from enforcer.datapath.maps import PolicyMaps

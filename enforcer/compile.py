@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from collector.identity import RESERVED_HOST, RESERVED_REMOTE_NODE, RESERVED_WORLD, IdentityAllocator
 from enforcer.datapath.maps import (DIR_EGRESS, DIR_INGRESS, EP_AUDIT, EP_ENFORCE_EGRESS, EP_ENFORCE_INGRESS,
                                     IDENTITY_ANY)

@@ -3,7 +3,7 @@ flow's endpoint (Hubble-style source-prefixed labels)."""
 
 from __future__ import annotations
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from enforcer.policy.model import NAMESPACE_LABEL, NS_LABEL_PREFIX, PeerInfo
 from proto.flow import flow_pb2
 

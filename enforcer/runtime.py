@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Callable
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from enforcer.apply import sync_datapath
 from enforcer.datapath.registry import Registry, registry_path
 from enforcer.policy.model import EGRESS, INGRESS, FqdnPeer, Policy

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from collector.endpoints import PER_POD_LABEL_KEYS
+from common.endpoints import PER_POD_LABEL_KEYS
 from enforcer.evaluate import flow_l4, flow_l7, flow_peers, is_connection_request
 from enforcer.policy.model import K8S_NAMESPACE_NAME_LABEL, NAMESPACE_LABEL, PeerInfo
 from proto.flow import flow_pb2

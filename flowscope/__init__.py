@@ -1,3 +1,5 @@
-"""flowscope: the command-line entry point and configuration (glue only; logic lives in the packages)."""
+"""flowscope: the `flowscope` command, the top room that composes the packages (logic lives in them)."""
 
-__version__ = "0.1.0"
+from common.version import __version__
+
+__all__ = ["__version__"]

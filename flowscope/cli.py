@@ -1,5 +1,6 @@
-"""The `flowscope` command. Each subcommand lives in the package that owns its job; only the chosen one
-is imported, so `flowscope observe` does not pay for Dash or the BPF compiler.
+"""flowscope: Hubble-style network flow observability with history, L7 and policy enforcement.
+
+Each subcommand is a module of flowscope/commands/ that wires the packages its job needs; only the chosen one is imported, so `flowscope observe` does not pay for Dash or the BPF compiler.
 
 A subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
 """
@@ -9,19 +10,19 @@ import importlib
 import logging
 import sys
 
-from flowscope import __version__
-from flowscope.errors import UserError
+from common.version import __version__
+from common.errors import UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "lab": ("lab.cli", "create, inspect and remove the single-machine lab of pods"),
-    "collector": ("collector.cli", "run the node collector: eBPF datapath, Observer API on :4244"),
-    "observe": ("flowscope.observe", "observe flows from a collector or relay, like `hubble observe`"),
-    "relay": ("relay.cli", "run the relay: merge collectors, Observer API on :4245, write storage"),
-    "up": ("flowscope.up", "collector + relay + embedded storage + UI in one process (single machine)"),
-    "ui": ("ui.cli", "serve the Dash UI on :8050"),
-    "policy": ("enforcer.cli", "suggest, check, apply and remove network policies"),
-    "storage": ("storage.cli", "create or migrate the flow store, show its status"),
+    "lab": ("flowscope.commands.lab", "create, inspect and remove the single-machine lab of pods"),
+    "collector": ("flowscope.commands.collector", "run the node collector: eBPF datapath, Observer API on :4244"),
+    "observe": ("flowscope.commands.observe", "observe flows from a collector or relay, like `hubble observe`"),
+    "relay": ("flowscope.commands.relay", "run the relay: merge collectors, Observer API on :4245, write storage"),
+    "up": ("flowscope.commands.up", "collector + relay + embedded storage + UI in one process (single machine)"),
+    "ui": ("flowscope.commands.ui", "serve the Dash UI on :8050"),
+    "policy": ("flowscope.commands.policy", "suggest, check, apply and remove network policies"),
+    "storage": ("flowscope.commands.storage", "create or migrate the flow store, show its status"),
 }
 
 

@@ -11,7 +11,7 @@ import json
 import subprocess
 from typing import Iterator
 
-from flowscope.errors import UserError
+from common.errors import UserError
 from lab.state import load_state, state_files, StateError
 
 

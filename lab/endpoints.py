@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from lab.state import HostState, LabState, load_state, state_files
 
 

@@ -15,7 +15,7 @@ import pathlib
 import subprocess
 from typing import Iterable
 
-from flowscope.errors import UserError
+from common.errors import UserError
 from lab.state import HostState
 
 GATEWAY_V4 = "169.254.1.1"

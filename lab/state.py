@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 DEFAULT_STATE_DIR = "/run/flowscope/lab"
 STATE_VERSION = 1

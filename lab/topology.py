@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet")
 DEFAULT_POD_CIDR_V4 = "10.244.0.0/16"

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flowscope import __version__
+from common.version import __version__
 from proto.observer import observer_pb2
 from proto.peer import peer_pb2
 from proto.relay import relay_pb2

@@ -11,10 +11,10 @@ from typing import Callable
 
 import grpc
 
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.peer import peer_pb2, peer_pb2_grpc
 from relay.node import Peer
-from collector.observer.tls import ClientTLS, channel as secure_channel
+from common.tls import ClientTLS, channel as secure_channel
 
 log = logging.getLogger(__name__)
 

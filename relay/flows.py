@@ -13,7 +13,7 @@ import itertools
 import logging
 from typing import Iterator
 
-from collector.filters import in_range
+from common.filters import in_range
 from collector.observer.request import FlowQuery
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2

@@ -44,8 +44,8 @@ from typing import Callable
 
 from google.protobuf import json_format
 
-from collector.filters import FilterError, build_filter
-from flowscope.errors import UserError
+from common.filters import FilterError, build_filter
+from common.errors import UserError
 from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import Callable
 from kubernetes import client
 
 from collector.k8s.informer import Informer, KubeObject
-from collector.observer.tls import ClientTLS
-from flowscope.errors import UserError
+from common.tls import ClientTLS
+from common.errors import UserError
 from relay.node import Peer
 
 log = logging.getLogger(__name__)

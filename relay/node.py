@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import grpc
 from google.protobuf import timestamp_pb2
 
-from collector.observer.tls import ClientTLS, TLSError, channel as secure_channel
+from common.tls import ClientTLS, TLSError, channel as secure_channel
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2

@@ -10,10 +10,10 @@ from concurrent import futures
 
 import grpc
 
-from collector.observer import ServerError, TLSConfig, add_health, parse_request
+from collector.observer import ServerError, add_health, parse_request
 from collector.observer.request import time_bounds
-from collector.observer.tls import server_credentials
-from flowscope.errors import UserError
+from common.tls import TLSConfig, server_credentials
+from common.errors import UserError
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.peer import peer_pb2_grpc
 from relay import history

@@ -1,5 +1,5 @@
 """Why a TLS connection to a collector failed. Certificates are loaded and checked (file, expiry, key)
-by collector.observer.tls for both sides of the relay; what that cannot see is the PEER's certificate,
+by common.tls for both sides of the relay; what that cannot see is the PEER's certificate,
 so a failed handshake is replayed with the standard library's verifier, which says why it refused.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from collector.observer.tls import ClientTLS
+from common.tls import ClientTLS
 
 
 def diagnose_handshake(address: str, files: ClientTLS, timeout: float = 3.0) -> str:

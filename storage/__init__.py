@@ -37,7 +37,7 @@ service_map/top_talkers at hour resolution for windows >= 6 h):
     dns_summary(since, until, step_s=60, namespace=None, workload=None, limit=10) -> DnsSummary
     namespaces(since=None) -> list[str]
     nodes(since=None) -> list[NodeSeen]
-Bad filter input raises collector.filters.FilterError (a UserError), bad arguments StorageError.
+Bad filter input raises common.filters.FilterError (a UserError), bad arguments StorageError.
 """
 
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable, StorageURLError

@@ -1,6 +1,6 @@
 """Storage errors a user can act on. Each message names the store (URL without password) or the spool."""
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 
 class StorageError(UserError):

@@ -1,9 +1,9 @@
-"""FlowFilter lists -> a SQL condition over the flows table, with collector.filters' semantics.
+"""FlowFilter lists -> a SQL condition over the flows table, with common.filters' semantics.
 
-Validation and parsing are collector.filters' own (same errors, same accepted values); only the
+Validation and parsing are common.filters' own (same errors, same accepted values); only the
 matching is re-expressed in SQL. A request matches ANY whitelist filter and NO blacklist filter; inside
 one FlowFilter every set field must match; values of one field are alternatives. tests/storage checks
-agreement with collector.filters.build_request_filter on the same flows.
+agreement with common.filters.build_request_filter on the same flows.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from collector.filters.base import FilterError, compile_regex, enum_value, parse_ip_network
-from collector.filters.fqdn import compile_fqdn
-from collector.filters.http import parse_methods, parse_status
-from collector.filters.label import Requirement, parse_selector
-from collector.filters.node import compile_glob
-from collector.filters.pod import parse_namespaced
-from collector.filters.port import parse_port
-from collector.filters.protocol import L4_PROTOCOLS, L7_PROTOCOLS, PROTOCOLS
-from collector.filters.tcp_flags import FLAG_NAMES
+from common.filters.base import FilterError, compile_regex, enum_value, parse_ip_network
+from common.filters.fqdn import compile_fqdn
+from common.filters.http import parse_methods, parse_status
+from common.filters.label import Requirement, parse_selector
+from common.filters.node import compile_glob
+from common.filters.pod import parse_namespaced
+from common.filters.port import parse_port
+from common.filters.protocol import L4_PROTOCOLS, L7_PROTOCOLS, PROTOCOLS
+from common.filters.tcp_flags import FLAG_NAMES
 from proto.flow import flow_pb2
 from storage.backend import quote
 from storage.columns import L4_PROTOCOL, L7_PROTO
@@ -239,7 +239,7 @@ def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
 
 def request_sql(whitelist: Iterable[flow_pb2.FlowFilter] = (),
                 blacklist: Iterable[flow_pb2.FlowFilter] = (), or_default: bool = True) -> str:
-    """Raises collector.filters.FilterError (a UserError) naming the first bad field and value."""
+    """Raises common.filters.FilterError (a UserError) naming the first bad field and value."""
     allow = [filter_sql(ff, or_default) for ff in whitelist]
     deny = [filter_sql(ff, or_default) for ff in blacklist]
     parts = []

@@ -17,7 +17,7 @@ import socket
 
 import flask
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 COOKIE = "flowscope_token"
 

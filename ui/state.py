@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
-from flowscope.errors import UserError
-from flowscope.timeparse import TimeError, parse_time_ns
+from common.errors import UserError
+from common.timeparse import TimeError, parse_time_ns
 from proto.flow import flow_pb2
 
 NS = 1_000_000_000
@@ -136,7 +136,7 @@ def _side_values(state: ViewState) -> list[str]:
 
 def flow_filters(state: ViewState) -> list[flow_pb2.FlowFilter]:
     """The whitelist for the store's flow queries (empty = all flows). Raises ViewError on bad input."""
-    from collector.filters import FilterError, build_request_filter
+    from common.filters import FilterError, build_request_filter
 
     common = flow_pb2.FlowFilter()
     common.verdict.extend(flow_pb2.Verdict.Value(v) for v in state.verdicts)

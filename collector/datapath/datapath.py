@@ -23,7 +23,7 @@ from collector.datapath.attach import DeviceGone, TcAttacher
 from collector.datapath.decoder import DecodeError, Decoder
 from collector.datapath.loader import DatapathConfig, load
 from collector.datapath.perfring import PerfRings
-from collector.endpoints import EndpointSource
+from common.endpoints import EndpointSource
 from collector.observer.wire import EncodedFlow
 from proto.flow import flow_pb2
 

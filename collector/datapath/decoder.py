@@ -21,7 +21,7 @@ from collector.datapath.enrich import Enricher
 from collector.datapath.summary import TCP_FLAGS, TCP_SUMMARY, icmp_summary
 from collector.l7 import ConnKey
 from collector.observer.wire import FLOW_KEY, EncodedFlow, node_name_field, time_fields
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.flow import flow_pb2
 from proto.wire import TimestampCache, tag, varint
 from google.protobuf import wrappers_pb2

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from collector.endpoints import Endpoint, EndpointSource
+from common.endpoints import Endpoint, EndpointSource
 from collector.identity import RESERVED_HOST, RESERVED_WORLD, IdentityAllocator
 from proto.flow import flow_pb2
 

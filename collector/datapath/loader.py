@@ -10,7 +10,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 from collector.datapath.events import AGGREGATION_LEVELS
-from flowscope.errors import UserError
+from common.errors import UserError
 
 BPF_DIR = pathlib.Path(__file__).resolve().parents[2] / "bpf"
 SOURCE = BPF_DIR / "flowscope.c"

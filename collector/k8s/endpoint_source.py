@@ -16,11 +16,11 @@ from typing import Any, Callable
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from collector.endpoints import Endpoint, EndpointCache, Service
+from common.endpoints import Endpoint, EndpointCache, Service
 from collector.k8s.devices import device_for_ip
 from collector.k8s.informer import Informer, InformerGroup, KubeObject
 from collector.k8s.workloads import owning_workload
-from flowscope.errors import UserError
+from common.errors import UserError
 
 log = logging.getLogger(__name__)
 

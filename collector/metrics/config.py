@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 
 class MetricsConfigError(UserError):

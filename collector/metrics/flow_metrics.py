@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from collector.metrics.config import MetricsConfigError, parse_specs
 from collector.metrics.handlers import HANDLERS, Handler
 from collector.metrics.series import DEFAULT_BUCKETS, SeriesCollector, SeriesVec

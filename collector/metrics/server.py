@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import start_http_server
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 DEFAULT_ADDRESS = ":9965"
 

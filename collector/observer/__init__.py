@@ -4,8 +4,7 @@ from collector.observer.observer import DEFAULT_RING_CAPACITY, VERSION, Observer
 from collector.observer.request import ALL, FlowQuery, RequestError, parse_request
 from collector.observer.server import HEALTH_SERVICE, ServerError, add_health, create_server, unix_target
 from collector.observer.service import FlowBatchesServicer, ObserverServicer
-from collector.observer.tls import ClientTLS, TLSConfig, TLSError, channel
 
-__all__ = ["ALL", "DEFAULT_RING_CAPACITY", "HEALTH_SERVICE", "VERSION", "ClientTLS", "FlowBatchesServicer",
-           "FlowQuery", "Observer", "ObserverServicer", "RequestError", "ServerError", "TLSConfig", "TLSError",
-           "add_health", "channel", "create_server", "parse_request", "unix_target"]
+__all__ = ["ALL", "DEFAULT_RING_CAPACITY", "HEALTH_SERVICE", "VERSION", "FlowBatchesServicer",
+           "FlowQuery", "Observer", "ObserverServicer", "RequestError", "ServerError",
+           "add_health", "create_server", "parse_request", "unix_target"]

@@ -13,11 +13,11 @@ from typing import Callable, Iterable, Iterator
 
 from google.protobuf import timestamp_pb2
 
-from collector.filters import flow_time_ns, in_range
+from common.filters import flow_time_ns, in_range
 from collector.observer.request import FlowQuery
 from collector.observer.ring import Ring
 from collector.observer.wire import EncodedFlow, encode_flows, encode_lost, encoded_flow
-from flowscope import __version__
+from common.version import __version__
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.wire import string_field, tag

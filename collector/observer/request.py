@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
-from collector.filters import FlowPredicate, build_request_filter
-from flowscope.errors import UserError
+from common.filters import FlowPredicate, build_request_filter
+from common.errors import UserError
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 
@@ -59,7 +59,7 @@ def _field_mask(request: observer_pb2.GetFlowsRequest) -> field_mask_pb2.FieldMa
 
 
 def parse_request(request: observer_pb2.GetFlowsRequest) -> FlowQuery:
-    """Raises RequestError or collector.filters.FilterError (both UserError)."""
+    """Raises RequestError or common.filters.FilterError (both UserError)."""
     since, until = time_bounds(request)
     number = request.number
     if number == ALL:

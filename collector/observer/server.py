@@ -11,8 +11,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector.observer.observer import Observer
 from collector.observer.service import FlowBatchesServicer, ObserverServicer
-from collector.observer.tls import TLSConfig, server_credentials
-from flowscope.errors import UserError
+from common.tls import TLSConfig, server_credentials
+from common.errors import UserError
 from proto.observer import observer_pb2_grpc
 
 HEALTH_SERVICE = "hubble.server.Observer"

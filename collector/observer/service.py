@@ -11,7 +11,7 @@ import grpc
 from collector.observer.observer import VERSION, Observer
 from collector.observer.request import FlowQuery, parse_request, time_bounds
 from collector.observer.wire import encode_batch
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.flowscope import flowscope_pb2, flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2

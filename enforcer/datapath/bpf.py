@@ -9,7 +9,7 @@ import ctypes.util
 import errno
 import os
 
-from flowscope.errors import UserError
+from common.errors import UserError
 
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_LPM_TRIE = 11

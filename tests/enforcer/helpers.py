@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from enforcer.peers import from_endpoint
 from proto.flow import flow_pb2
 

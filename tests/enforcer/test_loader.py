@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enforcer.policy import PolicyError, load_policies, parse_text
-from flowscope.errors import UserError
+from common.errors import UserError
 
 GOOD = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -12,11 +12,11 @@ from google.protobuf import json_format
 
 from collector.observer import Observer, create_server
 from flowscope.cli import build_parser, main
-from flowscope.errors import UserError
-from flowscope.observe import build_request
+from common.errors import UserError
+from flowscope.commands.observe import build_request
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
-from tests.collector.filters.sample import BASE_NS, endpoint, http_flow, make_flow
+from tests.common.filters.sample import BASE_NS, endpoint, http_flow, make_flow
 
 NOW = BASE_NS + 3600 * 10**9
 FF = flow_pb2.FlowFilter

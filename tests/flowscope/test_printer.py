@@ -7,7 +7,7 @@ from google.protobuf import json_format, wrappers_pb2
 from flowscope.printer import Printer, format_compact, format_dict, format_json
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
-from tests.collector.filters.sample import BASE_NS, dns_flow, endpoint, http_flow, make_flow
+from tests.common.filters.sample import BASE_NS, dns_flow, endpoint, http_flow, make_flow
 
 T = BASE_NS + 123_456_789  # Nov 14 22:13:20.123 UTC
 CLIENT = endpoint("default", "frontend-7d4f9", ["k8s:app=frontend"], identity=256)

@@ -5,7 +5,7 @@ import time
 import urllib.request
 
 from relay import Relay
-from relay.cli import start_metrics
+from flowscope.commands.relay import start_metrics
 from tests.relay.nodes import make_flow
 
 

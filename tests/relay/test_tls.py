@@ -7,8 +7,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from collector.observer import (ClientTLS, FlowBatchesServicer, Observer, ObserverServicer, TLSConfig, TLSError,
-                                channel)
+from collector.observer import FlowBatchesServicer, Observer, ObserverServicer
+from common.tls import ClientTLS, TLSConfig, TLSError, channel
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2

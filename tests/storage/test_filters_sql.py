@@ -1,8 +1,8 @@
-"""The SQL translation of FlowFilters selects exactly the flows collector.filters selects."""
+"""The SQL translation of FlowFilters selects exactly the flows common.filters selects."""
 
 import pytest
 
-from collector.filters import FilterError, build_request_filter
+from common.filters import FilterError, build_request_filter
 from proto.flow import flow_pb2
 from storage import FlowWriter
 from tests.storage.flows import BASE_NS, base, every_family

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import uuid as uuid_mod
 
-from collector.endpoints import Endpoint
+from common.endpoints import Endpoint
 from proto.flow import flow_pb2
 
 NS = 1_000_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.filters import build_request_filter
+from common.filters import build_request_filter
 from proto.flow import flow_pb2
 from ui.state import (ViewError, ViewState, flow_filters, format_selection, from_query, parse_selection, to_query,
                       window_ns)

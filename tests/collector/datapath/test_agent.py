@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from collector.endpoints import EndpointCache
+from common.endpoints import EndpointCache
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.collector.datapath.helpers import TOPOLOGY, curl, of_connection, wait_listening
 from tests.collector.datapath.test_robustness import collector_cmd, filter_ids

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from collector.datapath import DecodeError, Decoder, Enricher
 from collector.datapath import events as ev
-from collector.endpoints import Endpoint, EndpointCache
+from common.endpoints import Endpoint, EndpointCache
 from collector.identity import RESERVED_WORLD, IdentityAllocator
 from collector.l7 import L7Dispatcher
 from proto.flow import flow_pb2

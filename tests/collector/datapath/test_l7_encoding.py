@@ -13,7 +13,7 @@ from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from collector.datapath import Decoder, Enricher
 from collector.datapath import events as ev
-from collector.endpoints import Endpoint, EndpointCache
+from common.endpoints import Endpoint, EndpointCache
 from collector.identity import IdentityAllocator
 from collector.l7 import ConnKey, FqdnCache, L7Dispatcher
 from collector.observer import ALL, Observer, parse_request

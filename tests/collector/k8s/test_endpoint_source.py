@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from collector.endpoints import EndpointCache
+from common.endpoints import EndpointCache
 from collector.k8s import KubernetesEndpointSource, KubernetesError, load_api_client
 
 

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from collector.btf import BtfError, load_btf
-from collector.endpoints import Endpoint, EndpointCache
+from common.endpoints import Endpoint, EndpointCache
 from collector.kernel_drops import (DROP_EVENT_FORMAT, DropDecoder, concerns_node, KernelDrops, KernelDropsError,
                                     program_cflags, reason_names, tracepoint_offsets)
 from proto.flow import flow_pb2

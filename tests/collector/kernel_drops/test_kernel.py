@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from collector.endpoints import EndpointCache
+from common.endpoints import EndpointCache
 from collector.kernel_drops import KernelDrops
 from proto.flow import flow_pb2
 

@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.metrics import DEFAULT_METRICS, FlowMetrics, MetricsConfigError
-from flowscope.errors import UserError
+from common.errors import UserError
 from proto.flow import flow_pb2
 from tests.collector.metrics import sample_flows as sf
 
@@ -195,7 +195,7 @@ def test_deleted_pod_series_are_forgotten():
 
 
 def test_sync_endpoints_forgets_pods_that_disappeared():
-    from collector.endpoints import Endpoint
+    from common.endpoints import Endpoint
 
     metrics, reg = feed(["drop:sourceContext=ip"], [sf.policy_drop(sf.FRONTEND, sf.DB, 5432),
                                                    sf.policy_drop(sf.BACKEND, sf.DB, 5432)])

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.metrics import FlowMetrics, HealthMetrics, RateMeter, parse_address, serve
-from flowscope.errors import UserError
+from common.errors import UserError
 from tests.collector.metrics import sample_flows as sf
 
 

@@ -7,7 +7,7 @@ from google.protobuf import timestamp_pb2
 
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
-from tests.collector.filters.sample import make_flow
+from tests.common.filters.sample import make_flow
 from tests.collector.observer.streams import BOUND, reader, take, wait_for_followers
 
 Req = observer_pb2.GetFlowsRequest

@@ -6,7 +6,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from collector.observer import ALL
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
-from tests.collector.filters.sample import BASE_NS, make_flow
+from tests.common.filters.sample import BASE_NS, make_flow
 
 SECOND = 1_000_000_000
 Req = observer_pb2.GetFlowsRequest

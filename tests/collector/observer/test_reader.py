@@ -3,7 +3,7 @@ from collector.observer import ALL, Observer, parse_request
 from collector.observer.observer import CHUNK
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
-from tests.collector.filters.sample import make_flow
+from tests.common.filters.sample import make_flow
 
 Req = observer_pb2.GetFlowsRequest
 

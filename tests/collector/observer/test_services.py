@@ -11,7 +11,7 @@ from collector.observer import HEALTH_SERVICE, Observer, ServerError, create_ser
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
-from tests.collector.filters.sample import endpoint, make_flow
+from tests.common.filters.sample import endpoint, make_flow
 
 
 def test_health_answers_serving_for_hubble_observer(serve):

@@ -10,7 +10,7 @@ from proto.flow import flow_pb2
 from proto.flowscope import flowscope_pb2
 from proto.observer import observer_pb2
 from proto.wire import TimestampCache, tag, timestamp, varint
-from tests.collector.filters.sample import dns_flow, make_flow
+from tests.common.filters.sample import dns_flow, make_flow
 
 
 def test_varint():

@@ -1,0 +1,39 @@
+"""Protocol filter: tcp, udp, sctp, icmp (either family), icmpv4, icmpv6 at L4; dns, http, kafka at L7.
+Case-insensitive, as in Hubble."""
+
+from __future__ import annotations
+
+from common.filters.base import FilterError, FlowPredicate
+from proto.flow import flow_pb2
+
+L4_PROTOCOLS = {
+    "tcp": ("TCP",),
+    "udp": ("UDP",),
+    "sctp": ("SCTP",),
+    "icmp": ("ICMPv4", "ICMPv6"),
+    "icmpv4": ("ICMPv4",),
+    "icmpv6": ("ICMPv6",),
+}
+L7_PROTOCOLS = {"dns": "dns", "http": "http", "kafka": "kafka"}
+PROTOCOLS = tuple(L4_PROTOCOLS) + tuple(L7_PROTOCOLS)
+
+
+def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
+    if not ff.protocol:
+        return []
+    l4, l7 = set(), set()
+    for value in ff.protocol:
+        name = value.strip().lower()
+        if name in L4_PROTOCOLS:
+            l4.update(L4_PROTOCOLS[name])
+        elif name in L7_PROTOCOLS:
+            l7.add(L7_PROTOCOLS[name])
+        else:
+            raise FilterError("protocol", value, f"unknown protocol, expected one of {', '.join(PROTOCOLS)}")
+
+    def match(flow: flow_pb2.Flow) -> bool:
+        if l4 and flow.l4.WhichOneof("protocol") in l4:
+            return True
+        return bool(l7) and flow.HasField("l7") and flow.l7.WhichOneof("record") in l7
+
+    return [match]

@@ -1,0 +1,172 @@
+"""`flowscope relay`: follow the node collectors, serve the Observer API on :4245, write storage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from common.tls import ClientTLS, TLSConfig
+from common.errors import UserError
+from relay.core import Relay, RelayOptions
+from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
+from relay.service import create_server
+
+
+log = logging.getLogger("relay")
+
+DEFAULT_STORAGE = "chdb:///var/lib/flowscope/db"
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """TLS options of both sides: clients -> relay (--tls-*) and relay -> collectors (--collector-tls-*)."""
+    group = parser.add_argument_group("TLS for clients of the relay")
+    group.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
+    group.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    group.add_argument("--tls-client-ca", help="CA that signs client certificates (enables mutual TLS)")
+    group = parser.add_argument_group("TLS towards the node collectors")
+    group.add_argument("--collector-tls", action="store_true", help="connect to collectors with TLS")
+    group.add_argument("--collector-tls-ca", help="CA that signs the collectors' certificates")
+    group.add_argument("--collector-tls-cert", help="client certificate for mutual TLS (PEM)")
+    group.add_argument("--collector-tls-key", help="key of --collector-tls-cert (PEM)")
+    group.add_argument("--collector-tls-server-name", help="name expected in the collectors' certificates")
+
+
+def server_tls(args) -> TLSConfig | None:
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise UserError("TLS for clients needs both --tls-cert and --tls-key")
+    return TLSConfig(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
+
+
+def collector_tls(args) -> ClientTLS | None:
+    if not (args.collector_tls or args.collector_tls_ca or args.collector_tls_cert):
+        return None
+    return ClientTLS(ca=args.collector_tls_ca, cert=args.collector_tls_cert, key=args.collector_tls_key,
+                     server_name=args.collector_tls_server_name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen-address", default=":4245", help="Observer API address (default :4245)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=HOST:PORT",
+                        help="a node collector to follow (repeatable)")
+    parser.add_argument("--lab-state", metavar="PATH",
+                        help="follow the collectors of a lab's nodes (node i on --lab-collector-port + i)")
+    parser.add_argument("--lab-collector-port", type=int, default=4244,
+                        help="port of the first lab node's collector (default 4244)")
+    parser.add_argument("--peer-service", metavar="HOST:PORT",
+                        help="discover collectors from a peer.Peer Notify stream (same TLS as the collectors)")
+    parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
+                        help="follow the collector pods matching a label selector, e.g. "
+                             "flowscope/app.kubernetes.io/name=flowscope-collector (port --collector-port)")
+    parser.add_argument("--collector-port", type=int, default=4244,
+                        help="collectors' Observer port for --peers-from-kubernetes (default 4244)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
+    parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
+    parser.add_argument("--metrics-address", default="",
+                        help="Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
+    parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
+    add_tls_arguments(parser)
+
+
+def listen_address(address: str) -> str:
+    return f"0.0.0.0{address}" if address.startswith(":") else address
+
+
+def open_storage(url: str):
+    """(store, writer) for a storage URL; (None, None) for 'none'."""
+    if url == "none":
+        return None, None
+    import storage
+    store = storage.open_store(url)
+    store.migrate()
+    return store, storage.FlowWriter(store)
+
+
+def discover(relay: Relay, args) -> list:
+    """Start following every collector named by --peer, --lab-state, --peer-service and
+    --peers-from-kubernetes; returns the watchers to stop."""
+    tls = collector_tls(args)
+    peers = [parse_peer(spec, tls) for spec in args.peer]
+    if args.lab_state:
+        peers += peers_from_lab(args.lab_state, tls, base_port=args.lab_collector_port)
+    for peer in peers:
+        relay.add_peer(peer)
+    watchers = []
+    if args.peer_service:
+        watchers.append(PeerWatcher(normalize_address(args.peer_service), relay.add_peer, relay.remove_peer,
+                                    tls=tls, node_tls=tls).start())
+    if getattr(args, "peers_from_kubernetes", None):
+        from collector.k8s import load_api_client
+        from relay.k8s_discovery import KubernetesPeers, parse_pod_selector
+        namespace, selector = parse_pod_selector(args.peers_from_kubernetes)
+        watchers.append(KubernetesPeers(load_api_client(args.kubeconfig), namespace, selector,
+                                        relay.add_peer, relay.remove_peer, port=args.collector_port,
+                                        tls=tls).start())
+    if not peers and not watchers:
+        raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state, --peer-service "
+                        "or --peers-from-kubernetes")
+    return watchers
+
+
+def start_http_api(store, address: str | None):
+    """The JSON HTTP API over the store (relay.http_api) in a daemon thread; None when not asked for."""
+    if not address:
+        return None
+    if store is None:
+        raise UserError("--http-api-address needs a flow store (--storage is 'none')")
+    from relay.http_api import create_http_api
+    return create_http_api(store, listen_address(address))[0]
+
+
+def start_metrics(relay: Relay, writer, address: str):
+    """The relay's health metrics (collector.metrics.HealthMetrics) on `address`; None if not asked."""
+    if not address:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from collector.metrics import HealthMetrics, serve
+    registry = CollectorRegistry()
+    health = HealthMetrics(registry)
+    health.watch_status(relay.status)
+    if writer is not None:
+        health.watch_spool_bytes(lambda: writer.stats().spool_bytes)
+        writer.insert_hooks.append(health.observe_storage_write)
+    return serve(registry, listen_address(address))[0]
+
+
+def run(args) -> int:
+    store, writer = open_storage(args.storage)
+    relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
+    watchers: list = []
+    server = http = metrics = None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server, port = create_server(relay, listen_address(args.listen_address), server_tls(args))
+        watchers = discover(relay, args)
+        http = start_http_api(store, args.http_api_address)
+        metrics = start_metrics(relay, writer, args.metrics_address)
+        log.info("relay: Observer API on port %d, storage %s%s%s", port,
+                 store.url.redacted() if store is not None else "none",
+                 f", HTTP API on port {http.server_port}" if http else "",
+                 f", metrics on port {metrics.server_port}" if metrics else "")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for watcher in watchers:
+            watcher.stop()
+        if server is not None:
+            server.stop(grace=2).wait()
+        relay.stop()
+        for http_server in (http, metrics):
+            if http_server is not None:
+                http_server.shutdown()
+        if writer is not None:
+            writer.close()
+    return 0

@@ -1,0 +1,154 @@
+"""`flowscope up`: everything for one machine in one process — the node collector (eBPF datapath,
+Observer API on :4244, metrics on :9965), the relay (Observer API on :4245, live and history), the
+embedded flow store (chdb), the JSON HTTP API, and the UI on :8050 when ui/ is installed.
+
+With a lab of several nodes, this process is the collector of the lab's first node; the relay also
+follows the other nodes' collectors at the lab convention (node i on :4244+i), started separately with
+`flowscope collector --node-name NODE --listen-address :PORT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import threading
+
+from common.errors import UserError
+
+log = logging.getLogger("flowscope.commands.up")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from flowscope.commands.relay import DEFAULT_STORAGE
+    parser.add_argument("--lab-state", help="lab state file (default: the only lab under /run/flowscope/lab)")
+    parser.add_argument("--node-name", help="this node's name (default: the lab's first node, else hostname)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"flow store URL (default {DEFAULT_STORAGE})")
+    parser.add_argument("--collector-address", default=":4244", help="collector Observer API (default :4244)")
+    parser.add_argument("--listen-address", default=":4245", help="relay Observer API (default :4245)")
+    parser.add_argument("--metrics-address", default=":9965", help="Prometheus metrics ('' = none)")
+    parser.add_argument("--http-api-address", default="127.0.0.1:4246", help="JSON HTTP API ('' = none)")
+    parser.add_argument("--ui-address", default="127.0.0.1:8050", help="UI address ('' = none)")
+    parser.add_argument("--unix-socket", default="/var/run/flowscope/hubble.sock",
+                        help="collector Observer API on a unix socket ('' = none)")
+    parser.add_argument("--identity-state", default="/var/lib/flowscope/identities.json",
+                        help="file keeping numeric identities stable across restarts")
+    parser.add_argument("--pin-dir", default="/sys/fs/bpf/flowscope", help="bpffs directory of the datapath maps")
+    parser.add_argument("--aggregation", default="medium", choices=("none", "medium", "max"),
+                        help="collector events per connection (see `flowscope collector --help`)")
+    parser.add_argument("--collector", action=argparse.BooleanOptionalAction, default=True,
+                        help="run this machine's collector in the process (--no-collector: relay, store and "
+                             "UI only, e.g. the embedded-store Deployment on Kubernetes)")
+    parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
+                        help="also follow the collector pods matching this selector (see `flowscope relay`)")
+    parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
+    parser.add_argument("--ui-auth-token", metavar="T", help="require this token for the UI (needed off loopback)")
+
+
+def find_lab_state(path: str | None) -> str | None:
+    """The lab to observe: the given file, else the only lab that is up (None when there is none)."""
+    if path:
+        return path
+    from lab.state import state_files
+    files = state_files()
+    if len(files) > 1:
+        raise UserError(f"several labs are up ({', '.join(files)}): choose one with --lab-state")
+    return files[0] if files else None
+
+
+def lab_nodes(state_path: str | None) -> list[str]:
+    if not state_path:
+        return []
+    from lab.state import load_state
+    return list(load_state(state_path).nodes)
+
+
+def start_ui(store, address: str, pin_dir: str, token: str | None = None):
+    """The Dash UI in a daemon thread (ui.app.start: loopback unless authenticated); None if not asked."""
+    if not address:
+        return None
+    from ui.app import start
+    from ui.auth import Auth
+    return start(store, address, auth=Auth.parse(token), pin_dir=pin_dir)
+
+
+def follow_kubernetes_collectors(relay, args):
+    """A KubernetesPeers watcher feeding the relay, or None without --peers-from-kubernetes."""
+    if not args.peers_from_kubernetes:
+        return None
+    from collector.k8s import load_api_client
+    from relay.k8s_discovery import KubernetesPeers, parse_pod_selector
+    namespace, selector = parse_pod_selector(args.peers_from_kubernetes)
+    return KubernetesPeers(load_api_client(args.kubeconfig), namespace, selector, relay.add_peer,
+                           relay.remove_peer).start()
+
+
+def start_collector(args, node: str, state_path: str | None):
+    from collector.agent import Collector, CollectorConfig
+    from flowscope.commands.collector import policy_options
+    from collector.datapath import DatapathConfig
+    from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
+
+    check_privileges()
+    check_kernel_headers()
+    prepare_pin_dir(args.pin_dir)
+    config = CollectorConfig(node_name=node, lab_state=state_path, listen_address=args.collector_address,
+                             unix_socket=args.unix_socket or None, identity_state=args.identity_state,
+                             datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
+                             metrics_address=args.metrics_address or None, kernel_drops=True)
+    collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
+    collector.start()
+    return collector
+
+
+def run(args) -> int:
+    from relay import Peer, Relay
+    from flowscope.commands.relay import listen_address, open_storage, start_http_api
+    from relay.discovery import LAB_COLLECTOR_BASE_PORT
+    from relay.service import create_server
+
+    state_path = find_lab_state(args.lab_state)
+    nodes = lab_nodes(state_path)
+    node = args.node_name or (nodes[0] if nodes else socket.gethostname())
+    store, writer = open_storage(args.storage)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    collector = relay = server = http = ui = watcher = None
+    try:
+        if args.collector:
+            collector = start_collector(args, node, state_path)
+        relay = Relay(store, writer).start()
+        server, port = create_server(relay, listen_address(args.listen_address))
+        if collector is not None:
+            relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
+            for i, other in enumerate(nodes):
+                if other != node:
+                    relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
+        watcher = follow_kubernetes_collectors(relay, args)
+        http = start_http_api(store, args.http_api_address)
+        ui = start_ui(store, args.ui_address, args.pin_dir, args.ui_auth_token)
+        log.info("flowscope up: node %s%s; collector on port %s, relay Observer API on port %d, storage %s%s%s",
+                 node, f" (lab {state_path})" if state_path else "",
+                 collector.grpc_port if collector else "-", port,
+                 store.url.redacted(), f", HTTP API on port {http.server_port}" if http else "",
+                 f", UI {ui.url}" if ui else "")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if server is not None:
+            server.stop(grace=1).wait()
+        if relay is not None:
+            relay.stop()
+        if collector is not None:
+            collector.stop()
+        if http is not None:
+            http.shutdown()
+        if ui is not None:
+            ui.stop()
+        if writer is not None:
+            writer.close()
+    return 0
