@@ -10,11 +10,11 @@ json/jsonpb: one GetFlowsResponse per line in proto3 JSON with the .proto field 
 from __future__ import annotations
 
 import datetime
-import json
 from typing import TextIO
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
+from common import hubble_json
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
@@ -184,11 +184,6 @@ def format_compact(response: observer_pb2.GetFlowsResponse, node_name: bool = Fa
             f"{verdict_text(flow)} ({summary(flow)})")
 
 
-def format_json(response: observer_pb2.GetFlowsResponse) -> str:
-    data = json_format.MessageToDict(response, preserving_proto_field_name=True)
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
 def format_dict(response: observer_pb2.GetFlowsResponse, node_name: bool = False) -> str:
     if response.WhichOneof("response_types") != "flow":
         return format_compact(response)
@@ -224,7 +219,7 @@ class Printer:
 
     def write(self, response: observer_pb2.GetFlowsResponse) -> None:
         if self.output in ("json", "jsonpb"):
-            self.out.write(format_json(response) + "\n")
+            self.out.write(hubble_json.response_line(response) + "\n")
             return
         if response.WhichOneof("response_types") != "flow":
             self.err.write(format_compact(response) + "\n")

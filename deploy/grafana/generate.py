@@ -24,7 +24,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent
 PROMETHEUS = {"type": "prometheus", "uid": "flowscope-prometheus"}
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "flowscope-clickhouse"}
-# The relay's JSON HTTP API (relay/http_api.py) through the Infinity datasource: single-machine installs
+# The relay's JSON HTTP API (ui/json_api.py) through the Infinity datasource: single-machine installs
 # on the embedded store (chdb), which Grafana's ClickHouse plugin cannot reach.
 INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "flowscope-infinity"}
 WINDOW_PARAMS = (("since", "${__from}"), ("until", "${__to}"))

@@ -114,12 +114,12 @@ def discover(relay: Relay, args) -> list:
 
 
 def start_http_api(store, address: str | None):
-    """The JSON HTTP API over the store (relay.http_api) in a daemon thread; None when not asked for."""
+    """The JSON HTTP API over the store (ui.json_api) in a daemon thread; None when not asked for."""
     if not address:
         return None
     if store is None:
         raise UserError("--http-api-address needs a flow store (--storage is 'none')")
-    from relay.http_api import create_http_api
+    from ui.json_api import create_http_api
     return create_http_api(store, listen_address(address))[0]
 
 

@@ -4,7 +4,8 @@ import json
 
 from google.protobuf import json_format, wrappers_pb2
 
-from flowscope.printer import Printer, format_compact, format_dict, format_json
+from common.hubble_json import response_line as format_json
+from flowscope.printer import Printer, format_compact, format_dict
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.common.filters.sample import BASE_NS, dns_flow, endpoint, http_flow, make_flow

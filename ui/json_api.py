@@ -42,8 +42,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from google.protobuf import json_format
 
+from common import hubble_json
 from common.filters import FilterError, build_filter
 from common.errors import UserError
 from proto.flow import flow_pb2
@@ -220,12 +220,6 @@ def flow_row(flow: flow_pb2.Flow) -> dict:
     return row
 
 
-def hubble_json(flow: flow_pb2.Flow) -> dict:
-    """Hubble's export format: {"flow": {...}, "node_name": ..., "time": ...} with proto field names."""
-    return {"flow": json_format.MessageToDict(flow, preserving_proto_field_name=True),
-            "node_name": flow.node_name, "time": rfc3339(flow.time.seconds * NS + flow.time.nanos)}
-
-
 def _ms(ns: float | None) -> float | None:
     return None if ns is None else ns / 1e6
 
@@ -236,7 +230,7 @@ def get_flows(store, params: Params):
     flows = store.query_flows(whitelist=whitelist, since=params.time("since", None),
                               until=params.time("until", None), limit=params.int("limit", 100),
                               first=params.bool("first"))
-    return [hubble_json(f) if as_hubble else flow_row(f) for f in flows]
+    return [hubble_json.flow_dict(f) if as_hubble else flow_row(f) for f in flows]
 
 
 def get_servicemap(store, params: Params):

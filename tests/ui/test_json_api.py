@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from relay.http_api import create_http_api
+from ui.json_api import create_http_api
 from tests.collector.metrics import sample_flows as sf
 from tests.grafana.dashboards import API_QUERIES
 from tests.grafana.stores import NS, ROUNDS, shop_store
@@ -152,7 +152,7 @@ def test_every_infinity_panel_gets_its_columns(api, query):
 
 
 def test_flow_row_survives_enum_values_it_does_not_know():
-    from relay.http_api import flow_row
+    from ui.json_api import flow_row
 
     flow = sf.policy_drop(sf.FRONTEND, sf.DB, 5432)
     flow.drop_reason_desc = 250  # a reason newer than our protos
