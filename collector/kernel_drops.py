@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 
 from collector.btf import VMLINUX_BTF, Btf, load_btf
 from collector.datapath.enrich import Enricher
+from common.protocols import L4_NAMES
 from common.endpoints import EndpointSource
 from collector.identity import IdentityAllocator
 from common.errors import UserError
@@ -64,8 +65,7 @@ HUBBLE_REASONS = {
     "TTL_EXCEEDED": flow_pb2.TTL_EXCEEDED,
 }
 
-_L4_NAMES = {socket.IPPROTO_TCP: "TCP", socket.IPPROTO_UDP: "UDP", socket.IPPROTO_ICMP: "ICMPv4",
-             socket.IPPROTO_ICMPV6: "ICMPv6"}
+
 
 
 class KernelDropsError(UserError):
@@ -199,7 +199,7 @@ class DropDecoder:
         flow.interface.index = event.ifindex
         if event.netns_ino and event.netns_ino == self.host_netns_ino:
             flow.interface.name = _ifname(event.ifindex)
-        flow.Summary = f"{_L4_NAMES.get(event.l4proto, f'IP protocol {event.l4proto}')} " \
+        flow.Summary = f"{L4_NAMES.get(event.l4proto, f'IP protocol {event.l4proto}')} " \
                        f"dropped by the kernel ({name})"
         return flow
 

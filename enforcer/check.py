@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from common.flows import l4_kind, l4_ports
 from enforcer.evaluate import EXPLICIT_DENY, Decision, evaluate_flow
 from enforcer.policy.model import Policy
 from proto.flow import flow_pb2
@@ -80,8 +81,9 @@ def _describe(flow: flow_pb2.Flow) -> str:
         if ep.pod_name:
             return f"{ep.namespace}/{ep.pod_name}"
         return names[0] if names else ip
-    which = flow.l4.WhichOneof("protocol") or "?"
-    port = getattr(flow.l4, which).destination_port if which in ("TCP", "UDP", "SCTP") else ""
+    which = l4_kind(flow) or "?"
+    ports = l4_ports(flow)
+    port = ports[1] if ports else ""
     summary = f" {flow.l7.http.method} {flow.l7.http.url}" if flow.l7.HasField("http") else ""
     return (f"{end(flow.source, flow.IP.source, flow.source_names)} -> "
             f"{end(flow.destination, flow.IP.destination, flow.destination_names)}:{port} {which}{summary}")

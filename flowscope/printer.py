@@ -15,6 +15,7 @@ from typing import TextIO
 from google.protobuf import timestamp_pb2
 
 from common import hubble_json
+from common.flows import l4_ports
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
@@ -59,21 +60,13 @@ def format_identity(identity: int) -> str:
     return f"(ID:{identity})"
 
 
-def _ports(flow: flow_pb2.Flow) -> tuple[int, int]:
-    kind = flow.l4.WhichOneof("protocol")
-    if kind in ("TCP", "UDP", "SCTP"):
-        l4 = getattr(flow.l4, kind)
-        return l4.source_port, l4.destination_port
-    return 0, 0
-
-
 def host(flow: flow_pb2.Flow, source: bool) -> str:
     """pod as ns/pod, else service, else DNS names, else the IP; then :port (IPv6 in brackets)."""
     ep = flow.source if source else flow.destination
     service = flow.source_service if source else flow.destination_service
     names = flow.source_names if source else flow.destination_names
     ip = flow.IP.source if source else flow.IP.destination
-    port = _ports(flow)[0 if source else 1]
+    port = (l4_ports(flow) or (0, 0))[0 if source else 1]
     if ep.pod_name:
         name = f"{ep.namespace}/{ep.pod_name}" if ep.namespace else ep.pod_name
     elif service.name:

@@ -11,6 +11,7 @@ from typing import Callable
 
 import grpc
 
+from common.backoff import Backoff
 from common.errors import UserError
 from proto.peer import peer_pb2, peer_pb2_grpc
 from relay.node import Peer
@@ -64,7 +65,7 @@ class PeerWatcher:
         self.address = normalize_address(address)
         self._on_add, self._on_remove = on_add, on_remove
         self._tls, self._node_tls = tls, node_tls
-        self._backoff = backoff
+        self._backoff = Backoff(*backoff)
         self._stop = threading.Event()
         self._call = None
         self._thread = threading.Thread(target=self._run, name="relay-peers", daemon=True)
@@ -86,13 +87,12 @@ class PeerWatcher:
         return Peer(name=change.name, address=normalize_address(change.address), tls=tls)
 
     def _run(self) -> None:
-        delay = self._backoff[0]
         while not self._stop.is_set():
             channel = secure_channel(self.address, self._tls)
             try:
                 self._call = peer_pb2_grpc.PeerStub(channel).Notify(peer_pb2.NotifyRequest())
                 for change in self._call:
-                    delay = self._backoff[0]
+                    self._backoff.reset()
                     if change.type == peer_pb2.PEER_DELETED:
                         self._on_remove(change.name)
                     elif change.type in (peer_pb2.PEER_ADDED, peer_pb2.PEER_UPDATED):
@@ -104,5 +104,4 @@ class PeerWatcher:
                 log.warning("peer service %s sent a bad address: %s", self.address, err)
             finally:
                 channel.close()
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._backoff[1])
+            self._stop.wait(self._backoff.next_delay())

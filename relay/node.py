@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import grpc
 from google.protobuf import timestamp_pb2
 
+from common.backoff import Backoff
 from common.tls import ClientTLS, TLSError, channel as secure_channel
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
@@ -73,7 +74,7 @@ class NodeClient:
         self.info = NodeInfo()
         self._sink = sink
         self._on_state = on_state
-        self._backoff = backoff
+        self._backoff = Backoff(*backoff)
         self._last_ns = since_ns
         # (horizon_ns, uuids): while set, flows up to the horizon whose uuid is known are dropped.
         self._replay: tuple[int, set[str]] | None = (since_ns, set(seen)) if since_ns else None
@@ -117,18 +118,17 @@ class NodeClient:
         return observer_pb2.GetFlowsRequest(follow=True, since=since)
 
     def _run(self) -> None:
-        delay = self._backoff[0]
         while not self._stop.is_set():
             try:
                 channel = secure_channel(self.peer.address, self.peer.tls, CHANNEL_OPTIONS)
             except TLSError as err:
                 self._set_state(relay_pb2.NODE_ERROR, str(err))
-                self._stop.wait(self._backoff[1])
+                self._stop.wait(self._backoff.maximum)
                 continue
             self._channel = channel
             try:
                 self._follow(channel)
-                delay = self._backoff[0]
+                self._backoff.reset()
                 if not self._stop.is_set():
                     self._set_state(relay_pb2.NODE_UNAVAILABLE, "collector ended the stream")
             except grpc.RpcError as err:
@@ -138,8 +138,7 @@ class NodeClient:
             finally:
                 self._channel = None
                 channel.close()
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._backoff[1])
+            self._stop.wait(self._backoff.next_delay())
 
     def _explain(self, err: grpc.RpcError) -> str:
         detail = f"{err.code().name}: {err.details()}"

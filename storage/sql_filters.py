@@ -18,7 +18,7 @@ from common.filters.label import Requirement, parse_selector
 from common.filters.node import compile_glob
 from common.filters.pod import parse_namespaced
 from common.filters.port import parse_port
-from common.filters.protocol import L4_PROTOCOLS, L7_PROTOCOLS, PROTOCOLS
+from common.protocols import L4_PROTOCOLS, L7_RECORDS, PROTOCOLS
 from common.filters.tcp_flags import FLAG_NAMES
 from proto.flow import flow_pb2
 from storage.backend import quote
@@ -165,8 +165,8 @@ def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
             name = value.strip().lower()
             if name in L4_PROTOCOLS:
                 l4.update(L4_PROTOCOL[p] for p in L4_PROTOCOLS[name])
-            elif name in L7_PROTOCOLS:
-                l7.add(L7_PROTO[L7_PROTOCOLS[name]])
+            elif name in L7_RECORDS:
+                l7.add(L7_PROTO[name])
             else:
                 raise FilterError("protocol", value,
                                   f"unknown protocol, expected one of {', '.join(PROTOCOLS)}")

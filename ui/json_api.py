@@ -45,6 +45,7 @@ from typing import Callable
 
 from common import hubble_json
 from common.filters import FilterError, build_filter
+from common.flows import l4_kind, l4_ports
 from common.errors import UserError
 from proto.flow import flow_pb2
 
@@ -200,8 +201,8 @@ def _name(enum, number: int) -> str:
 
 def flow_row(flow: flow_pb2.Flow) -> dict:
     """One flow as a flat row for a Grafana table."""
-    l4 = flow.l4.WhichOneof("protocol") or ""
-    ports = getattr(flow.l4, l4) if l4 in ("TCP", "UDP", "SCTP") else None
+    l4 = l4_kind(flow)
+    source_port, destination_port = l4_ports(flow) or (0, 0)
     record = flow.l7.WhichOneof("record") if flow.HasField("l7") else None
     row = {"time": rfc3339(flow.time.seconds * NS + flow.time.nanos), "uuid": flow.uuid, "node": flow.node_name,
            "verdict": _name(flow_pb2.Verdict, flow.verdict),
@@ -209,9 +210,8 @@ def flow_row(flow: flow_pb2.Flow) -> dict:
            "direction": _name(flow_pb2.TrafficDirection, flow.traffic_direction),
            "is_reply": flow.is_reply.value if flow.HasField("is_reply") else None,
            "protocol": l4, "l7": record or "", "summary": flow.Summary}
-    row.update(_endpoint_row("source", flow.source, flow.IP.source, ports.source_port if ports else 0))
-    row.update(_endpoint_row("destination", flow.destination, flow.IP.destination,
-                             ports.destination_port if ports else 0))
+    row.update(_endpoint_row("source", flow.source, flow.IP.source, source_port))
+    row.update(_endpoint_row("destination", flow.destination, flow.IP.destination, destination_port))
     if record == "http":
         row.update(http_method=flow.l7.http.method, http_url=flow.l7.http.url, http_code=flow.l7.http.code,
                    latency_ms=flow.l7.latency_ns / 1e6)

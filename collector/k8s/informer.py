@@ -10,35 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
+
+from common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 KubeObject = dict[str, Any]
 HTTP_FORBIDDEN = 403
 HTTP_GONE = 410
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter; `reset()` after a healthy watch."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    current: float = field(init=False, default=0.0)
-
-    def next_delay(self) -> float:
-        self.current = self.initial if self.current == 0 else min(self.current * 2, self.maximum)
-        return self.current * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass

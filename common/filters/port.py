@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.filters.base import FilterError, FlowPredicate
+from common.flows import l4_ports
 from proto.flow import flow_pb2
 
 
@@ -14,15 +15,6 @@ def parse_port(field: str, value: str) -> int:
     if port > 65535:
         raise FilterError(field, value, "expected a port number 0-65535")
     return port
-
-
-def l4_ports(flow: flow_pb2.Flow) -> tuple[int, int] | None:
-    """(source_port, destination_port) of a TCP, UDP or SCTP flow, else None."""
-    kind = flow.l4.WhichOneof("protocol")
-    if kind in ("TCP", "UDP", "SCTP"):
-        l4 = getattr(flow.l4, kind)
-        return l4.source_port, l4.destination_port
-    return None
 
 
 def _port_matcher(field: str, values, side: int) -> FlowPredicate:

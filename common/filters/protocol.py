@@ -4,18 +4,9 @@ Case-insensitive, as in Hubble."""
 from __future__ import annotations
 
 from common.filters.base import FilterError, FlowPredicate
+from common.protocols import L4_PROTOCOLS, L7_RECORDS, PROTOCOLS
 from proto.flow import flow_pb2
 
-L4_PROTOCOLS = {
-    "tcp": ("TCP",),
-    "udp": ("UDP",),
-    "sctp": ("SCTP",),
-    "icmp": ("ICMPv4", "ICMPv6"),
-    "icmpv4": ("ICMPv4",),
-    "icmpv6": ("ICMPv6",),
-}
-L7_PROTOCOLS = {"dns": "dns", "http": "http", "kafka": "kafka"}
-PROTOCOLS = tuple(L4_PROTOCOLS) + tuple(L7_PROTOCOLS)
 
 
 def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
@@ -26,8 +17,8 @@ def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
         name = value.strip().lower()
         if name in L4_PROTOCOLS:
             l4.update(L4_PROTOCOLS[name])
-        elif name in L7_PROTOCOLS:
-            l7.add(L7_PROTOCOLS[name])
+        elif name in L7_RECORDS:
+            l7.add(name)
         else:
             raise FilterError("protocol", value, f"unknown protocol, expected one of {', '.join(PROTOCOLS)}")
 

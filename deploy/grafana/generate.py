@@ -21,6 +21,10 @@ import json
 import pathlib
 import sys
 
+# A deploy script runs with any python3, without the venv: the repository root holds the shared tables.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from common.protocols import L4_NUMBERS  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parent
 PROMETHEUS = {"type": "prometheus", "uid": "flowscope-prometheus"}
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "flowscope-clickhouse"}
@@ -31,6 +35,9 @@ WINDOW_PARAMS = (("since", "${__from}"), ("until", "${__to}"))
 RATE = "$__rate_interval"
 # grafana-clickhouse-datasource v4 query formats.
 FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
+# Storage keeps IP protocol numbers; panels show the names flows use.
+PROTOCOL_NAME_SQL = ("multiIf(" + ", ".join(f"protocol = {n}, '{name}'" for name, n in L4_NUMBERS.items())
+                     + ", toString(protocol))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,8 +247,7 @@ def service_map() -> Dashboard:
                  "edges": {"mainStatUnit": "short", "secondaryStatUnit": "short"}})
     d.sql("Connections", [(
         "SELECT client_namespace, client_workload, server_namespace, server_workload, server_port, "
-        "multiIf(protocol = 6, 'TCP', protocol = 17, 'UDP', protocol = 1, 'ICMPv4', protocol = 58, 'ICMPv6', "
-        "toString(protocol)) AS proto, multiIf(verdict = 1, 'forwarded', verdict = 2, 'dropped', "
+        f"{PROTOCOL_NAME_SQL} AS proto, multiIf(verdict = 1, 'forwarded', verdict = 2, 'dropped', "
         "verdict = 4, 'audit', toString(verdict)) AS verdict_name, sumMerge(flows) AS flows, "
         f"sumMerge(bytes) AS bytes FROM {T}.edges_1m WHERE $__timeFilter(minute) "
         "GROUP BY client_namespace, client_workload, server_namespace, server_workload, server_port, proto, "

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from typing import Iterable
 
+from common.protocols import L4_PROTOCOLS
 from storage.results import MapEdge, MapNode, ServiceMap
 
 CELL_X, CELL_Y = 170, 110  # workload spacing inside a namespace box
@@ -55,16 +56,13 @@ def edge_width(flows: int) -> float:
     return round(min(12.0, 1.0 + 2.0 * math.log10(max(flows, 1))), 2)
 
 
-L4_NAMES = {"tcp": ("TCP",), "udp": ("UDP",), "icmp": ("ICMPv4", "ICMPv6")}
-
-
 def edge_matcher(verdicts=(), protocols=(), pod: str = ""):
     """The map's share of the view's filters, on what an edge knows: verdict, L4 protocol or L7 seen,
     and a "namespace/prefix" pod filter matched against workload names (pods are named after them).
     Label and HTTP-status filters need individual flows: they narrow the table and panels only."""
     verdicts = set(verdicts)
-    l4 = {name for p in protocols for name in L4_NAMES.get(p, ())}
-    l7 = {p for p in protocols if p not in L4_NAMES}
+    l4 = {name for p in protocols for name in L4_PROTOCOLS.get(p, ())}
+    l7 = {p for p in protocols if p not in L4_PROTOCOLS}
     ns, _, prefix = pod.partition("/") if "/" in pod else ("", "", pod)
 
     def side(nid: str) -> bool:
