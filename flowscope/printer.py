@@ -202,17 +202,19 @@ class Printer:
     """Writes responses to `out` in one of OUTPUTS; `close()` flushes what a table still holds.
     Lost events and node status go to `err` in the human formats (as hubble does), in-band in JSON."""
 
-    def __init__(self, output: str, out: TextIO, err: TextIO, node_name: bool = False) -> None:
+    def __init__(self, output: str, out: TextIO, err: TextIO, node_name: bool = False,
+                 flowscope_fields: bool = False) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}, expected one of {', '.join(OUTPUTS)}")
         self.output, self.out, self.err, self.node_name = output, out, err, node_name
+        self.flowscope_fields = flowscope_fields
         self._rows: list[list[str]] = []
         self._widths: list[int] = []
         self._count = 0
 
     def write(self, response: observer_pb2.GetFlowsResponse) -> None:
         if self.output in ("json", "jsonpb"):
-            self.out.write(hubble_json.response_line(response) + "\n")
+            self.out.write(hubble_json.response_line(response, self.flowscope_fields) + "\n")
             return
         if response.WhichOneof("response_types") != "flow":
             self.err.write(format_compact(response) + "\n")

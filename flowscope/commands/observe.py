@@ -277,6 +277,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", choices=OUTPUTS, default="compact")
     out.add_argument("--print-node-name", action="store_true", help="show the node of each flow")
+    out.add_argument("--flowscope-fields", action="store_true",
+                     help="json: also print flowscope's own flow fields (counters, l7_partial, "
+                          "kernel_drop_reason), which Hubble's readers do not know")
 
 
 # --- run -------------------------------------------------------------------------------------------
@@ -302,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--not must be followed by a filter flag")
     request = build_request(args, time.time_ns())
     ch = _connect(args)
-    printer = Printer(args.output, sys.stdout, sys.stderr, node_name=args.print_node_name)
+    printer = Printer(args.output, sys.stdout, sys.stderr, node_name=args.print_node_name,
+                      flowscope_fields=args.flowscope_fields)
     call = observer_pb2_grpc.ObserverStub(ch).GetFlows(request)
     try:
         for response in call:

@@ -203,9 +203,22 @@ def _mode(args) -> int:
     return 0
 
 
+def endpoint_modes(endpoints: dict) -> str:
+    """'3 endpoints enforced, 2 audited': an audited endpoint forwards what policy would drop (and
+    reports AUDIT), so counting it as enforced would tell the user traffic is being blocked when it is not."""
+    from enforcer.datapath.maps import EP_AUDIT
+    audited = sum(1 for _identity, flags, *_ids in endpoints.values() if flags & EP_AUDIT)
+    enforced = len(endpoints) - audited
+    if audited and not enforced:
+        return f"{audited} endpoints audited (none enforced)"
+    if audited:
+        return f"{enforced} endpoints enforced, {audited} audited"
+    return f"{enforced} endpoints enforced"
+
+
 def _print_report(report, verb: str, keys: list[str], args) -> None:
     state = report.result.state
-    print(f"{verb} {len(keys)} policies ({', '.join(keys)}): {len(state.endpoints)} endpoints enforced, "
+    print(f"{verb} {len(keys)} policies ({', '.join(keys)}): {endpoint_modes(state.endpoints)}, "
           f"{len(state.rules)} rule entries, {len(state.ipcache)} ipcache entries "
           f"({report.stats.written} written, {report.stats.deleted} deleted) in {args.pin_dir}")
     if not report.datapath_running:

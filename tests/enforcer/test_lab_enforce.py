@@ -152,15 +152,18 @@ def test_established_connection_survives_a_policy_update(shop, policy_cli):
 def test_audit_mode_forwards_and_reports_audit(shop, policy_cli):
     lab, run, files = shop
     database = lab.pod("database")
-    policy_cli("apply", "--audit", str(files / "database.yaml"), pin_dir=run.pin_dir, lab=lab,
-               identity_state=run.identity_state)
+    out = policy_cli("apply", "--audit", str(files / "database.yaml"), pin_dir=run.pin_dir, lab=lab,
+                     identity_state=run.identity_state)
+    assert "1 endpoints audited (none enforced)" in out.stdout and "enforced," not in out.stdout
     assert reach(lab, "frontend", database.ipv4, 6379), "audit mode lets the traffic through"
     audited = run.wait_for(lambda f: f.verdict == flow_pb2.AUDIT and f.IP.destination == database.ipv4)
     assert audited, "the connection a policy would deny is marked AUDIT"
     assert not run.snapshot(policy_drop(database.ipv4, 6379))
     out = policy_cli("list", pin_dir=run.pin_dir, lab=lab).stdout
     assert "audit    CiliumNetworkPolicy data/database-ingress" in out
-    policy_cli("apply", str(files / "database.yaml"), pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
+    out = policy_cli("apply", str(files / "database.yaml"), pin_dir=run.pin_dir, lab=lab,
+                     identity_state=run.identity_state)
+    assert "1 endpoints enforced," in out.stdout
     assert not reach(lab, "frontend", database.ipv4, 6379), "re-applied in enforce mode"
     out = policy_cli("mode", "data", "audit", pin_dir=run.pin_dir, lab=lab, identity_state=run.identity_state)
     assert "namespace data: audit (1 pods under policy)" in out.stdout

@@ -92,6 +92,53 @@ def test_json_is_hubble_proto3_json_with_proto_field_names():
     assert back == resp(SYN_ACK)
 
 
+def hubble_flow_class():
+    """flow.Flow as Hubble knows it: our .proto without the flowscope-only fields, in a pool of its own,
+    so a strict protojson parse (no unknown keys allowed) behaves as Hubble's readers do."""
+    from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    for dependency in (any_pb2, timestamp_pb2, wrappers_pb2):
+        file_proto = descriptor_pb2.FileDescriptorProto()
+        dependency.DESCRIPTOR.CopyToProto(file_proto)
+        pool.Add(file_proto)
+    file_proto = descriptor_pb2.FileDescriptorProto()
+    flow_pb2.DESCRIPTOR.CopyToProto(file_proto)
+    message = next(m for m in file_proto.message_type if m.name == "Flow")
+    kept = [f for f in message.field if f.number < 1_000_000]
+    del message.field[:]
+    message.field.extend(kept)
+    pool.Add(file_proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("flow.Flow"))
+
+
+def test_json_lines_are_hubbles_unless_flowscope_fields_are_asked_for():
+    flow = flow_pb2.Flow()
+    flow.CopyFrom(HTTP_RESP)
+    flow.counters.packets_forward, flow.counters.bytes_forward = 5, 800
+    flow.l7_partial, flow.kernel_drop_reason = True, "NO_SOCKET"
+    hubble_flow = hubble_flow_class()
+
+    clean = json.loads(format_json(resp(flow)))
+    assert not {"counters", "l7_partial", "kernel_drop_reason"} & set(clean["flow"])
+    json_format.ParseDict(clean["flow"], hubble_flow())  # a strict Hubble parser takes it
+
+    full = format_json(resp(flow), flowscope_fields=True)
+    assert json.loads(full)["flow"]["counters"] == {"packets_forward": "5", "bytes_forward": "800"}
+    try:
+        json_format.ParseDict(json.loads(full)["flow"], hubble_flow())
+    except json_format.ParseError as err:
+        assert "counters" in str(err) or "l7_partial" in str(err)
+    else:
+        raise AssertionError("a strict Hubble parser must reject the flowscope fields")
+    assert json_format.Parse(full, observer_pb2.GetFlowsResponse()) == resp(flow), "ours read them back"
+
+    out = io.StringIO()
+    printer = Printer("json", out, io.StringIO())
+    printer.write(resp(flow))
+    assert "counters" not in out.getvalue(), "-o json is Hubble's by default"
+
+
 def test_dict_and_table():
     assert format_dict(resp(HTTP)).splitlines() == [
         "  TIMESTAMP: Nov 14 22:13:20.123",
