@@ -1,10 +1,13 @@
-"""--since/--until values as `hubble observe` takes them: relative durations ("30s", "5m", "1h30m",
-"2d", Go-style units ns/us/ms/s/m/h plus d) counted back from now, or absolute RFC 3339 times
-("2024-05-01T12:00:00Z", "...+02:00", fractional seconds to the nanosecond; without a zone: UTC)."""
+"""The one time grammar of every surface — the CLI's --since/--until, the JSON API's since/until, the UI's
+from/to: relative durations as `hubble observe` takes them ("30s", "5m", "1h30m", "2d": Go-style units
+ns/us/ms/s/m/h plus d) counted back from now; absolute RFC 3339 times ("2024-05-01T12:00:00Z", "...+02:00",
+fractional seconds to the nanosecond; without a zone: UTC); or a Unix time in seconds, milliseconds
+(Grafana's ${__from}) or nanoseconds, told apart by magnitude."""
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import re
 
 from common.errors import UserError
@@ -13,6 +16,8 @@ _UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60
             "d": 86400 * 10**9}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d))+")
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
+# At least 9 digits (1973 on): a bare "5" is a duration missing its unit, not 1970, and is refused.
+_UNIX = re.compile(r"\d{9,}(?:\.\d+)?")
 _ABSOLUTE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
                        r"(Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE)
 
@@ -34,6 +39,9 @@ def parse_time_ns(flag: str, text: str, now_ns: int) -> int:
         return now_ns - parse_duration_ns(value)
     except ValueError:
         pass
+    unix = _unix_ns(value)
+    if unix is not None:
+        return unix
     m = _ABSOLUTE.fullmatch(value)
     if m:
         date, hour, minute, second, fraction, zone = m.groups()
@@ -51,5 +59,14 @@ def parse_time_ns(flag: str, text: str, now_ns: int) -> int:
         else:
             nanos = int((fraction or "0").ljust(9, "0"))
             return int(moment.timestamp()) * 10**9 + nanos
-    raise TimeError(f"{flag} {text!r}: expected a duration ago (30s, 5m, 1h30m, 2d) or an RFC 3339 time "
-                    "(2024-05-01T12:00:00Z)")
+    raise TimeError(f"{flag} {text!r}: expected a duration ago (30s, 5m, 1h30m, 2d), an RFC 3339 time "
+                    "(2024-05-01T12:00:00Z) or a Unix time (s, ms or ns, 9 digits or more)")
+
+
+def _unix_ns(value: str) -> int | None:
+    """Seconds below 1e11 (until the year 5138), milliseconds below 1e14, else nanoseconds."""
+    if not _UNIX.fullmatch(value):
+        return None
+    number = decimal.Decimal(value)
+    scale = 10**9 if number < 10**11 else 10**6 if number < 10**14 else 1
+    return int(number * scale)

@@ -33,7 +33,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import re
 import socket
 import threading
 import time
@@ -47,14 +46,13 @@ from common import hubble_json
 from common.filters import FilterError, build_filter
 from common.flows import l4_kind, l4_ports
 from common.errors import UserError
+from common.timeparse import TimeError, parse_time_ns
 from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 DEFAULT_WINDOW_NS = 3600 * NS
 MAX_LIMIT = 10_000
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VERDICTS = {name.lower(): number for name, number in flow_pb2.Verdict.items() if number}
 PROTOCOLS = ("tcp", "udp", "sctp", "icmp", "icmpv4", "icmpv6", "dns", "http", "kafka")
 
@@ -120,25 +118,10 @@ class Params:
 
 
 def parse_time(name: str, value: str, now_ns: int) -> int:
-    """RFC 3339, a Unix time (s, ms or ns by magnitude), or a duration before now."""
-    match = DURATION.match(value)
-    if match:
-        return now_ns - int(float(match[1]) * DURATION_UNITS[match[2]] * NS)
     try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if number is not None and number >= 0:
-        scale = NS if number < 1e11 else 1_000_000 if number < 1e14 else 1
-        return int(number * scale)
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadParameter(name, f"{value!r}: expected RFC 3339, Unix seconds/milliseconds/nanoseconds, "
-                                 "or a duration such as 15m") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return int(parsed.timestamp() * NS)
+        return parse_time_ns(name, value, now_ns)
+    except TimeError as err:
+        raise BadParameter(name, str(err).removeprefix(f"{name} ")) from None
 
 
 def rfc3339(ns: int) -> str:

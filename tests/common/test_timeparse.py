@@ -30,3 +30,20 @@ def test_parse_time(text, expected):
 def test_bad_times_name_the_flag(text):
     with pytest.raises(TimeError, match=f"--until {text!r}: expected a duration"):
         parse_time_ns("--until", text, NOW)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1700000000", 1_700_000_000 * 10**9),                 # Unix seconds
+    ("1700000000.5", 1_700_000_000_500_000_000),
+    ("1700000000123", 1_700_000_000_123 * 10**6),          # Grafana's ${__from}: milliseconds
+    ("1700000000123456789", 1_700_000_000_123_456_789),    # nanoseconds, exact
+])
+def test_unix_times_by_magnitude(text, expected):
+    assert parse_time_ns("--since", text, NOW) == expected
+
+
+def test_one_grammar_for_cli_and_json_api():
+    """The JSON API answered 400 to since=1h30m while the CLI took it: both now read the same grammar."""
+    from ui.json_api import parse_time
+    for text in ("1h30m", "2d", "2024-05-01T12:00:00Z", "1700000000123"):
+        assert parse_time("since", text, NOW) == parse_time_ns("--since", text, NOW)
