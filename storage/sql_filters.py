@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from common.filters.base import FilterError, compile_regex, enum_value, parse_ip_network
-from common.filters.fqdn import compile_fqdn
+from common.filters.base import FilterError, check_regex, enum_value, parse_ip_network
+from common.filters.fqdn import fqdn_regex
 from common.filters.http import parse_methods, parse_status
 from common.filters.label import Requirement, parse_selector
-from common.filters.node import compile_glob
+from common.filters.node import node_regex
 from common.filters.pod import parse_namespaced
 from common.filters.port import parse_port
 from common.protocols import L4_PROTOCOLS, L7_RECORDS, PROTOCOLS
@@ -100,7 +100,7 @@ def _labels(field: str, selectors, column: str) -> str:
 
 
 def _fqdn(field: str, patterns, column: str) -> str:
-    regexes = [compile_fqdn(field, p).pattern for p in patterns]
+    regexes = [fqdn_regex(field, p) for p in patterns]
     body = "|".join(f"(?:{r})" for r in regexes)
     return (f"arrayExists(x -> match(replaceRegexpOne(lower(x), '[.]+$', ''), "
             f"{quote('^(?:' + body + ')$')}), {column})")
@@ -126,7 +126,7 @@ def _in(column: str, values) -> str:
 
 
 def _regex_search(field: str, patterns, column: str) -> str:
-    return _any([f"match({column}, {quote(compile_regex(field, p).pattern)})" for p in patterns])
+    return _any([f"match({column}, {quote(check_regex(field, p))})" for p in patterns])
 
 
 def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
@@ -196,7 +196,7 @@ def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
             masks.append(f"bitAnd(tcp_flags, {mask}) = {mask}")
         c.append(f"(protocol = 6 AND {_any(masks)})")
     if ff.node_name:
-        c.append(_any([f"match(node, {quote('^(?:' + compile_glob('node_name', p).pattern + ')$')})"
+        c.append(_any([f"match(node, {quote('^(?:' + node_regex('node_name', p) + ')$')})"
                        for p in ff.node_name]))
     if ff.source_fqdn:
         c.append(_fqdn("source_fqdn", ff.source_fqdn, "src_names"))

@@ -9,9 +9,9 @@ in `build`; the predicates themselves never raise on a well-formed Flow.
 from __future__ import annotations
 
 import ipaddress
-import re
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
+from common import patterns
 from common.errors import UserError
 from proto.flow import flow_pb2
 
@@ -28,11 +28,22 @@ class FilterError(UserError):
         super().__init__(f"invalid {field} filter {value!r}: {reason}")
 
 
-def compile_regex(field: str, pattern: str) -> re.Pattern[str]:
+def check_regex(field: str, pattern: str) -> str:
+    """`pattern` if it is a usable RE2 regex (common.patterns); FilterError naming field and pattern."""
     try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as err:
-        raise FilterError(field, pattern, f"not a valid regular expression ({err})") from None
+        return patterns.check_regex(pattern)
+    except patterns.PatternError as err:
+        raise FilterError(field, err.pattern, err.reason) from None
+
+
+def regex_matcher(field: str, regexes: Sequence[str], full: bool = False) -> patterns.Matcher:
+    """One linear-time matcher for the alternatives of one field (searched, or whole text with `full`)."""
+    for regex in regexes:
+        check_regex(field, regex)
+    try:
+        return patterns.any_match(regexes, full=full)
+    except patterns.PatternError as err:
+        raise FilterError(field, err.pattern, err.reason) from None
 
 
 def any_of(predicates: Iterable[FlowPredicate]) -> FlowPredicate:

@@ -3,29 +3,24 @@ trailing dot ignored, "*" matches any run of name characters ("*.example.com")."
 
 from __future__ import annotations
 
-import re
-
-from common.filters.base import FilterError, FlowPredicate
+from common import patterns
+from common.filters.base import FilterError, FlowPredicate, regex_matcher
 from proto.flow import flow_pb2
 
-_ALLOWED = re.compile(r"[-A-Za-z0-9_.*]+")
+_NAME_CHARS = frozenset("-abcdefghijklmnopqrstuvwxyz0123456789_.*")
 
 
-def compile_fqdn(field: str, pattern: str) -> re.Pattern[str]:
+def fqdn_regex(field: str, pattern: str) -> str:
+    """The RE2 regex (to match whole, lower-cased names without the trailing dot) of an FQDN pattern."""
     name = pattern.strip().lower().rstrip(".")
-    if not name or not _ALLOWED.fullmatch(name):
+    if not name or not set(name) <= _NAME_CHARS:
         raise FilterError(field, pattern, 'expected a DNS name, optionally with "*" wildcards')
-    return re.compile("".join("[-a-z0-9_.]*" if c == "*" else re.escape(c) for c in name))
+    return patterns.glob_regex(name, star="[-a-z0-9_.]*")
 
 
-def _fqdn_matcher(field: str, patterns, get_names) -> FlowPredicate:
-    compiled = [compile_fqdn(field, p) for p in patterns]
-
-    def match(flow: flow_pb2.Flow) -> bool:
-        names = [n.lower().rstrip(".") for n in get_names(flow)]
-        return any(r.fullmatch(n) for r in compiled for n in names)
-
-    return match
+def _fqdn_matcher(field: str, values, get_names) -> FlowPredicate:
+    match = regex_matcher(field, [fqdn_regex(field, p) for p in values], full=True)
+    return lambda flow: any(match(n.lower().rstrip(".")) for n in get_names(flow))
 
 
 def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:

@@ -1,12 +1,12 @@
 """HTTP filters on L7 HTTP flows: status code ("404", or "4+" for a class), method, path and URL
-regular expressions (searched, not anchored, like Go's MatchString in Hubble)."""
+regular expressions (RE2, searched, not anchored, like Go's MatchString in Hubble)."""
 
 from __future__ import annotations
 
 import re
 import urllib.parse
 
-from common.filters.base import FilterError, FlowPredicate, compile_regex
+from common.filters.base import FilterError, FlowPredicate, regex_matcher
 from proto.flow import flow_pb2
 
 _STATUS = re.compile(r"([1-5])(\d\d|\+)")
@@ -61,10 +61,9 @@ def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
         methods = set(parse_methods(ff.http_method))
         preds.append(lambda f: (h := _http(f)) is not None and h.method.upper() in methods)
     if ff.http_path:
-        paths = [compile_regex("http_path", p) for p in ff.http_path]
-        preds.append(lambda f: (h := _http(f)) is not None
-                     and any(r.search(_path(h.url)) for r in paths))
+        path_match = regex_matcher("http_path", ff.http_path)
+        preds.append(lambda f: (h := _http(f)) is not None and path_match(_path(h.url)))
     if ff.http_url:
-        urls = [compile_regex("http_url", p) for p in ff.http_url]
-        preds.append(lambda f: (h := _http(f)) is not None and any(r.search(h.url) for r in urls))
+        url_match = regex_matcher("http_url", ff.http_url)
+        preds.append(lambda f: (h := _http(f)) is not None and url_match(h.url))
     return preds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from common import patterns
 from enforcer.policy.common import cidr, cidr_with_excepts, metadata, port_name, selector
 from enforcer.policy.model import (EGRESS, ENTITIES, INGRESS, NAMESPACE_LABEL, CidrPeer, DnsRule, EndpointSelector,
                                    EntityPeer, FqdnPeer, HttpRule, Peer, Policy, PortSpec, Rule)
@@ -195,9 +196,9 @@ def _http(field: Field) -> HttpRule:
 def _regex(field: Field) -> str:
     text = field.string()
     try:
-        re.compile(text)
-    except re.error as err:
-        raise field.fail(f"not a valid regular expression: {err}") from None
+        patterns.check_regex(text)
+    except patterns.PatternError as err:
+        raise field.fail(f"not a valid regular expression: {err.reason}") from None
     return text
 
 

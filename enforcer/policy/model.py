@@ -9,9 +9,9 @@ collector Endpoint or from a stored flow's endpoint.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 
+from common import patterns
 from enforcer.policy.selectors import LabelSelector
 
 INGRESS = "ingress"
@@ -111,15 +111,16 @@ class CidrPeer:
             if ipaddress.ip_network(e, strict=False).version == ip.version)
 
 
-def fqdn_regex(match_name: str | None, match_pattern: str | None) -> re.Pattern[str]:
+def fqdn_matcher(match_name: str | None, match_pattern: str | None) -> patterns.Matcher:
     """Cilium's toFQDNs / rules.dns name matching: exact name, or a pattern where `*` is any run of
-    DNS characters within one label and a lone `*` is every name. Case-insensitive, trailing dot ignored."""
+    DNS characters within one label and a lone `*` is every name. Case-insensitive, trailing dot ignored.
+    Linear-time (RE2) and compiled once per pattern: every DNS answer a collector sees runs through it."""
     if match_name is not None:
-        return re.compile(re.escape(match_name.rstrip(".").lower()) + r"\.?", re.IGNORECASE)
-    pattern = (match_pattern or "").rstrip(".").lower()
-    if pattern == "*":
-        return re.compile(r".*")
-    return re.compile(re.escape(pattern).replace(r"\*", "[-a-z0-9_]*") + r"\.?", re.IGNORECASE)
+        regex = patterns.literal(match_name.rstrip(".").lower()) + r"\.?"
+    else:
+        pattern = (match_pattern or "").rstrip(".").lower()
+        regex = ".*" if pattern == "*" else patterns.glob_regex(pattern, star="[-a-z0-9_]*") + r"\.?"
+    return patterns.cached_match(regex, full=True, ignore_case=True)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class FqdnPeer:
     match_pattern: str | None = None
 
     def matches_name(self, name: str) -> bool:
-        return fqdn_regex(self.match_name, self.match_pattern).fullmatch(name.lower()) is not None
+        return fqdn_matcher(self.match_name, self.match_pattern)(name.lower())
 
     def matches(self, peer: PeerInfo) -> bool:
         return peer.kind == "world" and any(self.matches_name(n) for n in peer.names)
@@ -168,11 +169,12 @@ class HttpRule:
     headers: tuple[tuple[str, str | None], ...] = ()   # (name, value or None = present)
 
     def matches(self, method: str, path: str, host: str, headers: dict[str, str]) -> bool:
-        if self.method and not re.fullmatch(self.method, method, re.IGNORECASE):
+        # Cilium's regexes are Go's (RE2): the same linear-time matcher, compiled once per pattern.
+        if self.method and not patterns.cached_match(self.method, full=True, ignore_case=True)(method):
             return False
-        if self.path and not re.fullmatch(self.path, path):
+        if self.path and not patterns.cached_match(self.path, full=True)(path):
             return False
-        if self.host and not re.fullmatch(self.host, host, re.IGNORECASE):
+        if self.host and not patterns.cached_match(self.host, full=True, ignore_case=True)(host):
             return False
         for name, value in self.headers:
             have = headers.get(name.lower())
@@ -199,7 +201,7 @@ class DnsRule:
     match_pattern: str | None = None
 
     def matches(self, query: str) -> bool:
-        return fqdn_regex(self.match_name, self.match_pattern).fullmatch(query.rstrip(".").lower()) is not None
+        return fqdn_matcher(self.match_name, self.match_pattern)(query.rstrip(".").lower())
 
 
 @dataclass(frozen=True)
