@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from collector.datapath import Datapath, DatapathConfig, Decoder, Enricher
+from collector.datapath.owner import PinDirOwner
 from common.endpoints import Endpoint, EndpointCache
 from collector.identity import IdentityAllocator
 from collector.l7 import FqdnCache, L7Config, L7Dispatcher
@@ -45,7 +46,9 @@ class CollectorConfig:
     metrics: tuple[str, ...] | None = None  # FlowMetrics config; None = its defaults
     identity_state: str | None = DEFAULT_IDENTITY_STATE
     endpoint_poll_s: float = 1.0
-    detach_on_stop: bool = True  # False keeps the programs (and policy) attached after stop
+    # True: a stop detaches the programs unless policies are loaded (enforcement never fails open on a
+    # stop or a rollout); False: they stay attached even without policies.
+    detach_on_stop: bool = True
     endpoint_source: str = "lab"  # "lab" (state files) or "kubernetes" (the API server)
     kubeconfig: str | None = None  # with endpoint_source="kubernetes"; None = in-cluster or ~/.kube/config
     kernel_drops: bool = False  # also report the kernel's own drops (skb:kfree_skb); ~1 s to compile
@@ -123,6 +126,7 @@ class Collector:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._endpoints_seen = -1
+        self._owner = PinDirOwner(config.datapath.pin_dir)
 
     def start(self) -> None:
         if self._feeder is not None:
@@ -135,12 +139,14 @@ class Collector:
         try:
             self._start_metrics()
             self._run_endpoint_hooks()  # before the datapath: new pods are enforced from their first packet
+            self._owner.hold()
             self.datapath.start()
             if self.config.kernel_drops:
                 self._start_kernel_drops()
             self._spawn(self._poll_endpoints, "flowscope-endpoints")
         except BaseException:
             self._stop.set()  # the endpoint poller and metrics server must not outlive a failed start
+            self._owner.release()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
             if self._kubernetes is not None:
@@ -163,7 +169,13 @@ class Collector:
         self._stop.set()
         if self.server is not None:
             self.server.stop(grace_s).wait()
-        self.datapath.stop(detach=self.config.detach_on_stop)
+        enforcing = self.enforced_endpoints()
+        if enforcing and self.config.detach_on_stop:
+            log.info("keeping %d pod devices attached: %d endpoints under policy in %s (detach with "
+                     "`flowscope policy remove --all` or `flowscope collector --uninstall`)",
+                     len(self.datapath.attached), enforcing, self.config.datapath.pin_dir)
+        self.datapath.stop(detach=self.config.detach_on_stop and not enforcing)
+        self._owner.release()
         for thread in self._threads:
             thread.join(timeout=2)
         if self.kernel_drops is not None:
@@ -172,6 +184,16 @@ class Collector:
             self._kubernetes.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+
+    def enforced_endpoints(self) -> int:
+        """Endpoints the policy maps enforce or audit now (the kernel's view, whoever wrote them)."""
+        if self.policy_maps is None:
+            return 0
+        try:
+            return len(self.policy_maps.endpoints.keys())
+        except Exception:  # unreadable maps: assume policy, keep enforcing
+            log.exception("reading the policy endpoints map")
+            return 1
 
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until stop() (from another thread or a signal handler); True if stopped."""

@@ -59,7 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-drops", action=argparse.BooleanOptionalAction, default=True,
                         help="report the kernel's own packet drops (skb:kfree_skb) as DROPPED flows")
     parser.add_argument("--keep-attached", action="store_true",
-                        help="leave the programs attached on exit (policy keeps being enforced)")
+                        help="leave the programs attached on exit even without policies (with policies "
+                             "loaded they always stay: enforcement survives stops and rollouts)")
+    parser.add_argument("--uninstall", action="store_true",
+                        help="take the datapath out of the kernel: detach the programs a stopped collector "
+                             "left on the pod devices, unpin the maps of --pin-dir and forget its applied "
+                             "policies (enforcement ends; refused while a collector runs)")
     parser.add_argument("--dump-bpf", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dump_bpf:
         print(program_text(dp))
         return 0
+    if args.uninstall:
+        return uninstall(args.pin_dir)
     from collector.agent import Collector, CollectorConfig
     from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
 
@@ -104,6 +111,24 @@ def run(args: argparse.Namespace) -> int:
         collector.stop()
     stats = collector.datapath.stats
     print(f"flowscope collector: {stats.events} events, {stats.flows} flows, {stats.lost} lost", file=sys.stderr)
+    return 0
+
+
+def uninstall(pin_dir: str) -> int:
+    from collector.datapath.loader import check_privileges
+    from collector.datapath.teardown import uninstall as teardown
+
+    check_privileges()
+    done = teardown(pin_dir)
+    try:
+        from enforcer.datapath import forget
+    except ImportError:
+        pass
+    else:
+        forget(pin_dir)
+    devices = ", ".join(f"{name} ({count})" for name, count in sorted(done.detached.items())) or "none"
+    print(f"uninstalled {pin_dir}: filters detached from {devices}; "
+          f"{len(done.unpinned)} maps unpinned ({', '.join(done.unpinned) or '-'})")
     return 0
 
 

@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _datapath_args(p)
 
     p = sub.add_parser("remove", help="take policies out of the datapath")
-    p.add_argument("names", nargs="+", help="policy names (name, namespace/name), files, or `all`")
+    p.add_argument("names", nargs="*", help="policy names (name, namespace/name), files, or `all`")
+    p.add_argument("--all", action="store_true", help="remove every policy; when no collector runs, also "
+                   "detach the programs stopped collectors left enforcing")
     _datapath_args(p)
 
     p = sub.add_parser("mode", help="enforce or audit the pods of a namespace (audit: forward, report AUDIT)")
@@ -176,15 +178,33 @@ def _apply(args) -> int:
 def _remove(args) -> int:
     from enforcer.apply import local_addresses, remove_policies
     from enforcer.policy import load_policies
-    names = [n for n in args.names if not os.path.exists(n)]
+    if not args.names and not args.all:
+        raise UserError("policy remove: name the policies to remove (name, namespace/name or files), or --all")
+    everything = args.all or "all" in args.names
+    names = [n for n in args.names if not os.path.exists(n)] + (["all"] if args.all else [])
     files = [n for n in args.names if os.path.exists(n)]
     names += [p.key for p in load_policies(files)] if files else []
     report = remove_policies(names, args.pin_dir, _lab_endpoints(args.lab_state), args.identity_state,
                              local_addresses(), _fqdn_ips(args.lab_state, args.pin_dir))
-    if not report.removed:
+    if not report.removed and not everything:
         raise UserError(f"no applied policy named {', '.join(args.names)} (see `flowscope policy list`)")
     _print_report(report, "removed", report.removed, args)
+    if everything:
+        _detach_if_unused(args.pin_dir)
     return 0
+
+
+def _detach_if_unused(pin_dir: str) -> None:
+    """Removing every policy is one of the two ways (with `collector --uninstall`) to take out the
+    programs that stopped collectors left enforcing: with empty maps they only pass traffic, and no
+    collector reads their events."""
+    from collector.datapath.owner import collector_running
+    from collector.datapath.teardown import detach_left_over
+    if collector_running(pin_dir):
+        return   # its programs observe; it detaches them itself on a clean stop without policies
+    done = detach_left_over(pin_dir)
+    if done.detached:
+        print(f"detached the programs a stopped collector left on {', '.join(sorted(done.detached))}")
 
 
 def _mode(args) -> int:
