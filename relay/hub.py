@@ -115,6 +115,12 @@ class Hub:
             self._subscribers.add(subscriber)
             return flows, subscriber
 
+    @property
+    def followers(self) -> int:
+        """Follow streams subscribed now (tests wait on it instead of sleeping)."""
+        with self._lock:
+            return len(self._subscribers)
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
             self._subscribers.discard(subscriber)

@@ -13,6 +13,7 @@ import pytest
 import lab
 from lab import processes
 from tests.fixtures.lab import unique_lab_name
+from tests.fixtures.wait import wait_for
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 pytestmark = pytest.mark.root
@@ -47,13 +48,6 @@ def leftovers(state: lab.LabState) -> list[str]:
     return found
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_pods_reach_each_other_over_ipv4_and_ipv6(lab_factory):

@@ -15,6 +15,7 @@ from collector.observer import Observer, create_server
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 from relay import Peer
+from tests.fixtures.wait import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -87,15 +88,6 @@ class Node:
 
 def stub(address: str) -> observer_pb2_grpc.ObserverStub:
     return observer_pb2_grpc.ObserverStub(grpc.insecure_channel(address))
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def read_until_cancelled(call, into: list) -> None:

@@ -3,6 +3,7 @@ collectors with filters, --follow, -o json; the relay restarted still answers `-
 bad requests and bad certificates give one-line errors."""
 
 import json
+import queue
 import re
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import urllib.request
 import pytest
 
 from proto.flow import flow_pb2
-from tests.relay.nodes import ROOT, flowscope, make_flow, wait_for
+from tests.fixtures.wait import wait_for
+from tests.relay.nodes import ROOT, flowscope, make_flow
 
 class RelayProcess:
     """`flowscope relay` in a subprocess; .port is the Observer API port it bound."""
@@ -97,15 +99,29 @@ def test_observe_through_relay_merges_filters_and_survives_a_relay_restart(node_
     # --follow: new flows as they come, from both nodes, as JSON lines.
     follower = subprocess.Popen([sys.executable, "-m", "flowscope", "observe", "--server", relay.server, "-f",
                                  "-o", "json"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(line)) for line in follower.stdout], daemon=True).start()
     try:
-        time.sleep(1.5)
+        # The follower is subscribed once a probe flow reaches it; flows before that are not followed.
+        probes = 0
+
+        def probe_seen() -> bool:
+            nonlocal probes
+            a.publish(make_flow(time.time_ns(), f"probe-{probes}", "backend-0"))
+            probes += 1
+            try:
+                return "probe" in lines.get(timeout=0.5)["flow"]["source"]["pod_name"]
+            except queue.Empty:
+                return False
+
+        wait_for(probe_seen, timeout=30, what="the follower to receive a probe flow")
         now = time.time_ns()
         a.publish(make_flow(now, "live-a", "backend-0"))
         b.publish(make_flow(now + 1_000_000, "live-b", "db-0"))
         live = []
         while len(live) < 2:
-            line = json.loads(follower.stdout.readline())
-            if "flow" in line:  # node status lines would come only if a node's state changed
+            line = lines.get(timeout=30)
+            if "flow" in line and "probe" not in line["flow"]["source"]["pod_name"]:
                 live.append(line)
     finally:
         follower.terminate()
@@ -120,7 +136,7 @@ def test_observe_through_relay_merges_filters_and_survives_a_relay_restart(node_
     node_factory("node-a").restart_at(a.port)
     node_factory("node-b").restart_at(b.port)
     relay = relay_process(*peers)
-    history = observe("--since", "1h")
+    history = [m for m in observe("--since", "1h") if "probe" not in m["flow"]["source"]["pod_name"]]
     assert len(history) == 22
     assert {m["flow"]["source"]["pod_name"] for m in history} >= {"frontend-0", "live-a", "live-b"}
     assert [m["time"] for m in history] == sorted(m["time"] for m in history)

@@ -11,7 +11,8 @@ from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer
-from tests.relay.nodes import make_flow, read_until_cancelled, stub, wait_for
+from tests.fixtures.wait import wait_for
+from tests.relay.nodes import make_flow, read_until_cancelled, stub
 
 
 def flow_times(responses) -> list[int]:
@@ -70,7 +71,7 @@ def test_follow_with_number_zero_streams_new_flows_in_time_order(node_factory, r
     received: list[observer_pb2.GetFlowsResponse] = []
     call = stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
     threading.Thread(target=read_until_cancelled, args=(call, received), daemon=True).start()
-    time.sleep(0.5)
+    wait_for(lambda: running.relay.hub.followers == 1, what="the follow stream subscribed")
     t0 = time.time_ns()
     for i in range(20):
         (a if i % 2 else b).publish(make_flow(t0 + i * 1_000_000, f"client-{i}", "server-0"))
@@ -125,7 +126,7 @@ def test_collector_killed_and_restarted_is_reported_and_not_duplicated(node_fact
     events: list[observer_pb2.GetFlowsResponse] = []
     call = stub(running.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
     threading.Thread(target=read_until_cancelled, args=(call, events), daemon=True).start()
-    time.sleep(0.3)
+    wait_for(lambda: running.relay.hub.followers == 1, what="the follow stream subscribed")
 
     a.kill()
     wait_for(lambda: running.relay.status().num_unavailable_nodes.value == 1, what="node-a unavailable")

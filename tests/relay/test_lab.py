@@ -16,7 +16,8 @@ from proto.observer import observer_pb2
 from relay import Peer
 from tests.collector.datapath.helpers import curl, wait_listening
 from tests.fixtures.datapath import unique_pin_dir
-from tests.relay.nodes import ROOT, flowscope, stub, wait_for
+from tests.fixtures.wait import wait_for
+from tests.relay.nodes import ROOT, flowscope, stub
 
 pytestmark = pytest.mark.root
 

@@ -8,7 +8,8 @@ from google.protobuf import timestamp_pb2
 
 from proto.observer import observer_pb2
 from relay import Peer
-from tests.relay.nodes import make_flow, read_until_cancelled, storing_relay, stub, wait_for
+from tests.fixtures.wait import wait_for
+from tests.relay.nodes import make_flow, read_until_cancelled, storing_relay, stub
 
 
 def test_collector_restart_stores_every_flow_exactly_once(node_factory, relay_factory, relay_store):

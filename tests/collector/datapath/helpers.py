@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from proto.flow import flow_pb2
+from tests.fixtures.wait import wait_for
 
 UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); "
             "exec('while True:\\n d, a = s.recvfrom(2048)\\n s.sendto(d, a)')")
@@ -25,13 +26,8 @@ TOPOLOGY = {
 
 
 def wait_listening(lab, pod: str, port: int, udp: bool = False, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = lab.exec(pod, ["ss", "-lnu" if udp else "-lnt"]).stdout
-        if f":{port} " in out:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{pod} is not listening on {'udp' if udp else 'tcp'} port {port}")
+    wait_for(lambda: f":{port} " in lab.exec(pod, ["ss", "-lnu" if udp else "-lnt"]).stdout, timeout,
+             f"{pod} listening on {'udp' if udp else 'tcp'} port {port}", interval=0.1)
 
 
 def tcp_ports(flow: flow_pb2.Flow) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from collector.agent import Collector, CollectorConfig
 from collector.datapath import DatapathConfig
 from tests.collector.datapath.helpers import TOPOLOGY, curl, wait_listening
 from tests.collector.k8s.test_endpoint_source import namespace, node, pod, service
+from tests.fixtures.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -58,23 +59,17 @@ def test_flows_carry_pod_workload_service_and_node_from_the_api(cluster_lab):
     assert len(collector.datapath.attached) == 2, "both pods' devices found from their IPs via routes"
     port = curl(lab, "client", f"http://{lab.pod('server').ipv4}:8080/")
     curl(lab, "client", f"http://{lab.pod('payments').ipv4}:80/")
-    to_server = wait_for(flows, lambda f: f.l4.TCP.source_port == port and f.l4.TCP.destination_port == 8080)
+    to_server = wait_for_flows(flows, lambda f: f.l4.TCP.source_port == port and f.l4.TCP.destination_port == 8080)
     flow = to_server[0]
     assert (flow.source.namespace, flow.source.pod_name) == ("shop", "web-5d8f7c-x2x9z")
     assert [(w.name, w.kind) for w in flow.source.workloads] == [("web", "Deployment")]
     assert "k8s:io.cilium.k8s.namespace.labels.team=retail" in flow.source.labels
     assert (flow.destination.pod_name, flow.destination.workloads[0].kind) == ("store-0", "StatefulSet")
     assert flow.node_name == collector.config.node_name
-    to_service = wait_for(flows, lambda f: f.l4.TCP.destination_port == 80 and f.destination_service.name)
+    to_service = wait_for_flows(flows, lambda f: f.l4.TCP.destination_port == 80 and f.destination_service.name)
     assert to_service[0].destination_service.namespace == "billing"
     assert to_service[0].destination_service.name == "payments"
 
 
-def wait_for(flows, match, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [f for f in list(flows) if match(f)]
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("no matching flow within the timeout")
+def wait_for_flows(flows, match, timeout=10.0):
+    return wait_for(lambda: [f for f in list(flows) if match(f)], timeout, "a matching flow")

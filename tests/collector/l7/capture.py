@@ -20,6 +20,7 @@ from pathlib import Path
 from scapy.utils import RawPcapReader
 
 from collector.l7 import ConnKey, L7Dispatcher, L7Record
+from tests.fixtures.wait import wait_for
 
 PREFIX = 512
 PROGRAMS = Path(__file__).parent / "programs"
@@ -91,13 +92,8 @@ def background(ns: str, cmd: list[str], ready: str | None = None, timeout: float
 
 def wait_port(ns: str, port: int, udp: bool = False, timeout: float = 10) -> None:
     flag = "-lun" if udp else "-ltn"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(in_ns(ns, ["ss", "-H", flag]), capture_output=True, text=True).stdout
-        if f":{port} " in out:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} in {ns}")
+    wait_for(lambda: f":{port} " in subprocess.run(in_ns(ns, ["ss", "-H", flag]), capture_output=True,
+                                                   text=True).stdout, timeout, f"a listener on port {port} in {ns}")
 
 
 @contextlib.contextmanager

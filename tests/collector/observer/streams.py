@@ -6,6 +6,8 @@ import time
 
 import grpc
 
+from tests.fixtures.wait import wait_for
+
 BOUND = 5.0  # seconds a followed flow may take to arrive (generous: CI runs other jobs alongside)
 
 
@@ -31,7 +33,4 @@ def take(q: queue.Queue, n: int) -> list:
 
 def wait_for_followers(observer, n: int = 1) -> None:
     """A stream sees every flow published once it counts as a follower; wait until it does."""
-    deadline = time.monotonic() + BOUND
-    while observer.followers < n:
-        assert time.monotonic() < deadline, "follower never started waiting"
-        time.sleep(0.01)
+    wait_for(lambda: observer.followers >= n, BOUND, f"{n} follower(s) counted", interval=0.01)
