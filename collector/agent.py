@@ -61,6 +61,17 @@ class LabEndpointFeeder:
         self.cache = cache
         self.path = path
         self._signature: tuple = ()
+        self._watch_lock = None
+
+    def watch(self) -> None:
+        """Tells `lab up` that these labs are watched (it then refuses to recreate them under us)."""
+        import lab
+        self._watch_lock = lab.watch_lock(os.path.dirname(self.path) if self.path else None)
+
+    def close(self) -> None:
+        if self._watch_lock is not None:
+            self._watch_lock.close()
+            self._watch_lock = None
 
     def refresh(self) -> None:
         import lab  # the lab is the endpoint source on one machine; Kubernetes feeds the cache elsewhere
@@ -134,6 +145,7 @@ class Collector:
                 raise UserError(f"lab state {self.config.lab_state}: file not found "
                                 "(run `flowscope lab up -f deploy/lab/<topology>.yaml` first)")
             self._feeder.refresh()
+            self._feeder.watch()
         if self.config.endpoint_source == "kubernetes" and self._feeder is None:
             self._start_kubernetes()
         try:
@@ -184,6 +196,8 @@ class Collector:
             self._kubernetes.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        if self._feeder is not None:
+            self._feeder.close()
 
     def enforced_endpoints(self) -> int:
         """Endpoints the policy maps enforce or audit now (the kernel's view, whoever wrote them)."""

@@ -21,7 +21,7 @@ import os
 import pathlib
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import IO, Iterator
 
 from common.errors import UserError
 
@@ -133,6 +133,39 @@ def state_files(state_dir: str | None = None) -> list[str]:
     if not directory.is_dir():
         return []
     return sorted(str(p) for p in directory.glob("*.json"))
+
+
+WATCH_LOCK = ".watchers.lock"
+
+
+def watch_lock(state_dir: str | None = None) -> IO | None:
+    """A shared lock on the state dir's watchers file, held (the file kept open) by every process that
+    reads the labs as its endpoints (the collector, `flowscope up`), so `lab up` can tell a lab is
+    watched before it tears the lab down to recreate it. None where the dir cannot be written."""
+    directory = pathlib.Path(state_dir or DEFAULT_STATE_DIR)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / WATCH_LOCK, "a")
+    except OSError:
+        return None
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return lock
+
+
+def watched(state_dir: str | None = None) -> bool:
+    """True while another process holds watch_lock() on `state_dir`."""
+    path = pathlib.Path(state_dir or DEFAULT_STATE_DIR) / WATCH_LOCK
+    try:
+        lock = open(path, "a")
+    except OSError:
+        return False
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
 
 
 @contextlib.contextmanager

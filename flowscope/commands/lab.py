@@ -7,7 +7,7 @@ import os
 
 from common.errors import UserError
 from lab import manager
-from lab.state import DEFAULT_STATE_DIR, state_files, state_path
+from lab.state import DEFAULT_STATE_DIR, state_files, state_path, watched
 from lab.topology import load_topology
 
 
@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--file", help="topology file, e.g. deploy/lab/demo.yaml")
     parser.add_argument("--name", help="lab name (instead of -f, for down and status)")
     parser.add_argument("--all", action="store_true", help="down: remove every recorded lab")
+    parser.add_argument("--force", action="store_true",
+                        help="up: recreate the lab even while a collector or `flowscope up` watches it")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                         help=f"where lab state files live (default {DEFAULT_STATE_DIR})")
 
@@ -36,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         if not args.file:
             raise UserError("lab up needs -f <topology file>, e.g. -f deploy/lab/demo.yaml")
-        state = manager.up(load_topology(args.file), args.state_dir)
+        topology = load_topology(args.file)
+        path = state_path(topology.name, args.state_dir)
+        if os.path.exists(path) and watched(args.state_dir) and not args.force:
+            raise UserError(f"lab {topology.name} is up and a running collector or `flowscope up` is watching "
+                            f"it ({path}): `lab up` would tear its pods down and recreate them under it; stop "
+                            "that first, or pass --force")
+        state = manager.up(topology, args.state_dir)
         print(f"lab {state.name} is up: {len(state.pods)} pods, {len(state.world)} world hosts; "
               f"state {state.path}")
         return 0

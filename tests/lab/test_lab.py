@@ -170,3 +170,40 @@ def test_down_after_a_crash_removes_everything(tmp_path):
     assert down.returncode == 0, down.stderr
     assert stray.wait(timeout=5) != 0
     assert leftovers(state) == []
+
+
+def test_cli_up_refuses_to_recreate_a_watched_lab_unless_forced(tmp_path):
+    """`lab up` of a lab that is up tears it down and recreates it; while a collector reads it as its
+    endpoints (its feeder holds the state dir's watch lock) that pulls the pods from under it: refused
+    with a one-line error, the lab left as it was; --force recreates it anyway."""
+    from collector.agent import LabEndpointFeeder
+    from common.endpoints import EndpointCache
+
+    state_dir = tmp_path / "state"
+    name = unique_lab_name()
+    topology = tmp_path / "lab.yaml"
+    topology.write_text(f"name: {name}\npods:\n  - {{name: web, namespace: shop, labels: {{app: web}}}}\n")
+    up = run_cli("up", "-f", str(topology), "--state-dir", str(state_dir))
+    assert up.returncode == 0, up.stderr
+    feeder = LabEndpointFeeder(EndpointCache("node-1"), None)
+    try:
+        before = lab.load_state(lab.state_path(name, str(state_dir)))
+        feeder.path = before.path
+        feeder.watch()
+        again = run_cli("up", "-f", str(topology), "--state-dir", str(state_dir))
+        assert again.returncode == 1
+        assert again.stderr.strip().splitlines() == [
+            f"flowscope lab: error: lab {name} is up and a running collector or `flowscope up` is watching it "
+            f"({before.path}): `lab up` would tear its pods down and recreate them under it; stop that first, "
+            "or pass --force"]
+        assert lab.load_state(before.path).pods[0].netns == before.pods[0].netns
+        assert os.path.exists(f"/run/netns/{before.pods[0].netns}"), "the watched lab is untouched"
+        forced = run_cli("up", "-f", str(topology), "--state-dir", str(state_dir), "--force")
+        assert forced.returncode == 0, forced.stderr
+        feeder.close()
+        assert run_cli("up", "-f", str(topology), "--state-dir", str(state_dir)).returncode == 0, \
+            "no watcher left: recreated as before"
+    finally:
+        feeder.close()
+        down = run_cli("down", "--all", "--state-dir", str(state_dir))
+    assert down.returncode == 0, down.stderr

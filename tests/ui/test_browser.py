@@ -172,6 +172,25 @@ def test_map_shows_the_lab_workloads_and_edges(browser, ui_url, lab_store, tmp_p
         browser.find_element(By.TAG_NAME, "body").screenshot(str(SCREENSHOT))
 
 
+def test_arrowheads_stop_short_of_the_workload_names(browser, ui_url):
+    """No arrowhead lies on its target's name: ended at the node, an arrow from below (into
+    data/database and kube-system/coredns) was drawn onto the label under the node. The arrowhead is
+    taken as the last 12 px of the edge; the label as its box less cytoscape's 3 px of padding."""
+    open_map(browser, ui_url + "/", min_edges=6)
+    overlaps = browser.execute_script(
+        f"const cy = {CY}; const out = [];"
+        "cy.edges().forEach(e => { if (e.source().id() === e.target().id()) return;"
+        "  const t = e.targetEndpoint(), s = e.sourceEndpoint();"
+        "  const len = Math.hypot(s.x - t.x, s.y - t.y) || 1;"
+        "  const b = e.target().boundingBox({includeNodes: false, includeEdges: false, includeLabels: true});"
+        "  for (let d = 0; d <= 12; d += 1) {"
+        "    const x = t.x + (s.x - t.x) * d / len, y = t.y + (s.y - t.y) * d / len;"
+        "    if (b.w > 0 && x > b.x1 + 3 && x < b.x2 - 3 && y > b.y1 + 3 && y < b.y2 - 3) {"
+        "      out.push(e.id()); break; } } });"
+        "return [out, cy.edges().length];")
+    assert overlaps[1] >= 6 and overlaps[0] == [], f"arrowheads on labels: {overlaps[0]}"
+
+
 def test_clicking_an_edge_filters_the_table_to_its_flows(browser, ui_url, lab_store):
     from storage import MapEdge
     open_map(browser, ui_url + "/", min_edges=6)

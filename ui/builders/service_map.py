@@ -270,7 +270,12 @@ STYLESHEET = [
     {"selector": ".host", "style": {"shape": "square", "background-color": "#455a64"}},
     {"selector": ".dns", "style": {"shape": "hexagon", "background-color": "#00838f"}},
     {"selector": ".reserved", "style": {"shape": "triangle", "background-color": "#8d6e63"}},
+    # Edges end at the node or its label, whichever they meet first: ended at the node, an arrow
+    # coming from below lands on the label under the node and hides the workload's name.
     {"selector": "edge", "style": {"curve-style": "bezier", "target-arrow-shape": "triangle",
+                                   "source-endpoint": "outside-to-node-or-label",
+                                   "target-endpoint": "outside-to-node-or-label",
+                                   "source-distance-from-node": 2, "target-distance-from-node": 4,
                                    "line-color": "data(color)", "target-arrow-color": "data(color)",
                                    "width": "data(width)", "label": "data(label)", "font-size": 9,
                                    "text-rotation": "autorotate", "text-background-color": "#ffffff",
