@@ -23,7 +23,7 @@ from collector.datapath.owner import PinDirOwner
 from common.endpoints import Endpoint, EndpointCache
 from collector.identity import IdentityAllocator
 from collector.l7 import FqdnCache, L7Config, L7Dispatcher
-from collector.observer import Observer, create_server
+from collector.observer import DEFAULT_MAX_STREAMS, Observer, create_server
 from common.errors import UserError
 from proto.flow import flow_pb2
 
@@ -52,6 +52,7 @@ class CollectorConfig:
     endpoint_source: str = "lab"  # "lab" (state files) or "kubernetes" (the API server)
     kubeconfig: str | None = None  # with endpoint_source="kubernetes"; None = in-cluster or ~/.kube/config
     kernel_drops: bool = False  # also report the kernel's own drops (skb:kfree_skb); ~1 s to compile
+    max_streams: int = DEFAULT_MAX_STREAMS  # concurrent Observer streams; RESOURCE_EXHAUSTED beyond
 
 
 class LabEndpointFeeder:
@@ -168,7 +169,8 @@ class Collector:
             path = self.config.unix_socket.removeprefix("unix://").removeprefix("unix:")
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.server, self.grpc_port = create_server(self.observer, _grpc_address(self.config.listen_address),
-                                                    unix_socket=self.config.unix_socket)
+                                                    unix_socket=self.config.unix_socket,
+                                                    max_streams=self.config.max_streams)
         log.info("collector %s: %d pod devices attached, Observer API on %s%s", self.config.node_name,
                  len(self.datapath.attached), self.config.listen_address or "-",
                  f" and unix://{self.config.unix_socket}" if self.config.unix_socket else "")

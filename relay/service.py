@@ -10,7 +10,7 @@ from concurrent import futures
 
 import grpc
 
-from collector.observer import ServerError, add_health, parse_request
+from collector.observer import ServerError, StreamLimit, StreamLimits, add_health, parse_request
 from collector.observer.request import time_bounds
 from common.tls import TLSConfig, server_credentials
 from common.errors import UserError
@@ -22,16 +22,23 @@ from relay.flows import LiveFilter, masked, node_problems, past_flows
 from relay.hub import Subscriber
 
 VERSION_HEADER = (("hubble-relay-version", VERSION),)
+# A relay stream holds no thread (asyncio) but a subscriber queue of up to a few MB and a share of the
+# fan-out work of every flow: more than a node's, still bounded.
+DEFAULT_RELAY_STREAMS = 256
 
 
 class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     """observer.Observer answered for the whole cluster. GetFlows (and the event streams) are coroutines
     on the server's event loop; the quick unary calls are plain methods run in the server's thread pool."""
 
-    def __init__(self, relay) -> None:
+    def __init__(self, relay, limits: StreamLimits) -> None:
         self.relay = relay
+        self.limits = limits
 
     async def GetFlows(self, request, context):
+        await _limited(self.limits.of(request.follow), context, self._flows(request, context))
+
+    async def _flows(self, request, context):
         try:
             query = parse_request(request)
         except UserError as err:
@@ -58,10 +65,10 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
                 self.relay.hub.unsubscribe(subscriber)
 
     async def GetAgentEvents(self, request, context):
-        await _no_events(request, context)
+        await _limited(self.limits.of(request.follow), context, _no_events(request, context))
 
     async def GetDebugEvents(self, request, context):
-        await _no_events(request, context)
+        await _limited(self.limits.of(request.follow), context, _no_events(request, context))
 
     def GetNodes(self, request, context):
         return observer_pb2.GetNodesResponse(nodes=[node.describe() for node in self.relay.nodes()])
@@ -75,6 +82,18 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     def ServerStatus(self, request, context):
         context.send_initial_metadata(VERSION_HEADER)
         return self.relay.status()
+
+
+async def _limited(limit: StreamLimit, context, stream) -> None:
+    """Runs the coroutine `stream` while it holds one of the server's stream slots; RESOURCE_EXHAUSTED
+    when none is free."""
+    if not limit.try_acquire():
+        stream.close()  # never started: close it so asyncio does not warn that it was never awaited
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limit.message())
+    try:
+        await stream
+    finally:
+        limit.release()
 
 
 async def _live_batches(subscriber: Subscriber, poll: float = 0.5):
@@ -107,10 +126,14 @@ async def _live_batches(subscriber: Subscriber, poll: float = 0.5):
 class RelayPeerServicer(peer_pb2_grpc.PeerServicer):
     """peer.Peer: every node the relay follows, then additions and removals as they happen."""
 
-    def __init__(self, relay) -> None:
+    def __init__(self, relay, limits: StreamLimits) -> None:
         self.relay = relay
+        self.limits = limits
 
     async def Notify(self, request, context):
+        await _limited(self.limits.follow, context, self._notify(context))
+
+    async def _notify(self, context):
         changes = self.relay.watch_peers()
         try:
             async for batch in _live_batches(changes):
@@ -135,7 +158,7 @@ class RelayServer:
     1.5x the messages per second of grpcio's sync server, which waits on a thread handoff per message
     (Hubble's GetFlows sends one flow per message; docs/benchmarks.md, Relay)."""
 
-    def __init__(self, relay, address: str, tls: TLSConfig | None, max_workers: int) -> None:
+    def __init__(self, relay, address: str, tls: TLSConfig | None, max_workers: int, max_streams: int) -> None:
         self._loop = asyncio.new_event_loop()
         self._stopped = threading.Event()
         self._stopping = False
@@ -143,7 +166,7 @@ class RelayServer:
         self._thread.start()
         try:
             self.port = asyncio.run_coroutine_threadsafe(
-                self._start(relay, address, tls, max_workers), self._loop).result()
+                self._start(relay, address, tls, max_workers, max_streams), self._loop).result()
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
@@ -154,11 +177,13 @@ class RelayServer:
         self._loop.close()
         self._stopped.set()
 
-    async def _start(self, relay, address: str, tls: TLSConfig | None, max_workers: int) -> int:
+    async def _start(self, relay, address: str, tls: TLSConfig | None, max_workers: int,
+                     max_streams: int) -> int:
         pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="relay-rpc")
         self._server = grpc.aio.server(migration_thread_pool=pool, options=[("grpc.so_reuseport", 0)])
-        observer_pb2_grpc.add_ObserverServicer_to_server(RelayObserverServicer(relay), self._server)
-        peer_pb2_grpc.add_PeerServicer_to_server(RelayPeerServicer(relay), self._server)
+        self.limits = StreamLimits(max_streams)
+        observer_pb2_grpc.add_ObserverServicer_to_server(RelayObserverServicer(relay, self.limits), self._server)
+        peer_pb2_grpc.add_PeerServicer_to_server(RelayPeerServicer(relay, self.limits), self._server)
         add_health(self._server)
         try:
             if tls is None:
@@ -183,7 +208,8 @@ class RelayServer:
 
 
 def create_server(relay, address: str = "0.0.0.0:4245", tls: TLSConfig | None = None,
-                  max_workers: int = 64) -> tuple[RelayServer, int]:
-    """Serve the relay's APIs on `address` (port 0 picks one); returns the started server and port."""
-    server = RelayServer(relay, address, tls, max_workers)
+                  max_workers: int = 64, max_streams: int = DEFAULT_RELAY_STREAMS) -> tuple[RelayServer, int]:
+    """Serve the relay's APIs on `address` (port 0 picks one); returns the started server and port.
+    At most `max_streams` flow, event and peer streams at once, RESOURCE_EXHAUSTED beyond."""
+    server = RelayServer(relay, address, tls, max_workers, max_streams)
     return server, server.port

@@ -9,6 +9,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from collector.observer.limits import DEFAULT_HISTORY_STREAMS, DEFAULT_MAX_STREAMS, StreamLimits
 from collector.observer.observer import Observer
 from collector.observer.service import FlowBatchesServicer, ObserverServicer
 from common.tls import TLSConfig, server_credentials
@@ -18,7 +19,9 @@ from proto.observer import observer_pb2_grpc
 HEALTH_SERVICE = "hubble.server.Observer"
 DEFAULT_ADDRESS = "0.0.0.0:4244"
 DEFAULT_UNIX_SOCKET = "unix:///var/run/flowscope/observer.sock"
-MAX_WORKERS = 64  # each follow stream holds a worker thread for its lifetime
+# Each flow stream holds a worker thread for its lifetime; these workers are never held by one, so
+# health probes, ServerStatus and the refusals of streams past the limit are answered at once.
+RESERVED_WORKERS = 16
 
 
 class ServerError(UserError):
@@ -64,16 +67,20 @@ def _prepare_socket(target: str) -> None:
 
 
 def create_server(observer: Observer, address: str | None = DEFAULT_ADDRESS, unix_socket: str | None = None,
-                  tls: TLSConfig | None = None, max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
+                  tls: TLSConfig | None = None, max_streams: int = DEFAULT_MAX_STREAMS,
+                  history_streams: int = DEFAULT_HISTORY_STREAMS) -> tuple[grpc.Server, int]:
     """Builds and starts the server; returns it and the bound TCP port (0 when `address` is None).
     TLS applies to the TCP port; the unix socket is plaintext, protected by file permissions, as in
-    Hubble. Stop it with `server.stop(grace_seconds)`."""
+    Hubble. At most `max_streams` follow streams and `history_streams` history queries at once (TCP
+    and unix socket together), RESOURCE_EXHAUSTED beyond. Stop it with `server.stop(grace_seconds)`."""
     creds = server_credentials(tls) if tls else None
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observer"),
+    limits = StreamLimits(max_streams, history_streams)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.total + RESERVED_WORKERS,
+                                                    thread_name_prefix="observer"),
                          options=[("grpc.so_reuseport", 0)])
     observer_pb2_grpc.add_ObserverServicer_to_server(
-        ObserverServicer(observer, address=address or "", tls=tls is not None), server)
-    FlowBatchesServicer(observer).add_to_server(server)
+        ObserverServicer(observer, address=address or "", tls=tls is not None, limits=limits), server)
+    FlowBatchesServicer(observer, limits=limits).add_to_server(server)
     add_health(server)
     port = _bind(server, address, creds) if address else 0
     if unix_socket:

@@ -4,10 +4,11 @@ flowscope.FlowBatches (the same answers grouped, for the node -> relay link)."""
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import grpc
 
+from collector.observer.limits import StreamLimit, StreamLimits
 from collector.observer.observer import VERSION, Observer
 from collector.observer.request import FlowQuery, parse_request, time_bounds
 from collector.observer.wire import encode_batch
@@ -29,6 +30,17 @@ def _query_or_abort(request, context: grpc.ServicerContext) -> FlowQuery:
         raise  # abort raises; this line only satisfies type checkers
 
 
+def _limited(limit: StreamLimit, context: grpc.ServicerContext, stream: Callable[[], Iterator]) -> Iterator:
+    """`stream()`'s responses while it holds one of the server's stream slots; RESOURCE_EXHAUSTED when
+    none is free (before any work, so a refusal costs the worker a moment only)."""
+    if not limit.try_acquire():
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limit.message())
+    try:
+        yield from stream()
+    finally:
+        limit.release()
+
+
 def _stop_event(observer: Observer, context: grpc.ServicerContext) -> threading.Event:
     """Set when the client goes away or the server stops, and wakes the reader at once."""
     stop = threading.Event()
@@ -42,22 +54,27 @@ def _stop_event(observer: Observer, context: grpc.ServicerContext) -> threading.
 
 
 class ObserverServicer(observer_pb2_grpc.ObserverServicer):
-    def __init__(self, observer: Observer, address: str = "", tls: bool = False) -> None:
+    def __init__(self, observer: Observer, address: str = "", tls: bool = False,
+                 limits: StreamLimits | None = None) -> None:
         self.observer = observer
         self.address = address
         self.tls = tls
+        self.limits = limits if limits is not None else StreamLimits()
 
     def GetFlows(self, request, context) -> Iterator[observer_pb2.GetFlowsResponse]:
+        return _limited(self.limits.of(request.follow), context, lambda: self._flows(request, context))
+
+    def _flows(self, request, context) -> Iterator[observer_pb2.GetFlowsResponse]:
         query = _query_or_abort(request, context)
         context.send_initial_metadata(VERSION_HEADER)
         for chunk in self.observer.read(query, _stop_event(self.observer, context)):
             yield from chunk
 
     def GetAgentEvents(self, request, context) -> Iterator[observer_pb2.GetAgentEventsResponse]:
-        yield from self._no_events(request, context)
+        return _limited(self.limits.of(request.follow), context, lambda: self._no_events(request, context))
 
     def GetDebugEvents(self, request, context) -> Iterator[observer_pb2.GetDebugEventsResponse]:
-        yield from self._no_events(request, context)
+        return _limited(self.limits.of(request.follow), context, lambda: self._no_events(request, context))
 
     def _no_events(self, request, context) -> Iterator:
         """flowscope emits no agent or debug events: an honest empty answer, held open under follow."""
@@ -93,16 +110,22 @@ class FlowBatchesServicer(flowscope_pb2_grpc.FlowBatchesServicer):
     serialized flows (see wire.py); registering it with the generated
     `add_FlowBatchesServicer_to_server` works too, with message objects (about 5x slower)."""
 
-    def __init__(self, observer: Observer, batch_size: int = BATCH_SIZE, linger: float = BATCH_LINGER):
+    def __init__(self, observer: Observer, batch_size: int = BATCH_SIZE, linger: float = BATCH_LINGER,
+                 limits: StreamLimits | None = None):
         self.observer = observer
         self.batch_size = batch_size
         self.linger = linger
+        self.limits = limits if limits is not None else StreamLimits()
 
     def GetFlowBatches(self, request, context) -> Iterator[flowscope_pb2.FlowBatch]:
         for batch in self.encoded_batches(request, context):
             yield flowscope_pb2.FlowBatch.FromString(batch)
 
     def encoded_batches(self, request, context) -> Iterator[bytes]:
+        return _limited(self.limits.of(request.follow), context,
+                        lambda: self._encoded_batches(request, context))
+
+    def _encoded_batches(self, request, context) -> Iterator[bytes]:
         query = _query_or_abort(request, context)
         stop = _stop_event(self.observer, context)
         chunks = self.observer.read(query, stop, min_chunk=self.batch_size, linger=self.linger, encoded=True)

@@ -10,6 +10,7 @@ import sys
 
 from collector.datapath import DEFAULT_PIN_DIR, DatapathConfig, program_text
 from collector.datapath.events import AGGREGATION_LEVELS
+from collector.observer.limits import DEFAULT_MAX_STREAMS
 from common.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,23 @@ def _ports(text: str) -> tuple[int, ...]:
     if any(not 0 < p < 65536 for p in ports):
         raise argparse.ArgumentTypeError(f"{text!r}: ports must be 1..65535")
     return ports
+
+
+def stream_count(text: str) -> int:
+    """argparse type of --max-flow-streams."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of streams")
+    return value
+
+
+def add_stream_limit(parser: argparse.ArgumentParser, default: int, server: str) -> None:
+    parser.add_argument("--max-flow-streams", type=stream_count, default=default, metavar="N",
+                        help=f"concurrent GetFlows (and event) streams the {server} serves; more are "
+                             f"refused with RESOURCE_EXHAUSTED (default {default})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take the datapath out of the kernel: detach the programs a stopped collector "
                              "left on the pod devices, unpin the maps of --pin-dir and forget its applied "
                              "policies (enforcement ends; refused while a collector runs)")
+    add_stream_limit(parser, DEFAULT_MAX_STREAMS, "Observer API")
     parser.add_argument("--dump-bpf", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -94,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                              metrics_address=args.metrics_address or None,
                              metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
                              endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
-                             kernel_drops=args.kernel_drops)
+                             kernel_drops=args.kernel_drops, max_streams=args.max_flow_streams)
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     collector.start()

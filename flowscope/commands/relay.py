@@ -9,9 +9,10 @@ import threading
 
 from common.tls import ClientTLS, TLSConfig
 from common.errors import UserError
+from flowscope.commands.collector import add_stream_limit
 from relay.core import Relay, RelayOptions
 from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
-from relay.service import create_server
+from relay.service import DEFAULT_RELAY_STREAMS, create_server
 
 
 log = logging.getLogger("relay")
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-address", default="",
                         help="Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
     parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
+    add_stream_limit(parser, DEFAULT_RELAY_STREAMS, "relay's Observer API")
     add_tls_arguments(parser)
 
 
@@ -147,7 +149,8 @@ def run(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        server, port = create_server(relay, listen_address(args.listen_address), server_tls(args))
+        server, port = create_server(relay, listen_address(args.listen_address), server_tls(args),
+                                     max_streams=args.max_flow_streams)
         watchers = discover(relay, args)
         http = start_http_api(store, args.http_api_address)
         metrics = start_metrics(relay, writer, args.metrics_address)

@@ -21,6 +21,8 @@ log = logging.getLogger("flowscope.commands.up")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from collector.observer.limits import DEFAULT_MAX_STREAMS
+    from flowscope.commands.collector import add_stream_limit
     from flowscope.commands.relay import DEFAULT_STORAGE
     parser.add_argument("--lab-state", help="lab state file (default: the only lab under /run/flowscope/lab)")
     parser.add_argument("--node-name", help="this node's name (default: the lab's first node, else hostname)")
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also follow the collector pods matching this selector (see `flowscope relay`)")
     parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
     parser.add_argument("--ui-auth-token", metavar="T", help="require this token for the UI (needed off loopback)")
+    add_stream_limit(parser, DEFAULT_MAX_STREAMS, "collector and the relay each")
 
 
 def find_lab_state(path: str | None) -> str | None:
@@ -96,7 +99,8 @@ def start_collector(args, node: str, state_path: str | None):
     config = CollectorConfig(node_name=node, lab_state=state_path, listen_address=args.collector_address,
                              unix_socket=args.unix_socket or None, identity_state=args.identity_state,
                              datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
-                             metrics_address=args.metrics_address or None, kernel_drops=True)
+                             metrics_address=args.metrics_address or None, kernel_drops=True,
+                             max_streams=args.max_flow_streams)
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     collector.start()
     return collector
@@ -119,7 +123,7 @@ def run(args) -> int:
         if args.collector:
             collector = start_collector(args, node, state_path)
         relay = Relay(store, writer).start()
-        server, port = create_server(relay, listen_address(args.listen_address))
+        server, port = create_server(relay, listen_address(args.listen_address), max_streams=args.max_flow_streams)
         if collector is not None:
             relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
             for i, other in enumerate(nodes):

@@ -44,3 +44,27 @@ def test_all_is_accepted_and_events_rpcs_answer_empty(relay_factory):
         assert list(stub.GetAgentEvents(observer_pb2.GetAgentEventsRequest(number=10), timeout=5)) == []
         assert list(stub.GetDebugEvents(observer_pb2.GetDebugEventsRequest(number=10), timeout=5)) == []
         assert stub.GetNamespaces(observer_pb2.GetNamespacesRequest(), timeout=5).namespaces == []
+
+
+def test_follow_streams_past_the_limit_are_resource_exhausted(relay_factory):
+    """Followers hold no thread in the relay, but memory and fan-out work: bounded like a node's."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    running = relay_factory(max_streams=3)
+    with grpc.insecure_channel(running.address) as channel:
+        stub = observer_pb2_grpc.ObserverStub(channel)
+        followers = [stub.GetFlows(observer_pb2.GetFlowsRequest(follow=True)) for _ in range(3)]
+        try:
+            for call in followers:  # admitted: the relay sends its nodes' status first, or nothing yet
+                assert call.initial_metadata() is not None
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.GetFlows(observer_pb2.GetFlowsRequest(follow=True), timeout=5))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "at most 3 (set by --max-flow-streams)" in err.value.details()
+            assert list(stub.GetFlows(observer_pb2.GetFlowsRequest(number=1), timeout=5)) == []
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="hubble.server.Observer"), timeout=5)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            for call in followers:
+                call.cancel()
