@@ -15,8 +15,10 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from common.version import __version__
+from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.peer import peer_pb2
 from proto.relay import relay_pb2
@@ -28,6 +30,9 @@ from relay.node import NodeClient, Peer
 log = logging.getLogger(__name__)
 
 VERSION = f"{__version__}+flowscope-relay"
+# Called from the merging thread with each merged batch of flows, in time order (exporters): a hook
+# must return quickly and must not change the flows.
+BatchHook = Callable[[list[flow_pb2.Flow]], None]
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class RelayOptions:
 class Relay:
     """Cluster-wide flow source; `store`/`writer` are storage.FlowStore/FlowWriter or None."""
 
-    def __init__(self, store=None, writer=None, options: RelayOptions = RelayOptions()) -> None:
+    def __init__(self, store=None, writer=None, options: RelayOptions = RelayOptions(),
+                 hooks: tuple[BatchHook, ...] = ()) -> None:
         self.options = options
         self.store = store
         self.writer = writer
@@ -58,6 +64,8 @@ class Relay:
         self._store_thread = threading.Thread(target=self._store_loop, name="relay-store", daemon=True)
         self.stored_flows = 0
         self._peer_watchers: set[Subscriber] = set()
+        self.hooks: list[BatchHook] = list(hooks)
+        self.hook_errors = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -154,10 +162,22 @@ class Relay:
                 responses = [r for run in runs for r in run.responses]
                 flows = [f for run in runs for f in run.flow_list()]
                 self.hub.publish(responses, flows)
+                if flows:
+                    self._run_hooks(flows)
                 if self.writer is not None and flows:
                     self._storage.put(flows)
             if stopping and self._ingest.empty() and not len(merge):
                 return
+
+    def _run_hooks(self, flows: list[flow_pb2.Flow]) -> None:
+        for hook in self.hooks:
+            try:
+                hook(flows)
+            except Exception:  # a consumer's bug must not stop the merge
+                self.hook_errors += 1
+                if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
+                    log.exception("relay hook %r failed (%d hook errors so far)",
+                                  getattr(hook, "__qualname__", hook), self.hook_errors)
 
     def _store_loop(self) -> None:
         while True:

@@ -10,6 +10,7 @@ import sys
 
 from collector.datapath import DEFAULT_PIN_DIR, DatapathConfig, program_text
 from collector.datapath.events import AGGREGATION_LEVELS
+from collector.exporter import flags as export_flags
 from collector.observer.limits import DEFAULT_MAX_STREAMS
 from common.errors import UserError
 
@@ -85,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "policies (enforcement ends; refused while a collector runs)")
     add_stream_limit(parser, DEFAULT_MAX_STREAMS, "Observer API")
     parser.add_argument("--dump-bpf", action="store_true", help=argparse.SUPPRESS)
+    export_flags.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     check_privileges()
     check_kernel_headers()
     prepare_pin_dir(args.pin_dir)
+    export_flags.static_config(args)  # a bad export flag fails before the datapath loads
 
     config = CollectorConfig(node_name=args.node_name, lab_state=args.lab_state,
                              listen_address=args.listen_address or None, unix_socket=args.unix_socket or None,
@@ -116,7 +119,17 @@ def run(args: argparse.Namespace) -> int:
                              kernel_drops=args.kernel_drops, max_streams=args.max_flow_streams)
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
-    collector.start()
+    exporters = export_flags.start_exporters(args)
+    if exporters is not None:
+        collector.observer.hooks.append(exporters.observe)
+    try:
+        collector.start()
+    except BaseException:
+        if exporters is not None:
+            exporters.stop()
+        raise
+    if exporters is not None:
+        export_flags.register_metrics(exporters, getattr(collector, "registry", None))
     policies = None
     try:
         if args.endpoints == "kubernetes" and args.policies_from_kubernetes:
@@ -128,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         if policies is not None:
             policies.stop()
         collector.stop()
+        if exporters is not None:
+            exporters.stop()
     stats = collector.datapath.stats
     print(f"flowscope collector: {stats.events} events, {stats.flows} flows, {stats.lost} lost", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 
+from collector.exporter import flags as export_flags
 from common.tls import ClientTLS, TLSConfig
 from common.errors import UserError
 from flowscope.commands.collector import add_stream_limit
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
     add_stream_limit(parser, DEFAULT_RELAY_STREAMS, "relay's Observer API")
     add_tls_arguments(parser)
+    export_flags.add_arguments(parser)
 
 
 def listen_address(address: str) -> str:
@@ -125,8 +127,9 @@ def start_http_api(store, address: str | None):
     return create_http_api(store, listen_address(address))[0]
 
 
-def start_metrics(relay: Relay, writer, address: str):
-    """The relay's health metrics (collector.metrics.HealthMetrics) on `address`; None if not asked."""
+def start_metrics(relay: Relay, writer, address: str, exporters=None):
+    """The relay's health metrics (collector.metrics.HealthMetrics, and the exporters' counters) on
+    `address`; None if not asked."""
     if not address:
         return None
     from prometheus_client import CollectorRegistry
@@ -138,12 +141,22 @@ def start_metrics(relay: Relay, writer, address: str):
     if writer is not None:
         health.watch_spool_bytes(lambda: writer.stats().spool_bytes)
         writer.insert_hooks.append(health.observe_storage_write)
+    if exporters is not None:
+        export_flags.register_metrics(exporters, registry)
     return serve(registry, listen_address(address))[0]
 
 
+def export_hooks(exporters) -> tuple:
+    """The relay hooks that feed the exporters every merged flow."""
+    return (exporters.offer,) if exporters is not None else ()
+
+
 def run(args) -> int:
+    export_flags.static_config(args)  # a bad export flag fails before storage opens
     store, writer = open_storage(args.storage)
-    relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity)).start()
+    exporters = export_flags.start_exporters(args)
+    relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity),
+                  hooks=export_hooks(exporters)).start()
     watchers: list = []
     server = http = metrics = None
     stop = threading.Event()
@@ -153,7 +166,7 @@ def run(args) -> int:
                                      max_streams=args.max_flow_streams)
         watchers = discover(relay, args)
         http = start_http_api(store, args.http_api_address)
-        metrics = start_metrics(relay, writer, args.metrics_address)
+        metrics = start_metrics(relay, writer, args.metrics_address, exporters)
         log.info("relay: Observer API on port %d, storage %s%s%s", port,
                  store.url.redacted() if store is not None else "none",
                  f", HTTP API on port {http.server_port}" if http else "",
@@ -167,6 +180,8 @@ def run(args) -> int:
         if server is not None:
             server.stop(grace=2).wait()
         relay.stop()
+        if exporters is not None:
+            exporters.stop()
         for http_server in (http, metrics):
             if http_server is not None:
                 http_server.shutdown()

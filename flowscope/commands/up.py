@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
     parser.add_argument("--ui-auth-token", metavar="T", help="require this token for the UI (needed off loopback)")
     add_stream_limit(parser, DEFAULT_MAX_STREAMS, "collector and the relay each")
+    from collector.exporter import flags as export_flags
+    export_flags.add_arguments(parser)  # exports what the relay merged: every node's flows, once
 
 
 def find_lab_state(path: str | None) -> str | None:
@@ -107,22 +109,27 @@ def start_collector(args, node: str, state_path: str | None):
 
 
 def run(args) -> int:
+    from collector.exporter import flags as export_flags
     from relay import Peer, Relay
-    from flowscope.commands.relay import listen_address, open_storage, start_http_api
+    from flowscope.commands.relay import listen_address, open_storage, export_hooks, start_http_api
     from relay.discovery import LAB_COLLECTOR_BASE_PORT
     from relay.service import create_server
 
     state_path = find_lab_state(args.lab_state)
     nodes = lab_nodes(state_path)
     node = args.node_name or (nodes[0] if nodes else socket.gethostname())
+    export_flags.static_config(args)  # a bad export flag fails before anything starts
     store, writer = open_storage(args.storage)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    collector = relay = server = http = ui = watcher = None
+    collector = relay = server = http = ui = watcher = exporters = None
     try:
         if args.collector:
             collector = start_collector(args, node, state_path)
-        relay = Relay(store, writer).start()
+        exporters = export_flags.start_exporters(args)
+        if exporters is not None and collector is not None:
+            export_flags.register_metrics(exporters, getattr(collector, "registry", None))
+        relay = Relay(store, writer, hooks=export_hooks(exporters)).start()
         server, port = create_server(relay, listen_address(args.listen_address), max_streams=args.max_flow_streams)
         if collector is not None:
             relay.add_peer(Peer(node, f"localhost:{collector.grpc_port}"))
@@ -147,6 +154,8 @@ def run(args) -> int:
             server.stop(grace=1).wait()
         if relay is not None:
             relay.stop()
+        if exporters is not None:
+            exporters.stop()
         if collector is not None:
             collector.stop()
         if http is not None:
