@@ -174,8 +174,7 @@ def http_burst(state: lab.LabState, client_ns: str, server_ip: str, seconds: int
 
 
 def decoder_rate(events: int = 200_000) -> float:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from tests.collector.datapath.test_decoder import decoder, event
+    from collector.datapath.synthetic import decoder, event
     from collector.datapath import events as ev
 
     dec = decoder()

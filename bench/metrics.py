@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest  # noq
 
 from collector.metrics import DEFAULT_METRICS, FlowMetrics, HealthMetrics  # noqa: E402
 from collector.metrics.handlers import VERDICTS, flow_protocol  # noqa: E402
-from tests.collector.metrics import sample_flows as sf  # noqa: E402
+from lab.testbed import sample_flows as sf  # noqa: E402
 
 
 def per_flow_us(observe, flows, total: int) -> float:

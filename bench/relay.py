@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import grpc  # noqa: E402
 
 from proto.flow import flow_pb2  # noqa: E402
-from proto.observer import observer_pb2, observer_pb2_grpc  # noqa: E402
+from proto.observer import observer_pb2_grpc  # noqa: E402
 
 PY = sys.executable
 HERE = os.path.abspath(__file__)

@@ -251,7 +251,7 @@ def earlier(args, flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
     for s_ in (before, store, cols_store):
         s_.drop_database()
     if not args.skip_server:
-        from tests.fixtures.clickhouse import new_server
+        from lab.testbed.clickhouse import new_server
         server = new_server(tmp / "server")
         try:
             sstore = open_store(f"{server.url}/bench")

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage import FlowWriter, open_store  # noqa: E402
-from tests.ui.flowgen import synthetic_flows  # noqa: E402
+from lab.testbed.flowgen import synthetic_flows  # noqa: E402
 from ui import ids  # noqa: E402
 from ui.app import create_app  # noqa: E402
 

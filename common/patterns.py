@@ -15,7 +15,7 @@ Validate and compile once (per request, per policy), then match many times:
 from __future__ import annotations
 
 import functools
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import re2
 

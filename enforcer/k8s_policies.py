@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException

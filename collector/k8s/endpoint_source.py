@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException

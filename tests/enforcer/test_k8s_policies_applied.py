@@ -16,7 +16,7 @@ from tests.enforcer.helpers import ENDPOINTS
 from tests.enforcer.kernel_probe import KernelProbe
 from tests.enforcer.test_k8s_policies import network_policy
 from tests.fixtures.datapath import unique_pin_dir
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 pytestmark = pytest.mark.root
 

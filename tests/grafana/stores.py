@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 from tests.fixtures.clickhouse import random_database
 
 NS = 1_000_000_000

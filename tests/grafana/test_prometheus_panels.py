@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.metrics import DEFAULT_METRICS, FlowMetrics, HealthMetrics, serve
 from proto.flow import flow_pb2
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 from tests.fixtures.prometheus import positive
 from tests.grafana.dashboards import PROM_QUERIES, expand_promql
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.metrics import HealthMetrics, serve
 from relay import Peer
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 from tests.fixtures.clickhouse import free_port
 from tests.fixtures.prometheus import positive
 

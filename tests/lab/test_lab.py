@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import lab
 from lab import processes
 from tests.fixtures.lab import unique_lab_name
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 pytestmark = pytest.mark.root

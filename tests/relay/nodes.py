@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,9 +12,9 @@ import grpc
 
 from collector.observer import Observer, create_server
 from proto.flow import flow_pb2
-from proto.observer import observer_pb2, observer_pb2_grpc
+from proto.observer import observer_pb2_grpc
 from relay import Peer
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from proto.flow import flow_pb2
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import ROOT, flowscope, make_flow
 
 class RelayProcess:

@@ -12,7 +12,7 @@ from proto.peer import peer_pb2, peer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer, PeerWatcher, parse_peer, peers_from_lab
 from relay.discovery import PeerSpecError
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import make_flow, read_until_cancelled, stub
 
 

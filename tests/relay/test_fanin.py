@@ -11,7 +11,7 @@ from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import make_flow, read_until_cancelled, stub
 
 

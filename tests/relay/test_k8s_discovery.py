@@ -7,7 +7,7 @@ import pytest
 from collector.k8s import load_api_client
 from relay.k8s_discovery import KubernetesPeers, PodSelectorError, parse_pod_selector
 from relay.node import Peer
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 
 def collector_pod(name, node, ip, phase="Running"):

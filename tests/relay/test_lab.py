@@ -16,7 +16,7 @@ from proto.observer import observer_pb2
 from relay import Peer
 from tests.collector.datapath.helpers import curl, wait_listening
 from tests.fixtures.datapath import unique_pin_dir
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import ROOT, flowscope, stub
 
 pytestmark = pytest.mark.root

@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from proto.observer import observer_pb2
 from relay import Peer
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import make_flow, read_until_cancelled, storing_relay, stub
 
 

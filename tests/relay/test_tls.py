@@ -13,7 +13,7 @@ from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import make_flow
 
 

@@ -16,7 +16,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from tests.fixtures.chromium import console_errors, wait_until
-from tests.ui.flowgen import demo_flows, legacy_flows
+from lab.testbed.flowgen import demo_flows, legacy_flows
 
 NS = 1_000_000_000
 ROUNDS, LEGACY_ROUNDS = 60, 30
@@ -250,7 +250,7 @@ def test_choosing_a_past_window_shows_that_windows_flows(browser, ui_url, lab_st
 
 def test_live_mode_shows_new_flows_without_reloading(browser, ui_url, lab_store):
     from storage import FlowWriter
-    from tests.ui.flowgen import FlowMaker, _peer
+    from lab.testbed.flowgen import FlowMaker, _peer
     open_map(browser, ui_url + "/", min_edges=6)
     before = wait_until(lambda: total_flows(browser), message="the flow count")
     maker = FlowMaker()
@@ -306,7 +306,7 @@ def test_policy_page_renders_suggestions_with_evidence(browser, ui_url):
 def big_ui_url(chdb_dir):
     """500 workloads in 25 namespaces, 5,000 client -> server pairs."""
     from storage import FlowWriter, open_store
-    from tests.ui.flowgen import synthetic_flows
+    from lab.testbed.flowgen import synthetic_flows
     from ui.app import start
     store = open_store(f"chdb://{chdb_dir}?database=uibig_{uuid.uuid4().hex[:10]}")
     store.migrate()

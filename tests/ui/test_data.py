@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.ui.flowgen import demo_flows, synthetic_flows
+from lab.testbed.flowgen import demo_flows, synthetic_flows
 from ui.builders.service_map import build_elements
 from ui.data import UIData
 from ui.state import ViewState, flow_filters, parse_selection

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from ui.json_api import create_http_api
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 from tests.grafana.dashboards import API_QUERIES
 from tests.grafana.stores import NS, ROUNDS, shop_store
 

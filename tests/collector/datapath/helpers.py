@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from proto.flow import flow_pb2
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); "
             "exec('while True:\\n d, a = s.recvfrom(2048)\\n s.sendto(d, a)')")

@@ -8,39 +8,11 @@ import ipaddress
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from collector.datapath import DecodeError, Decoder, Enricher
+from collector.datapath import DecodeError
 from collector.datapath import events as ev
-from common.endpoints import Endpoint, EndpointCache
-from collector.identity import RESERVED_WORLD, IdentityAllocator
-from collector.l7 import L7Dispatcher
+from collector.datapath.synthetic import decoder, event
+from collector.identity import RESERVED_WORLD
 from proto.flow import flow_pb2
-
-POD = Endpoint(namespace="shop", pod_name="web-1", ips=("10.244.0.2",), labels={"app": "web"},
-               workload_name="web", workload_kind="Deployment", device="lxc1", ifindex=7)
-
-
-class Policies:
-    def policy_for_id(self, policy_id: int) -> flow_pb2.Policy | None:
-        return flow_pb2.Policy(name=f"p{policy_id}", namespace="shop", kind="NetworkPolicy") if policy_id else None
-
-
-def decoder() -> Decoder:
-    cache = EndpointCache()
-    cache.replace([POD])
-    return Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(), policies=Policies())
-
-
-def event(**fields) -> bytes:
-    base = dict(ts_ns=2_000_000_000, first_seen_ns=1_000_000_000, packets_fwd=1, bytes_fwd=74, packets_rev=0,
-                bytes_rev=0, saddr=ipaddress.ip_address("10.244.0.2").packed.ljust(16, b"\0"),
-                daddr=ipaddress.ip_address("192.0.2.9").packed.ljust(16, b"\0"), ifindex=7, skb_len=74,
-                policy_id=0, remote_identity=0, sport=40000, dport=443, payload_off=0, cap_len=0, family=4,
-                proto=6, kind=ev.EV_NEW, obs=ev.OBS_FROM_POD, is_reply=0, tcp_flags=0x02,
-                verdict=ev.VERDICT_FORWARDED, policy_action=0, policy_match=0, l7=0, flags_fwd=0x02, flags_rev=0,
-                seg_len=0)
-    base.update(fields)
-    return ev.EVENT.pack(*ev.FlowEvent(**base))
-
 
 @pytest.mark.parametrize("obs, is_reply, point, direction", [
     (ev.OBS_FROM_POD, 0, flow_pb2.FROM_ENDPOINT, flow_pb2.EGRESS),

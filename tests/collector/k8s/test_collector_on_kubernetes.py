@@ -7,7 +7,6 @@ given to the lab's world host: the collector names flows to it by that service.
 """
 
 import shutil
-import time
 import uuid
 
 import pytest
@@ -16,7 +15,7 @@ from collector.agent import Collector, CollectorConfig
 from collector.datapath import DatapathConfig
 from tests.collector.datapath.helpers import TOPOLOGY, curl, wait_listening
 from tests.collector.k8s.test_endpoint_source import namespace, node, pod, service
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 pytestmark = pytest.mark.root
 

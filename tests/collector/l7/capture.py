@@ -20,7 +20,7 @@ from pathlib import Path
 from scapy.utils import RawPcapReader
 
 from collector.l7 import ConnKey, L7Dispatcher, L7Record
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 PREFIX = 512
 PROGRAMS = Path(__file__).parent / "programs"

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 from collector.metrics import DEFAULT_METRICS, FlowMetrics, MetricsConfigError
 from common.errors import UserError
 from proto.flow import flow_pb2
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 
 
 def feed(config, flows, **kw):

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from collector.metrics import DEFAULT_METRICS, FlowMetrics
 from proto.flow import flow_pb2
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 
 ALL_METRICS = [*DEFAULT_METRICS[:-2], "httpV2:grpcStatus;sourceContext=pod|ip|dns;destinationContext=app|identity",
                "kafka:sourceContext=workload;destinationContext=reserved-identity"]

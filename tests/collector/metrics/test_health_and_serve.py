@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.metrics import FlowMetrics, HealthMetrics, RateMeter, parse_address, serve
 from common.errors import UserError
-from tests.collector.metrics import sample_flows as sf
+from lab.testbed import sample_flows as sf
 
 
 def test_rate_meter_averages_complete_seconds():

@@ -2,11 +2,10 @@
 
 import queue
 import threading
-import time
 
 import grpc
 
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 
 BOUND = 5.0  # seconds a followed flow may take to arrive (generous: CI runs other jobs alongside)
 
