@@ -22,6 +22,7 @@
 #include <uapi/linux/pkt_cls.h>
 
 #include "flowscope.h"
+#include "l7_limits.h"
 
 #if __has_include("policy.h")
 #include "policy.h"
@@ -35,15 +36,6 @@
 #endif
 #ifndef UPDATE_INTERVAL_NS
 #define UPDATE_INTERVAL_NS 10000000000ULL
-#endif
-#ifndef PAYLOAD_BYTES
-#define PAYLOAD_BYTES 512
-#endif
-#ifndef STREAM_SEGMENT_BYTES
-#define STREAM_SEGMENT_BYTES 16384
-#endif
-#ifndef L7_BUDGET
-#define L7_BUDGET 1048576
 #endif
 #ifndef CT_SIZE
 #define CT_SIZE 131072

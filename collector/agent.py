@@ -53,6 +53,7 @@ class CollectorConfig:
     kubeconfig: str | None = None  # with endpoint_source="kubernetes"; None = in-cluster or ~/.kube/config
     kernel_drops: bool = False  # also report the kernel's own drops (skb:kfree_skb); ~1 s to compile
     max_streams: int = DEFAULT_MAX_STREAMS  # concurrent Observer streams; RESOURCE_EXHAUSTED beyond
+    l7_tls: bool = False  # also parse the plaintext of pod processes' OpenSSL calls (uprobes); ~1 s to compile
 
 
 class LabEndpointFeeder:
@@ -125,6 +126,7 @@ class Collector:
         self.datapath = Datapath(dp_config, self.endpoints, self.decoder, self.observer.publish_many,
                                  self._publish_lost)
         self.kernel_drops = None
+        self.tls = None
         self.server = None
         self.grpc_port = 0
         self.metrics_server = None
@@ -156,6 +158,8 @@ class Collector:
             self.datapath.start()
             if self.config.kernel_drops:
                 self._start_kernel_drops()
+            if self.config.l7_tls:
+                self._start_tls()
             self._spawn(self._poll_endpoints, "flowscope-endpoints")
         except BaseException:
             self._stop.set()  # the endpoint poller and metrics server must not outlive a failed start
@@ -194,6 +198,8 @@ class Collector:
             thread.join(timeout=2)
         if self.kernel_drops is not None:
             self.kernel_drops.stop()
+        if self.tls is not None:
+            self.tls.stop()
         if self._kubernetes is not None:
             self._kubernetes.stop()
         if self.metrics_server is not None:
@@ -258,6 +264,29 @@ class Collector:
         self.kernel_drops.start()
         self._spawn(self._poll_kernel_drops, "flowscope-kernel-drops")
 
+    def _start_tls(self) -> None:
+        """TLS plaintext through its own L7 dispatcher and decoder (its own thread): the TC path's
+        dispatcher must never see these bytes as packets of the same connection."""
+        from collector.tls import TlsCapture, TlsCaptureConfig, TlsCaptureError, TlsProgramConfig
+
+        dp = self.config.datapath
+        dispatcher = L7Dispatcher(self.l7.config, fqdn=self.fqdn, endpoint_of=self._endpoint_of)
+        decoder = Decoder(Enricher(self.endpoints, self.identities), self.config.node_name, l7=dispatcher,
+                          names=self.fqdn, policies=self.decoder.policies, tls=True)
+        program = TlsProgramConfig(dp.payload_bytes, dp.stream_segment_bytes, dp.l7_budget)
+        capture = TlsCapture(TlsCaptureConfig(program=program, sync_interval_s=dp.sync_interval_s),
+                             self.endpoints, decoder, self.observer.publish_many)
+        try:
+            capture.start()
+        except TlsCaptureError as err:
+            log.warning("%s", err)
+            return
+        self.tls = capture
+        log.info("TLS capture on: %d libssl files probed", capture.libraries)
+
+    def _tls_not_visible(self) -> dict[str, int]:
+        return dict(self.tls.not_visible) if self.tls is not None else {}
+
     def _poll_kernel_drops(self) -> None:
         while not self._stop.is_set():
             self.kernel_drops.poll(100)
@@ -283,6 +312,7 @@ class Collector:
         health = HealthMetrics(self.registry)
         health.watch_status(self.observer.status)
         health.watch_l7_budget(lambda: dict(self.l7.stats.budget_exhausted))
+        health.watch_tls_not_visible(self._tls_not_visible)
         self.observer.hooks.extend([self.flow_metrics.observe, health.observe])
         self.lost_hooks.extend([self.flow_metrics.observe_lost,
                                 lambda lost: health.count_lost(flow_pb2.LostEventSource.Name(lost.source),

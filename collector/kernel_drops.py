@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
-import re
 import socket
 import struct
 import time
@@ -30,6 +29,7 @@ from collector.datapath.enrich import Enricher
 from common.protocols import L4_NAMES
 from common.endpoints import EndpointSource
 from collector.identity import IdentityAllocator
+from collector.tracefs import TRACEFS_DIRS, TracepointError, record_offsets
 from common.errors import UserError
 from proto.flow import flow_pb2
 
@@ -98,28 +98,16 @@ def reason_names(btf: Btf) -> dict[int, str]:
             for name, value in btf.enum("skb_drop_reason").items()}
 
 
-TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 TRACEPOINT = ("skb", "kfree_skb")
 
 
 def tracepoint_offsets(tracefs_dirs: Iterable[str] = TRACEFS_DIRS) -> dict[str, int]:
     """Field offsets of the skb:kfree_skb record from its format file (fields were added over time)."""
-    for directory in tracefs_dirs:
-        path = os.path.join(directory, "events", *TRACEPOINT, "format")
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            continue
-        found = dict(re.findall(r"field:[^;]*?(\w+);\s*offset:(\d+);", text))
-        wanted = ("skbaddr", "location", "protocol", "reason")
-        missing = [w for w in wanted if w not in found]
-        if missing:
-            raise KernelDropsError(f"{path}: tracepoint has no field(s) {', '.join(missing)}; expected a "
-                                   f"kernel with drop reasons (5.17 or later)")
-        return {w: int(found[w]) for w in wanted}
-    raise KernelDropsError(f"tracepoint skb:kfree_skb not found under {' or '.join(tracefs_dirs)}: mount "
-                           f"tracefs (mount -t tracefs tracefs /sys/kernel/tracing)")
+    try:
+        return record_offsets(*TRACEPOINT, ("skbaddr", "location", "protocol", "reason"),
+                              "a kernel with drop reasons (5.17 or later)", tracefs_dirs)
+    except TracepointError as err:
+        raise KernelDropsError(str(err)) from None
 
 
 def program_cflags(btf: Btf, tracepoint: dict[str, int] | None = None) -> list[str]:

@@ -8,11 +8,9 @@ quietly."""
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import ipaddress
 import logging
-import operator
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from collector.datapath import conntrack, events as ev
 from collector.datapath.attach import DeviceGone, TcAttacher
 from collector.datapath.decoder import DecodeError, Decoder
 from collector.datapath.loader import DatapathConfig, load
-from collector.datapath.perfring import PerfRings
+from collector.datapath.perfring import PerfRings, reader_loop, take_until
 from common.endpoints import EndpointSource
 from collector.observer.wire import EncodedFlow
 from proto.flow import flow_pb2
@@ -34,7 +32,6 @@ LostSink = Callable[[flow_pb2.LostEvent], None]
 # Flows per Observer.publish_many: decode + publish of 200k events took 8.7-10.1 us/event in batches
 # of 64, 10.7-12.1 in batches of 800 (more flows alive at once) and 11.8-13.5 one by one.
 PUBLISH_BATCH = 64
-_by_time = operator.itemgetter(0)  # ts_ns: bpf_ktime_get_ns, CLOCK_MONOTONIC
 
 
 @dataclass
@@ -109,21 +106,13 @@ class Datapath:
             self._ct_reader = None
 
     def _run(self) -> None:
-        next_sync = time.monotonic() + self.config.sync_interval_s
-        window_ns = int(self.config.reorder_window_s * 1e9)
-        wait_s = max(self.config.reorder_window_s / 2, 0.001)
-        while not self._stop.is_set():
-            try:
-                self._rings.wait(wait_s)
-                self._read()
-                self._release(time.monotonic_ns() - window_ns)
-                if time.monotonic() >= next_sync:
-                    next_sync = time.monotonic() + self.config.sync_interval_s
-                    self.sync()
-                    self.sweep()
-            except Exception:  # keep observing whatever one step did
-                log.exception("datapath loop")
-                time.sleep(0.1)
+        config = self.config
+        reader_loop(self._stop, self._rings, self._read, self._release, config.reorder_window_s,
+                    config.sync_interval_s, self._sync_and_sweep, "datapath")
+
+    def _sync_and_sweep(self) -> None:
+        self.sync()
+        self.sweep()
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -137,18 +126,12 @@ class Datapath:
             self._on_lost(lost)
 
     def _release(self, horizon_ns: int) -> None:
-        """Decode, oldest first, every held event at or before `horizon_ns` (kernel monotonic time).
-        Each CPU's ring is already in time order, so the sort merges a few runs (timsort: ~linear)."""
-        pending = self._pending
-        if not pending:
+        """Decode, oldest first, every held event at or before `horizon_ns` (kernel monotonic time)."""
+        if not self._pending:
             return
-        pending.sort(key=_by_time)  # stable: events of equal time keep their arrival order
-        cut = bisect.bisect_right(pending, horizon_ns, key=_by_time)
-        if not cut:
-            return
-        self._pending = pending[cut:]
+        ready, self._pending = take_until(self._pending, horizon_ns)
         decode, flows = self.decoder.decode_encoded, []
-        for _ts, raw in pending[:cut] if cut < len(pending) else pending:
+        for _ts, raw in ready:
             try:  # one frame less per event than a helper: free unless it raises
                 flows += decode(raw)
             except DecodeError:

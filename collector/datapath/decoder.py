@@ -46,6 +46,7 @@ _SUMMARY = tag(flow_pb2.Flow, "Summary")
 _L7_PROTOCOLS = (socket.IPPROTO_TCP, socket.IPPROTO_UDP)
 _new_key = tuple.__new__  # ConnKey(...) without its Python-level __new__ (this runs for every segment)
 _PARTIAL = tag(flow_pb2.Flow, "l7_partial") + b"\x01"
+TLS_SUMMARY_SUFFIX = " (TLS)"
 
 
 class DecodeError(UserError):
@@ -82,8 +83,12 @@ class _L7Template:
 
 class Decoder:
     def __init__(self, enricher: Enricher, node_name: str = "", l7: L7Sink | None = None,
-                 names: NameSource | None = None, policies: PolicyNames | None = None) -> None:
+                 names: NameSource | None = None, policies: PolicyNames | None = None, tls: bool = False) -> None:
+        """`tls`: the L7 flows of this decoder come from a TLS library's plaintext (collector.tls):
+        they are marked (l7_tls, summary suffix) so a reader knows no packet carried these bytes."""
         self.enricher = enricher
+        self.tls = tls
+        self._summary_suffix = TLS_SUMMARY_SUFFIX.encode() if tls else b""
         self.node_name = node_name
         self.l7 = l7
         self.names = names
@@ -311,7 +316,7 @@ class Decoder:
                 base = self._l7_base(event, client, server, cport, sport, direction, False)
             uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
             layer7 = record.layer7_bytes()
-            summary = record.summary.encode()
+            summary = record.summary.encode() + self._summary_suffix
             data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, _L7, varint(len(layer7)), layer7,
                              _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
             flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
@@ -331,6 +336,7 @@ class Decoder:
             flow.event_type.type = EVENT_L7
             flow.traffic_direction = direction
             flow.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
+            flow.l7_tls = self.tls
             _set_ports(flow, event.proto, sport, dport)
             namespaces = tuple((ep.cluster_name, ep.namespace) for ep in (flow.source, flow.destination)
                                if ep.namespace)

@@ -86,7 +86,7 @@ def cflags(config: DatapathConfig) -> list[str]:
 def program_text(config: DatapathConfig) -> str:
     """What --dump-bpf prints: the options and the C as compiled."""
     parts = ["// cflags: " + " ".join(cflags(config))]
-    for path in (BPF_DIR / "flowscope.h", SOURCE):
+    for path in (BPF_DIR / "flowscope.h", BPF_DIR / "l7_limits.h", SOURCE):
         parts.append(f"// ---- {path.name}\n{path.read_text()}")
     return "\n".join(parts)
 

@@ -15,13 +15,19 @@ PERF_RECORD_LOST {u64 id, u64 lost}.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import fcntl
+import logging
 import mmap
+import operator
 import os
 import select
 import struct
+import threading
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -43,6 +49,8 @@ _TAIL_OFFSET = 1032
 _SAMPLE = struct.Struct("<IHHIQ")
 _LOST = struct.Struct("<QQ")  # id, lost (after the 8-byte header)
 
+log = logging.getLogger(__name__)
+_by_time = operator.itemgetter(0)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -120,6 +128,39 @@ class PerfRings:
         epoll = getattr(self, "_epoll", None)
         if epoll is not None:
             epoll.close()
+
+
+def take_until(pending: list[tuple[int, bytes]], horizon_ns: int) -> tuple[list, list]:
+    """(events at or before `horizon_ns` oldest first, the rest) of a reorder window's (ts_ns, raw)
+    pairs. Each CPU's ring is already in time order, so the sort merges a few runs (timsort: ~linear);
+    it is stable: events of equal time keep their arrival order."""
+    pending.sort(key=_by_time)
+    cut = bisect.bisect_right(pending, horizon_ns, key=_by_time)
+    if cut == len(pending):
+        return pending, []
+    return pending[:cut], pending[cut:]
+
+
+def reader_loop(stop: threading.Event, rings: PerfRings, read: Callable[[], None],
+                release: Callable[[int], None], reorder_window_s: float, sync_interval_s: float,
+                sync: Callable[[], None], what: str) -> None:
+    """A reader thread's life: wake on a full ring or half a reorder window, take the rings' events
+    (`read`), hand on those older than the window (`release(horizon_ns)`), and every
+    `sync_interval_s` follow the world (`sync`). Nothing one step raises stops the loop."""
+    next_sync = time.monotonic() + sync_interval_s
+    window_ns = int(reorder_window_s * 1e9)
+    wait_s = max(reorder_window_s / 2, 0.001)
+    while not stop.is_set():
+        try:
+            rings.wait(wait_s)
+            read()
+            release(time.monotonic_ns() - window_ns)
+            if time.monotonic() >= next_sync:
+                next_sync = time.monotonic() + sync_interval_s
+                sync()
+        except Exception:  # keep observing whatever one step did
+            log.exception("%s loop", what)
+            time.sleep(0.1)
 
 
 def drain_ring(ring: MappedRing, out: list) -> int:

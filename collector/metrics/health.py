@@ -12,6 +12,7 @@ binds a callable read at scrape time (`watch_*`), whichever is cheaper for the o
     health.watch_spool_bytes(writer_spool_bytes)        # flowscope_storage_spool_bytes
     health.set_nodes(connected=3, unavailable=1)        # flowscope_connected_nodes, flowscope_unavailable_nodes
     health.watch_l7_budget(lambda: {"http2": 2})        # flowscope_l7_capture_budget_exhausted_total{protocol}
+    health.watch_tls_not_visible(lambda: {...})         # flowscope_tls_not_visible_processes_total{reason}
 """
 
 from __future__ import annotations
@@ -144,6 +145,14 @@ class HealthMetrics:
             "flowscope_l7_capture_budget_exhausted",
             "HTTP/2 and Kafka connections whose capture stopped at the per-connection budget "
             "(later requests on them are not seen)", "protocol", read))
+
+
+    def watch_tls_not_visible(self, read: Callable[[], dict[str, int]]) -> None:
+        """Read {reason: pod processes whose TLS the uprobes cannot see} (the TLS capture's count)."""
+        self.registry.register(_WatchedCounter(
+            "flowscope_tls_not_visible_processes",
+            "Pod processes whose TLS plaintext is not visible (TLS linked statically: Go crypto/tls, "
+            "BoringSSL, static OpenSSL)", "reason", read))
 
 
 class _WatchedCounter:

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CiliumNetworkPolicies when their CRD is installed)")
     parser.add_argument("--kernel-drops", action=argparse.BooleanOptionalAction, default=True,
                         help="report the kernel's own packet drops (skb:kfree_skb) as DROPPED flows")
+    parser.add_argument("--l7-tls", choices=("on", "off"), default="on",
+                        help="parse HTTP/1, HTTP/2 and gRPC inside TLS from pod processes' OpenSSL calls "
+                             "(uprobes; default on, logged off with the reason where uprobes cannot run)")
     parser.add_argument("--keep-attached", action="store_true",
                         help="leave the programs attached on exit even without policies (with policies "
                              "loaded they always stay: enforcement survives stops and rollouts)")
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                              metrics_address=args.metrics_address or None,
                              metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
                              endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
-                             kernel_drops=args.kernel_drops, max_streams=args.max_flow_streams)
+                             kernel_drops=args.kernel_drops, max_streams=args.max_flow_streams,
+                             l7_tls=args.l7_tls == "on")
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     signal.signal(signal.SIGTERM, lambda *_: collector.request_stop())
     exporters = export_flags.start_exporters(args)

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collector", action=argparse.BooleanOptionalAction, default=True,
                         help="run this machine's collector in the process (--no-collector: relay, store and "
                              "UI only, e.g. the embedded-store Deployment on Kubernetes)")
+    parser.add_argument("--l7-tls", choices=("on", "off"), default="on",
+                        help="parse HTTP/1, HTTP/2 and gRPC inside TLS from pod processes' OpenSSL calls (uprobes)")
     parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
                         help="also follow the collector pods matching this selector (see `flowscope relay`)")
     parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
@@ -102,7 +104,7 @@ def start_collector(args, node: str, state_path: str | None):
                              unix_socket=args.unix_socket or None, identity_state=args.identity_state,
                              datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=args.pin_dir),
                              metrics_address=args.metrics_address or None, kernel_drops=True,
-                             max_streams=args.max_flow_streams)
+                             max_streams=args.max_flow_streams, l7_tls=args.l7_tls == "on")
     collector = Collector(config, **policy_options(args.pin_dir, config.identity_state))
     collector.start()
     return collector

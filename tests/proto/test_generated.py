@@ -23,7 +23,7 @@ def test_field_numbers_match_hubble():
     assert fields["trace_observation_point"] == 24 and fields["drop_reason_desc"] == 25
     assert fields["is_reply"] == 26 and fields["uuid"] == 34 and fields["Summary"] == 100000
     assert fields["egress_denied_by"] == 21004 and fields["ingress_denied_by"] == 21005
-    assert all(n < 1_000_000 or name in {"counters", "l7_partial", "kernel_drop_reason"}
+    assert all(n < 1_000_000 or name in {"counters", "l7_partial", "kernel_drop_reason", "l7_tls"}
                for name, n in fields.items())
     request = {f.name: f.number for f in observer_pb2.GetFlowsRequest.DESCRIPTOR.fields}
     assert request == {"number": 1, "follow": 3, "blacklist": 5, "whitelist": 6, "since": 7,

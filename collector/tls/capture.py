@@ -1,0 +1,174 @@
+"""The running TLS capture: uprobes on every libssl the pod processes map, their events turned into
+L7 flows beside the TC datapath's.
+
+One thread reads the perf rings in bulk (collector.datapath.perfring), holds events for a reorder
+window (each CPU's ring is in order, the rings are not: a request and its response may sit in two)
+and translates them; every `sync_interval_s` it scans /proc for pod processes, attaches to libssl
+files not seen before, detaches from files no process maps any more, and reports once per process
+the TLS it cannot see (a TLS library linked into the program)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import struct
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from collector.datapath.datapath import PUBLISH_BATCH
+from collector.datapath.decoder import Decoder
+from collector.datapath.perfring import PerfRings, reader_loop, take_until
+from collector.tls import procs
+from collector.tls.loader import TlsProgram, TlsProgramConfig
+from collector.tls.translate import TlsTranslator
+from common.endpoints import EndpointSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TlsCaptureConfig:
+    program: TlsProgramConfig = TlsProgramConfig()
+    perf_pages: int = 256
+    reorder_window_s: float = 0.05
+    sync_interval_s: float = 1.0
+
+
+class TlsCapture:
+    """`decoder` is a collector.datapath Decoder made with tls=True and its own L7 dispatcher (this
+    thread's); `sink` receives lists of flows (Observer.publish_many)."""
+
+    def __init__(self, config: TlsCaptureConfig, endpoints: EndpointSource, decoder: Decoder,
+                 sink: Callable[[list], None], scan: Callable[[], dict[int, procs.ProcessTls]] | None = None) -> None:
+        self.config = config
+        self.endpoints = endpoints
+        self.decoder = decoder
+        self.sink = sink
+        self.translator = TlsTranslator(decoder)
+        self.program = TlsProgram(config.program)
+        self.not_visible: Counter = Counter()  # reason -> processes reported
+        self.lost = 0
+        self.decode_errors = 0
+        self.flows = 0
+        self._scanner = procs.StaticScanner()
+        self._scan = scan or (lambda: procs.scan(self._scanner))
+        self._procs: dict[int, procs.ProcessTls] = {}
+        self._reported: set[tuple[int, int]] = set()
+        self._failed: set[procs.FileId] = set()
+        self._pending: list[tuple[int, bytes]] = []
+        self._rings: PerfRings | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Raises TlsCaptureError (one line: why) if this machine cannot run it."""
+        bpf = self.program.load()
+        from bcc.utils import get_online_cpus
+
+        self._rings = PerfRings(self.config.perf_pages)
+        try:
+            self._rings.open(bpf[b"tls_events"], get_online_cpus())
+            self.sync()
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=self._run, name="flowscope-tls", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._rings is not None:
+            if self._thread is None or not self._thread.is_alive():
+                self._read()
+                self._release(1 << 63)
+            self._rings.close()
+            self._rings = None
+        self.program.close()
+
+    @property
+    def libraries(self) -> int:
+        return len(self.program.attached)
+
+    def _run(self) -> None:
+        config = self.config
+        reader_loop(self._stop, self._rings, self._read, self._release, config.reorder_window_s,
+                    config.sync_interval_s, self.sync, "TLS capture")
+
+    def _read(self) -> None:
+        self.lost += self._rings.drain(self._pending)
+
+    def _release(self, horizon_ns: int) -> None:
+        if not self._pending:
+            return
+        ready, self._pending = take_until(self._pending, horizon_ns)
+        feed, flows = self.translator.feed, []
+        for _ts, raw in ready:
+            try:
+                flows += feed(raw)
+            except Exception as err:  # noqa: BLE001 - one bad event is counted, never fatal
+                self.decode_errors += 1
+                if not isinstance(err, struct.error):
+                    log.exception("decoding a TLS event")
+        for start in range(0, len(flows), PUBLISH_BATCH):
+            self._publish(flows[start:start + PUBLISH_BATCH])
+
+    def _publish(self, flows: list) -> None:
+        if not flows:
+            return
+        self.flows += len(flows)
+        try:
+            self.sink(flows)
+        except Exception:
+            log.exception("publishing %d TLS flows", len(flows))
+
+    # -- following processes and pods ------------------------------------------------------------
+
+    def sync(self) -> None:
+        self._sync_pods()
+        found = self._scan()
+        for pid, old in self._procs.items():
+            new = found.get(pid)
+            if new is None or new.start != old.start:
+                self.translator.forget_process(pid)
+                self._reported.discard((pid, old.start))
+        self._procs = found
+        wanted: dict[procs.FileId, str] = {}
+        for proc in found.values():
+            for file_id, path in proc.libssl.items():
+                wanted.setdefault(file_id, path)
+            if proc.static and (proc.pid, proc.start) not in self._reported:
+                self._reported.add((proc.pid, proc.start))
+                self.not_visible[procs.NOT_VISIBLE] += 1
+                log.warning("pod process %d (%s): %s (%s); its HTTP is not seen unless it also crosses a "
+                            "TC-observed plaintext port", proc.pid, proc.comm, procs.NOT_VISIBLE, proc.static)
+        for file_id in set(self.program.attached) - set(wanted):
+            self.program.detach(file_id)
+            log.info("TLS: detached from %s (no pod process maps it)", file_id)
+        for file_id, path in wanted.items():
+            if file_id in self.program.attached or file_id in self._failed:
+                continue
+            try:
+                symbols = self.program.attach(file_id, path)
+            except Exception as err:  # noqa: BLE001 - bcc: the file vanished or is not an ELF
+                symbols, reason = 0, str(err)
+            else:
+                reason = "exports none of SSL_write, SSL_write_ex, SSL_read, SSL_read_ex"
+            if symbols:
+                log.info("TLS: uprobes on %s (%d calls)", path, symbols)
+            else:
+                self._failed.add(file_id)
+                log.warning("TLS: cannot probe %s: %s", path, reason)
+        self.decoder.invalidate()
+        self.decoder.sync_clock()
+
+    def _sync_pods(self) -> None:
+        pods: dict[bytes, int] = {}
+        for ep in self.endpoints.local_endpoints():
+            for ip in ep.ips:
+                if ip:
+                    pods[ipaddress.ip_address(ip).packed.ljust(16, b"\0")] = ep.ifindex
+        self.translator.local_pods = pods
