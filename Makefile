@@ -3,7 +3,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test proto clean
+.PHONY: setup demo test unit proto clean
 
 setup:
 	@bash deploy/local/setup.sh
@@ -14,6 +14,10 @@ demo: setup
 
 test: setup
 	bash tests/run.sh $(PYTEST_ARGS)
+
+# The unit part: no root, no kernel, no ClickHouse, Prometheus or Chromium (tests/conftest.py marks the rest).
+unit:
+	bash tests/run.sh -m "not integration" $(PYTEST_ARGS)
 
 proto:
 	$(PY) -m proto.generate

@@ -3,8 +3,24 @@ chromium, ...) and are all loaded here, so a test directory uses them without im
 
 import pathlib
 
+import pytest
+
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}"
     for p in (pathlib.Path(__file__).parent / "fixtures").glob("*.py")
     if p.stem != "__init__"
 )
+
+# Fixtures that start a real dependency — the kernel datapath or a lab (root), ClickHouse (chdb or a
+# server), Prometheus, Chromium. A test that uses one, or is marked root, is an integration test; the
+# rest are unit tests: `make unit` runs them without root in well under a minute, `make test` runs all.
+INTEGRATION_FIXTURES = {
+    "chdb_dir", "chromium", "own_server", "clickhouse_cluster", "clickhouse_server", "collector_factory", "enforced_collector",
+    "lab_factory", "policy_cli", "prometheus_factory", "relay_store", "server_database", "store", "store_url",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("root") or INTEGRATION_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)

@@ -67,6 +67,7 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@pytest.mark.integration  # a chdb store in a subprocess
 def test_observe_through_relay_merges_filters_and_survives_a_relay_restart(node_factory, relay_process, tmp_path):
     a, b = node_factory("node-a"), node_factory("node-b")
     t0 = time.time_ns() - 120_000_000_000

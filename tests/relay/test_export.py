@@ -7,6 +7,7 @@ flows the collectors published."""
 import gzip
 import pathlib
 
+import pytest
 from google.protobuf import json_format
 
 from proto.flow import flow_pb2
@@ -34,6 +35,7 @@ def write_flowlogs(path: pathlib.Path, *entries: str) -> None:
     path.write_text("flowLogs:\n" + "".join(f"- {e}\n" for e in entries))
 
 
+@pytest.mark.integration  # a chdb store in a subprocess
 def test_relay_exports_rotates_filters_masks_and_reloads(node_factory, relay_process, tmp_path):  # noqa: F811
     a, b = node_factory("node-a"), node_factory("node-b")
     flows = sample_flows(6000)  # even: shop frontend -> backend (node-a), odd: dropped to data (node-b)

@@ -90,6 +90,7 @@ def test_ttl_cache_answers_repeats_until_expiry():
     assert cache.get("k", compute) == 2 and len(calls) == 2
 
 
+@pytest.mark.integration  # a chdb store in a subprocess
 def test_cli_serves_a_migrated_store_and_refuses_an_empty_one(tmp_path):
     import socket
     import time
