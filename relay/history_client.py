@@ -12,12 +12,12 @@ from typing import Iterable
 import grpc
 from google.protobuf import timestamp_pb2
 
+from collector.observer.request import ALL
 from common.tls import ClientTLS, channel
 from common.errors import UserError
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 
-ALL = 2**64 - 1
 
 
 class RelayUnavailable(UserError):

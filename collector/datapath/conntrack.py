@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass
 
 from collector.datapath import events as ev
+from common.protocols import L4_NUMBERS
 
-TCP = 6
-ICMP = 1
-ICMPV6 = 58
+TCP, ICMP, ICMPV6 = L4_NUMBERS["TCP"], L4_NUMBERS["ICMPv4"], L4_NUMBERS["ICMPv6"]
 TCPF_FIN = 0x01
 TCPF_RST = 0x04
 

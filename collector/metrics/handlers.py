@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from collector.identity import RESERVED_HOST
 from collector.metrics.config import MetricsConfigError, MetricSpec
 from collector.metrics.context import CONTEXT_OPTIONS, ContextOptions
 from collector.l7 import grpc_status
@@ -28,7 +29,6 @@ TRACE_POINTS = ("to-endpoint", "to-proxy", "to-host", "to-stack", "to-overlay", 
                 "from-proxy", "from-host", "from-stack", "from-overlay", "from-network", "to-network")
 # flow.policy_match_type -> name (Cilium's PolicyMatchType, lower-cased as Hubble emits it).
 POLICY_MATCH = ("none", "l3-only", "l3-l4", "l4-only", "all", "l3-proto", "proto-only")
-HOST_IDENTITY = 1
 # ICMP type names as gopacket prints them, for the icmp_total{type} label.
 ICMPV4_TYPES = {0: "EchoReply", 3: "DestinationUnreachable", 4: "SourceQuench", 5: "Redirect",
                 8: "EchoRequest", 9: "RouterAdvertisement", 10: "RouterSolicitation",
@@ -250,7 +250,7 @@ class PolicyHandler(Handler):
         etype = flow.event_type.type
         if etype == MSG_POLICY_VERDICT:
             # The host may reach any local endpoint; its verdicts say nothing about policy.
-            if flow.source.identity == HOST_IDENTITY:
+            if flow.source.identity == RESERVED_HOST:
                 return
             mt = flow.policy_match_type
             match = POLICY_MATCH[mt] if mt < len(POLICY_MATCH) else "unknown"
