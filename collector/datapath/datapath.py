@@ -20,7 +20,7 @@ from collector.datapath import conntrack, events as ev
 from collector.datapath.attach import DeviceGone, TcAttacher
 from collector.datapath.decoder import DecodeError, Decoder
 from collector.datapath.loader import DatapathConfig, load
-from collector.datapath.perfring import PerfRings, reader_loop, take_until
+from collector.datapath.perfring import BccRings, PerfRings, open_rings, reader_loop, take_until
 from common.endpoints import EndpointSource
 from collector.observer.wire import EncodedFlow
 from proto.flow import flow_pb2
@@ -61,7 +61,7 @@ class Datapath:
         self._attacher: TcAttacher | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rings: PerfRings | None = None
+        self._rings: PerfRings | BccRings | None = None
         self._ct_reader: conntrack.BatchReader | None = None
         self._pending: list[tuple[int, bytes]] = []  # (ts_ns, raw event) held for the reorder window
         self._gc = conntrack.GcPolicy(int(config.close_grace_s * 1e9), int(config.tcp_idle_s * 1e9),
@@ -75,8 +75,8 @@ class Datapath:
         self._configure_l7_ports()
         from bcc.utils import get_online_cpus  # Debian's python3-bpfcc, like loader.load
 
-        self._rings = PerfRings(self.config.perf_pages)
-        self._rings.open(self._bpf[b"events"], get_online_cpus())
+        self._rings = open_rings(self._bpf, self._bpf[b"events"], get_online_cpus(), self.config.perf_pages,
+                                 self.config.perf_reader)
         self.sync()
         self._thread = threading.Thread(target=self._run, name="flowscope-datapath", daemon=True)
         self._thread.start()

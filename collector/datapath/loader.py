@@ -16,6 +16,7 @@ BPF_DIR = pathlib.Path(__file__).resolve().parents[2] / "bpf"
 SOURCE = BPF_DIR / "flowscope.c"
 DEFAULT_PIN_DIR = "/sys/fs/bpf/flowscope"
 PROGRAMS = ("from_pod", "to_pod")
+PERF_READERS = ("auto", "bulk", "bcc")
 
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
@@ -47,6 +48,8 @@ class DatapathConfig:
     ct_size: int = 131072
     pin_dir: str = DEFAULT_PIN_DIR
     perf_pages: int = 1024  # per CPU, power of two (4 MiB: rides out a starved reader for a while)
+    # "auto": the bulk reader where plain accesses are ordered (x86), bcc's elsewhere (perfring.py says why)
+    perf_reader: str = "auto"
     close_grace_s: float = 2.0  # a closed TCP connection leaves the table after this idle time
     tcp_idle_s: float = 600.0
     other_idle_s: float = 60.0
@@ -62,6 +65,8 @@ class DatapathConfig:
                                 f"{', '.join(AGGREGATION_LEVELS)}")
         if not 0 < self.payload_bytes <= 16384:
             raise DatapathError(f"payload bytes {self.payload_bytes}: expected 1..16384")
+        if self.perf_reader not in PERF_READERS:
+            raise DatapathError(f"perf reader {self.perf_reader!r}: expected one of {', '.join(PERF_READERS)}")
         if self.perf_pages <= 0 or self.perf_pages & (self.perf_pages - 1):
             raise DatapathError(f"perf pages {self.perf_pages}: expected a power of two")
         for port in (*self.l7_ports, *self.stream_ports):

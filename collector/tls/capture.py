@@ -19,7 +19,7 @@ from typing import Callable
 
 from collector.datapath.datapath import PUBLISH_BATCH
 from collector.datapath.decoder import Decoder
-from collector.datapath.perfring import PerfRings, reader_loop, take_until
+from collector.datapath.perfring import BccRings, PerfRings, open_rings, reader_loop, take_until
 from collector.tls import procs
 from collector.tls.loader import TlsProgram, TlsProgramConfig
 from collector.tls.translate import TlsTranslator
@@ -58,7 +58,7 @@ class TlsCapture:
         self._reported: set[tuple[int, int]] = set()
         self._failed: set[procs.FileId] = set()
         self._pending: list[tuple[int, bytes]] = []
-        self._rings: PerfRings | None = None
+        self._rings: PerfRings | BccRings | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -67,9 +67,8 @@ class TlsCapture:
         bpf = self.program.load()
         from bcc.utils import get_online_cpus
 
-        self._rings = PerfRings(self.config.perf_pages)
         try:
-            self._rings.open(bpf[b"tls_events"], get_online_cpus())
+            self._rings = open_rings(bpf, bpf[b"tls_events"], get_online_cpus(), self.config.perf_pages)
             self.sync()
         except BaseException:
             self.stop()
