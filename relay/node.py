@@ -200,6 +200,8 @@ class NodeClient:
     def _forward(self, responses) -> None:
         """Name the node, drop a reconnect's replay, and hand the batch on as one Run. This loop runs
         for every flow of the cluster: it does only what ordering needs (the flow's time)."""
+        if not responses:
+            return   # an empty batch (allowed on the wire) has nothing to order or to dedup
         times, flows = [], []
         name = self.peer.name
         only_flows = True

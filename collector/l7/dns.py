@@ -12,6 +12,7 @@ from collections import OrderedDict
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from proto.flow import flow_pb2
@@ -129,7 +130,8 @@ class DnsParser:
         for rrset in msg.answer:
             record.rrtypes.append(dns.rdatatype.to_text(rrset.rdtype))
             ttls.append(rrset.ttl)
-            if rrset.rdtype in _ADDRESS_TYPES:
+            if rrset.rdtype in _ADDRESS_TYPES and rrset.rdclass == dns.rdataclass.IN:
+                # A/AAAA of another class (CH, HS, a number) have no address layout: generic rdata
                 record.ips.extend(rd.address for rd in rrset)
             elif rrset.rdtype == dns.rdatatype.CNAME:
                 record.cnames.extend(rd.target.to_text() for rd in rrset)

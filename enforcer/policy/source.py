@@ -2,6 +2,11 @@
 
 PyYAML composes nodes (which carry marks); we turn them into plain Python values ourselves and record
 `field path -> line` on the way. Only the safe YAML subset is accepted: no tags that build objects.
+
+Bounded, because policy files come from users and clusters: nesting deeper than MAX_DEPTH is refused
+from the event stream before composing (libyaml composes recursively in C: 50,000 nested brackets
+crash the process), and a document whose aliases expand to more than MAX_VALUES values (a
+"billion laughs" file) or refer to themselves is refused while it is turned into Python values.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import yaml
 from enforcer.policy.errors import PolicyError
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_DEPTH = 64          # a CiliumNetworkPolicy nests about 8 deep
+MAX_VALUES = 100_000    # values of one document after alias expansion (a large policy has a few thousand)
 
 
 @dataclass
@@ -33,7 +40,25 @@ class Document:
         return PolicyError(self.file, self.index, path, reason, line)
 
 
-def _plain(node: yaml.Node, path: str, lines: dict[str, int], doc: Document) -> Any:
+class _Budget:
+    """Values left to build in one document, and the depth reached (aliases can loop or multiply)."""
+
+    def __init__(self) -> None:
+        self.values = MAX_VALUES
+
+    def take(self, depth: int, path: str, doc: Document) -> None:
+        self.values -= 1
+        if self.values < 0:
+            raise doc.error(path, f"expands to more than {MAX_VALUES} values (YAML aliases repeating "
+                                  "an anchor?): refused")
+        if depth > MAX_DEPTH:
+            raise doc.error(path, f"nested deeper than {MAX_DEPTH} levels (an alias inside its own anchor?): "
+                                  "refused")
+
+
+def _plain(node: yaml.Node, path: str, lines: dict[str, int], doc: Document, budget: _Budget,
+           depth: int = 0) -> Any:
+    budget.take(depth, path, doc)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -45,10 +70,10 @@ def _plain(node: yaml.Node, path: str, lines: dict[str, int], doc: Document) -> 
             lines.setdefault(child, key_node.start_mark.line + 1)
             if key in out:
                 raise doc.error(child, "duplicate key")
-            out[key] = _plain(value_node, child, lines, doc)
+            out[key] = _plain(value_node, child, lines, doc, budget, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(v, f"{path}[{i}]", lines, doc) for i, v in enumerate(node.value)]
+        return [_plain(v, f"{path}[{i}]", lines, doc, budget, depth + 1) for i, v in enumerate(node.value)]
     return _scalar(node)
 
 
@@ -67,6 +92,7 @@ def parse_documents(text: str, file: str) -> list[Document]:
     """Every non-empty document of a (multi-document) YAML text."""
     docs: list[Document] = []
     try:
+        _check_depth(text, file)
         nodes = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -77,12 +103,27 @@ def parse_documents(text: str, file: str) -> list[Document]:
             continue
         doc = Document(file, index, None)
         try:
-            doc.data = _plain(node, "", doc.lines, doc)
+            doc.data = _plain(node, "", doc.lines, doc, _Budget())
         except yaml.YAMLError as err:
             raise doc.error("", f"not valid YAML: {err}") from None
         if doc.data is not None:
             docs.append(doc)
     return docs
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse nesting past MAX_DEPTH from the (flat) event stream, before anything recursive runs."""
+    depth, index = 0, 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PolicyError(file, index, "", f"nested deeper than {MAX_DEPTH} levels: refused",
+                                  event.start_mark.line + 1)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentEndEvent):
+            index += 1
 
 
 def policy_files(paths: list[str]) -> list[pathlib.Path]:

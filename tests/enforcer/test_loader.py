@@ -165,3 +165,25 @@ def test_cli_prints_one_line_with_file_line_and_field(tmp_path):
     assert result.returncode == 1
     assert result.stderr == (f"flowscope policy: error: {bad}:17 (document 1): spec.ingress[0].ports[0].port: "
                              "0 is out of range 1-65535\n")
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{new}: &{new} [{', '.join([f'*{old}'] * 9)}]\n" for old, new in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text, reason", [
+    (BILLION_LAUGHS, "expands to more than 100000 values (YAML aliases repeating an anchor?): refused"),
+    ("[" * 50_000 + "]" * 50_000, "nested deeper than 64 levels: refused"),
+    ("a: &x [1, *x]\n", "nested deeper than 64 levels (an alias inside its own anchor?): refused"),
+])
+def test_hostile_yaml_fails_with_a_clear_error(text, reason):
+    with pytest.raises(PolicyError) as err:
+        parse_text(text, "hostile.yaml")
+    assert err.value.reason == reason and str(err.value).startswith("hostile.yaml")
+
+
+def test_aliases_within_the_budget_still_work():
+    text = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\n"
+            "spec:\n  podSelector: &web {matchLabels: {app: web}}\n  ingress:\n  - from: [{podSelector: *web}]\n")
+    [policy] = parse_text(text)
+    assert policy.name == "p"

@@ -89,6 +89,19 @@ def test_truncated_dns_and_compression_pointer_loop():
     assert set(kinds(d)) <= {"truncated", "malformed", "bad_length"}
 
 
+def test_dns_address_record_of_another_class_is_not_an_address():
+    """Found by tests/fuzz/fuzz_dns.py: type A in class 5 is generic rdata, with no address to read."""
+    import dns.rrset
+    query = dns.message.make_query("odd.test.", "A")
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text("odd.test.", 30, "CLASS5", "A", r"\# 4 0a000001"))
+    response.answer.append(dns.rrset.from_text("odd.test.", 30, "IN", "A", "10.0.0.9"))
+    d = L7Dispatcher()
+    feed(d, conn(53, UDP), True, query.to_wire())
+    [record] = feed(d, conn(53, UDP), False, response.to_wire())
+    assert list(record.layer7.dns.ips) == ["10.0.0.9"] and not kinds(d)
+
+
 def test_dns_over_tcp_split_and_coalesced():
     d = L7Dispatcher()
     key = conn(53, TCP)
