@@ -255,6 +255,14 @@ class FlowStore:
                                  f"{where_order_limit}", binary=True)
         return [rebuild(raw, t, u.decode() if isinstance(u, bytes) else u) for raw, t, u in rows]
 
+    def flow_batches(self, columns: Sequence[str], whitelist: Iterable[flow_pb2.FlowFilter] = (),
+                     blacklist: Iterable[flow_pb2.FlowFilter] = (), since: TimeLike = None,
+                     until: TimeLike = None, batch_rows: int = 65_536):
+        """Flows in [since, until] as Arrow RecordBatches of these flows-table columns, oldest first, at
+        most batch_rows rows each, streamed (storage.arrow_flows)."""
+        from storage.arrow_flows import flow_batches
+        return flow_batches(self, columns, whitelist, blacklist, since, until, batch_rows)
+
     def count(self, whitelist: Iterable[flow_pb2.FlowFilter] = (),
               blacklist: Iterable[flow_pb2.FlowFilter] = (), since: TimeLike = None,
               until: TimeLike = None) -> int:
