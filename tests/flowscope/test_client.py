@@ -114,7 +114,7 @@ def stored_relay(node_factory, relay_factory, relay_store):
     running = relay_factory(store=relay_store.store, writer=writer)
     for node in (a, b):
         running.relay.add_peer(Peer(node.name, node.address))
-    wait_for(lambda: running.relay.stored_flows == 24, what="24 flows stored")
+    wait_for(lambda: running.relay.stored_flows == 24, timeout=60, what="24 flows stored")
     writer.flush()
     yield running, relay_store.store
     writer.close()
