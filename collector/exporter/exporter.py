@@ -125,8 +125,9 @@ class FlowExporter:
             self._sink.write(lines)
         except OSError as err:
             flows = len(lines) - (1 if lost else 0)
-            self.stats.errors += 1
-            self.stats.dropped += flows
+            with self._cond:  # offer() counts drops too, from the datapath's thread
+                self.stats.errors += 1
+                self.stats.dropped += flows
             self._log_drop(f"writing {self.config.file_path} failed ({err}); {flows} flows lost")
             return
         self.stats.exported += len(lines) - (1 if lost else 0)
