@@ -7,21 +7,20 @@ layout and callbacks through `register(app, data)`. `start(store, address)` serv
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
-import threading
 
 import dash
 from dash import dcc, html
-from werkzeug.serving import make_server
 
 from ui import ids
-from ui.auth import Auth, check_address, parse_address
+from ui.auth import Auth, check_address, install, parse_address
 from ui.data import UIData
 from ui.pages import PageOptions
+from ui.serving import HTTPServer, Limits, TLSFiles, serve as serve_wsgi
 
 log = logging.getLogger(__name__)
+HEALTH_PATH = "/healthz"
 
 
 def enforcer_available() -> bool:
@@ -50,9 +49,10 @@ def _navigation(modules: list) -> html.Nav:
                                        "fontFamily": "sans-serif"})
 
 
-def create_app(store, *, auth: Auth | None = None, refresh_s: float = 5.0, ttl_s: float = 3.0,
+def create_app(store, *, auth: Auth | None = None, secure_cookie: bool = False, refresh_s: float = 5.0, ttl_s: float = 3.0,
                with_policy: bool | None = None, pin_dir: str = PageOptions.pin_dir) -> dash.Dash:
     """The UI over `store` (a storage.FlowStore). Read-only: it only calls the store's query methods.
+    `secure_cookie`: the session cookie is only sent over HTTPS (set when serving TLS).
     `pin_dir`: the datapath pin dir whose applied policies the policy page diffs against."""
     app = dash.Dash(__name__, use_pages=True, pages_folder="", title="flowscope", update_title=None,
                     suppress_callback_exceptions=True)
@@ -62,50 +62,35 @@ def create_app(store, *, auth: Auth | None = None, refresh_s: float = 5.0, ttl_s
         module.register(app, data, PageOptions(refresh_s=refresh_s, pin_dir=pin_dir))
     app.layout = html.Div([_navigation(modules), dash.page_container],
                           style={"fontFamily": "sans-serif", "margin": 0})
+    # For Kubernetes probes, which carry no credentials: it answers "ok" and shows nothing else.
+    app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
     if auth is not None:
-        auth.install(app.server)
+        install(app.server, auth, secure_cookie=secure_cookie, open_paths=(HEALTH_PATH,))
     return app
 
 
-@dataclasses.dataclass
-class UIServer:
-    """A running UI: `url`, `port`, and `stop()`."""
-
-    host: str
-    port: int
-    server: object
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(10)
+UIServer = HTTPServer
+# Dash posts each callback's inputs and state as JSON; the flows table's rows can be several MB.
+UI_LIMITS = Limits(max_request_body_size=16 << 20)
 
 
 def start(store, address: str = "127.0.0.1:8050", *, auth: Auth | None = None, insecure: bool = False,
-          **app_options) -> UIServer:
-    """Serves the UI from a daemon thread (port 0 picks a free port). Refuses a non-loopback address
-    without `auth` unless `insecure` (raises ui.auth.UIConfigError)."""
-    host, port = parse_address(address)
-    check_address(host, auth, insecure)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
-    app = create_app(store, auth=auth, **app_options)
-    server = make_server(host, port, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="flowscope-ui", daemon=True)
-    thread.start()
-    ui = UIServer(host=host, port=server.server_port, server=server, thread=thread)
+          tls: TLSFiles | None = None, flag: str = "--address", **app_options) -> HTTPServer:
+    """Serves the UI from a daemon thread (port 0 picks a free port) with waitress (ui.serving), over
+    HTTPS with `tls`. Refuses a non-loopback address without `auth` unless `insecure` (raises
+    ui.auth.UIConfigError); `flag` names the address option in errors."""
+    host, port = parse_address(address, flag)
+    check_address(host, auth, insecure, flag=flag)
+    app = create_app(store, auth=auth, secure_cookie=tls is not None, **app_options)
+    ui = serve_wsgi(app.server, host, port, name="flowscope-ui", flag=flag, tls=tls, limits=UI_LIMITS)
     log.info("UI on %s%s", ui.url, "" if auth else " (no authentication)")
     return ui
 
 
 def serve(store, address: str = "127.0.0.1:8050", *, auth: Auth | None = None, insecure: bool = False,
-          **app_options) -> None:
+          tls: TLSFiles | None = None, **app_options) -> None:
     """Serves the UI until interrupted."""
-    ui = start(store, address, auth=auth, insecure=insecure, **app_options)
+    ui = start(store, address, auth=auth, insecure=insecure, tls=tls, **app_options)
     try:
         ui.thread.join()
     finally:

@@ -1,8 +1,12 @@
 """A JSON HTTP API over the flow store, shaped for Grafana's Infinity datasource and for scripts.
 
-    server, port = create_http_api(store, "127.0.0.1:8080")   # serves in a daemon thread
+    server = create_http_api(store, "127.0.0.1:4246", auth=Auth(token=...))   # serves in a daemon thread
     ...
-    server.shutdown(); server.server_close()
+    server.stop()
+
+Served by waitress (ui/serving.py: bounded threads, timeouts, size caps, optional TLS). Off loopback it
+needs authentication (ui/auth.py, shared with the UI: a bearer token or basic auth in the Authorization
+header); CORS only for the origins given (--http-api-cors-origin), never `*`.
 
 GET endpoints (all answers are JSON; lists are top-level arrays so Infinity needs no root selector):
   /api/v1/flows       flows, newest last. namespace, pod, label, verdict, protocol, since, until, limit,
@@ -24,7 +28,7 @@ namespace, pod and label are bidirectional like `hubble observe --namespace/--po
 matches when its source OR its destination matches; a parameter given twice lists alternatives.
 Times (since/until): RFC 3339, a Unix time in s, ms (Grafana's ${__from}) or ns, or a duration before
 now ("15m", "2h", "1d"). Aggregates default to the last hour. A bad parameter gets HTTP 400 and
-{"error": "parameter 'x': ..."}; an unknown path 404.
+{"error": "parameter 'x': ..."}; an unknown path 404; missing or wrong credentials 401 (no data).
 """
 
 from __future__ import annotations
@@ -33,14 +37,10 @@ import dataclasses
 import datetime
 import json
 import logging
-import socket
-import threading
 import time
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
-
 
 from common import hubble_json
 from common.filters import FilterError, build_filter
@@ -48,6 +48,8 @@ from common.flows import l4_kind, l4_ports
 from common.errors import UserError
 from common.timeparse import TimeError, parse_time_ns
 from proto.flow import flow_pb2
+from ui.auth import Auth, check_address, parse_address
+from ui.serving import HTTPServer, Limits, TLSFiles, serve
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -307,60 +309,84 @@ ROUTES: dict[str, tuple[Callable, tuple[str, ...]]] = {
 }
 
 
-def _handler_class(store, clock: Callable[[], int]):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "flowscope-http-api"
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            url = urllib.parse.urlsplit(self.path)
-            route = ROUTES.get(url.path.rstrip("/"))
-            if route is None:
-                self._send(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {url.path!r}; "
-                                                           f"expected one of {', '.join(ROUTES)}"})
-                return
-            handler, allowed = route
-            try:
-                body = handler(store, Params(url.query, allowed, clock()))
-            except UserError as err:  # BadParameter, FilterError, StorageError: the caller's to fix
-                self._send(HTTPStatus.BAD_REQUEST, {"error": str(err)})
-                return
-            except Exception:
-                log.exception("http api: %s", self.path)
-                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the relay's log"})
-                return
-            self._send(HTTPStatus.OK, body)
-
-        def _send(self, status: HTTPStatus, body) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, fmt: str, *args) -> None:
-            log.debug("http api: " + fmt, *args)
-
-    return Handler
-
-
-def create_http_api(store, address: str = "127.0.0.1:0",
-                    clock: Callable[[], int] = time.time_ns) -> tuple[ThreadingHTTPServer, int]:
-    """Serve the API for `store` (a storage FlowStore) on `address` ("host:port"; port 0 = any free one)
-    in a daemon thread. Returns (server, port); stop with `server.shutdown(); server.server_close()`."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise UserError(f"http api address {address!r}: expected host:port, e.g. 127.0.0.1:8080")
-    host = host.strip("[]") or "0.0.0.0"
-
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        daemon_threads = True
-
+def answer(store, path: str, query: str, now_ns: int) -> tuple[HTTPStatus, object]:
+    """(status, JSON body) of one GET."""
+    route = ROUTES.get(path.rstrip("/"))
+    if route is None:
+        return HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {path!r}; expected one of {', '.join(ROUTES)}"}
+    handler, allowed = route
     try:
-        server = Server((host, int(port)), _handler_class(store, clock))
-    except OSError as err:
-        raise UserError(f"http api address {address!r}: cannot listen: {err.strerror}") from None
-    threading.Thread(target=server.serve_forever, name="flowscope-http-api", daemon=True).start()
-    return server, server.server_port
+        return HTTPStatus.OK, handler(store, Params(query, allowed, now_ns))
+    except UserError as err:  # BadParameter, FilterError, StorageError: the caller's to fix
+        return HTTPStatus.BAD_REQUEST, {"error": str(err)}
+    except Exception:
+        log.exception("http api: %s?%s", path, query)
+        return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server's log"}
+
+
+def cors_headers(origin: str | None, allowed: frozenset[str]) -> list[tuple[str, str]]:
+    """CORS for an allowlist: an allowed Origin gets exactly itself back, any other none at all (the
+    browser then keeps the answer from the page). Never `*`: any page an operator opens could read flows."""
+    headers = [("Vary", "Origin")] if allowed else []
+    if origin and origin in allowed:
+        headers.append(("Access-Control-Allow-Origin", origin))
+    return headers
+
+
+def create_wsgi_app(store, *, auth: Auth | None = None, cors_origins: tuple[str, ...] = (),
+                    clock: Callable[[], int] = time.time_ns):
+    """The API as a WSGI application. With `auth`, every GET needs its credentials in the Authorization
+    header (a cookie or a query parameter is never enough: pages on other sites can make browsers send
+    those)."""
+    allowed = frozenset(cors_origins)
+
+    def app(environ, start_response):
+        cors = cors_headers(environ.get("HTTP_ORIGIN"), allowed)
+        method = environ["REQUEST_METHOD"]
+        if method == "OPTIONS":  # a CORS preflight carries no credentials
+            if len(cors) == 2:
+                cors += [("Access-Control-Allow-Methods", "GET"),
+                         ("Access-Control-Allow-Headers", "Authorization"), ("Access-Control-Max-Age", "600")]
+            start_response("204 No Content", cors)
+            return []
+        if method not in ("GET", "HEAD"):
+            status, body, extra = HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{method}: expected GET"}, [
+                ("Allow", "GET, HEAD, OPTIONS")]
+        elif auth is not None and not auth.allows_header(environ.get("HTTP_AUTHORIZATION", "")):
+            status, body, extra = HTTPStatus.UNAUTHORIZED, {"error": "authentication required"}, list(
+                auth.challenge().items())
+        else:
+            status, extra = HTTPStatus.OK, []
+            status, body = answer(store, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), clock())
+        data = json.dumps(body).encode()
+        start_response(f"{status.value} {status.phrase}", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"), *cors, *extra])
+        return [] if method == "HEAD" else [data]
+
+    return app
+
+
+def check_settings(address: str, auth: Auth | None, cors_origins: tuple[str, ...],
+                   flag: str = "--http-api-address") -> tuple[str, int]:
+    """(host, port) of `address`; raises UserError for a non-loopback address without `auth` or an
+    origin that is not scheme://host[:port]."""
+    host, port = parse_address(address, flag)
+    check_address(host, auth, False, flag=flag, expected="--http-api-auth-token-file, "
+                  "$FLOWSCOPE_HTTP_API_TOKEN or --http-api-basic-auth-file")
+    for origin in cors_origins:
+        parts = urllib.parse.urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or origin == "*":
+            raise UserError(f"--http-api-cors-origin {origin!r}: expected an origin such as "
+                            "https://grafana.example.com (scheme://host[:port], no path, no '*')")
+    return host, port
+
+
+def create_http_api(store, address: str = "127.0.0.1:0", *, auth: Auth | None = None,
+                    cors_origins: tuple[str, ...] = (), tls: TLSFiles | None = None, limits: Limits = Limits(),
+                    flag: str = "--http-api-address", clock: Callable[[], int] = time.time_ns) -> HTTPServer:
+    """Serves the API for `store` (a storage FlowStore) on `address` ("host:port"; port 0 = any free one)
+    from a daemon thread. A non-loopback address needs `auth`. Returns the server (`.port`, `.stop()`)."""
+    host, port = check_settings(address, auth, cors_origins, flag)
+    return serve(create_wsgi_app(store, auth=auth, cors_origins=cors_origins, clock=clock), host, port,
+                 name="flowscope-http-api", flag=flag, tls=tls, limits=limits)

@@ -452,6 +452,9 @@ datasources:
     url: ${{FLOWSCOPE_API_URL:-http://localhost:4246}}
     jsonData:
       allowedHosts: ["${{FLOWSCOPE_API_URL:-http://localhost:4246}}"]
+      auth_method: bearerToken
+    secureJsonData:
+      bearerToken: ${{FLOWSCOPE_API_TOKEN:-}}
 """
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 from common.errors import UserError
+from flowscope.storage_options import add_storage_password_argument, storage_url
 
 DEFAULT_STORAGE = "chdb:///var/lib/flowscope/db"
 
@@ -53,6 +54,7 @@ def _history_args(p: argparse.ArgumentParser, since: str) -> None:
     p.add_argument("--since", default=since, help=f"start of the window (duration back or RFC 3339; default {since})")
     p.add_argument("--until", default=None, help="end of the window (default now)")
     p.add_argument("--storage", default=os.environ.get("FLOWSCOPE_STORAGE", DEFAULT_STORAGE), help="flow store URL")
+    add_storage_password_argument(p)
     p.add_argument("--server", metavar="HOST:PORT",
                    help="read the history through a relay's Observer API instead of opening the store "
                         "(needed while `flowscope up` or `flowscope relay` holds an embedded store), e.g. localhost:4245")
@@ -102,7 +104,7 @@ def _flows(args, label: str):
         from relay.history_client import RelayFlowSource
         source = RelayFlowSource(args.server)
     else:
-        source = _store(args.storage)
+        source = _store(storage_url(args))
     return iter_flows(source, since, until, progress=stderr_progress(label))
 
 

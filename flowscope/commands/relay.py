@@ -6,11 +6,14 @@ import argparse
 import logging
 import signal
 import threading
+from typing import Callable
 
 from collector.exporter import flags as export_flags
 from common.tls import ClientTLS, TLSConfig
 from common.errors import UserError
 from flowscope.commands.collector import add_stream_limit
+from flowscope.http_options import add_http_arguments, http_auth, http_tls
+from flowscope.storage_options import add_storage_password_argument, storage_url
 from relay.core import Relay, RelayOptions
 from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
 from relay.service import DEFAULT_RELAY_STREAMS, create_server
@@ -68,13 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
                         help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
+    add_storage_password_argument(parser)
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
     parser.add_argument("--metrics-address", default="",
                         help="Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
-    parser.add_argument("--http-api-address", help="serve the JSON HTTP API (for Grafana) here, e.g. :4246")
+    add_http_api_arguments(parser, default=None)
     add_stream_limit(parser, DEFAULT_RELAY_STREAMS, "relay's Observer API")
     add_tls_arguments(parser)
     export_flags.add_arguments(parser)
+
+
+def add_http_api_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """The JSON HTTP API's options (relay and `flowscope up`)."""
+    parser.add_argument("--http-api-address", default=default,
+                        help="serve the JSON HTTP API (for Grafana) here, e.g. 127.0.0.1:4246; other than "
+                             "loopback needs authentication" + (f" (default {default}; '' = none)" if default else ""))
+    parser.add_argument("--http-api-cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let pages of this origin (https://host[:port]) read the API from a browser "
+                             "(repeatable; default none)")
+    add_http_arguments(parser, "http-api-", "FLOWSCOPE_HTTP_API", "JSON HTTP API")
 
 
 def listen_address(address: str) -> str:
@@ -117,14 +132,18 @@ def discover(relay: Relay, args) -> list:
     return watchers
 
 
-def start_http_api(store, address: str | None):
-    """The JSON HTTP API over the store (ui.json_api) in a daemon thread; None when not asked for."""
-    if not address:
+def prepare_http_api(args) -> Callable | None:
+    """Checks the JSON HTTP API's options (before any store is opened: fail fast) and returns what
+    starts it over a store (ui.json_api, in a daemon thread); None when not asked for."""
+    if not args.http_api_address:
         return None
-    if store is None:
+    if args.storage == "none":
         raise UserError("--http-api-address needs a flow store (--storage is 'none')")
-    from ui.json_api import create_http_api
-    return create_http_api(store, listen_address(address))[0]
+    from ui.json_api import check_settings, create_http_api
+    address, origins = listen_address(args.http_api_address), tuple(args.http_api_cors_origin)
+    auth, tls = http_auth(args, "http-api-", "FLOWSCOPE_HTTP_API"), http_tls(args, "http-api-")
+    check_settings(address, auth, origins)
+    return lambda store: create_http_api(store, address, auth=auth, cors_origins=origins, tls=tls)
 
 
 def start_metrics(relay: Relay, writer, address: str, exporters=None):
@@ -153,7 +172,8 @@ def export_hooks(exporters) -> tuple:
 
 def run(args) -> int:
     export_flags.static_config(args)  # a bad export flag fails before storage opens
-    store, writer = open_storage(args.storage)
+    start_http_api = prepare_http_api(args)
+    store, writer = open_storage(storage_url(args))
     exporters = export_flags.start_exporters(args)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity),
                   hooks=export_hooks(exporters)).start()
@@ -165,11 +185,11 @@ def run(args) -> int:
         server, port = create_server(relay, listen_address(args.listen_address), server_tls(args),
                                      max_streams=args.max_flow_streams)
         watchers = discover(relay, args)
-        http = start_http_api(store, args.http_api_address)
+        http = start_http_api(store) if start_http_api else None
         metrics = start_metrics(relay, writer, args.metrics_address, exporters)
         log.info("relay: Observer API on port %d, storage %s%s%s", port,
                  store.url.redacted() if store is not None else "none",
-                 f", HTTP API on port {http.server_port}" if http else "",
+                 f", HTTP API on port {http.port}" if http else "",
                  f", metrics on port {metrics.server_port}" if metrics else "")
         stop.wait()
     except KeyboardInterrupt:
@@ -182,9 +202,10 @@ def run(args) -> int:
         relay.stop()
         if exporters is not None:
             exporters.stop()
-        for http_server in (http, metrics):
-            if http_server is not None:
-                http_server.shutdown()
+        if http is not None:
+            http.stop()
+        if metrics is not None:
+            metrics.shutdown()
         if writer is not None:
             writer.close()
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from storage.open import open_store
+from flowscope.storage_options import add_storage_password_argument, storage_url
 from storage.url import DEFAULT_URL
 
 
@@ -15,11 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "retention: drop partitions older than retention_days")
     parser.add_argument("--storage", default=DEFAULT_URL, metavar="URL",
                         help=f"chdb:///dir or clickhouse://user:pass@host:9000/db (default {DEFAULT_URL})")
+    add_storage_password_argument(parser)
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.storage)
+    store = open_store(storage_url(args))
     if args.action == "migrate":
         applied = store.migrate()
         result = {"applied": applied, "schema_version": store.schema_version()}

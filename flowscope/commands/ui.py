@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from flowscope.http_options import add_http_arguments, http_auth, http_tls
+from flowscope.storage_options import add_storage_password_argument, storage_url
 from storage.url import DEFAULT_URL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=DEFAULT_URL,
                         help=f"flow store URL: chdb:///dir or clickhouse://user:pass@host:9000/db (default {DEFAULT_URL})")
+    add_storage_password_argument(parser)
     parser.add_argument("--address", default="127.0.0.1:8050",
                         help="host:port to listen on (default 127.0.0.1:8050; other than loopback needs auth)")
-    auth = parser.add_mutually_exclusive_group()
-    auth.add_argument("--auth-token", metavar="T", help="require this bearer token (or ?token=T once)")
-    auth.add_argument("--basic-auth", metavar="USER:PASS", help="require HTTP basic auth")
+    add_http_arguments(parser, "", "FLOWSCOPE_UI", "UI")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without authentication")
     parser.add_argument("--refresh", type=float, default=5.0, help="live mode refresh in seconds (default 5)")
@@ -25,14 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from storage import open_store
     from ui.app import serve
-    from ui.auth import Auth, UIConfigError, check_address, parse_address
+    from ui.auth import UIConfigError, check_address, parse_address
 
     if args.refresh < 1:
         raise UIConfigError(f"--refresh {args.refresh}: expected at least 1 second")
-    auth = Auth.parse(args.auth_token, args.basic_auth)
+    auth = http_auth(args, "", "FLOWSCOPE_UI")
+    tls = http_tls(args, "")
     host, _ = parse_address(args.address)
     check_address(host, auth, args.insecure)  # before opening the store: fail fast on a bad address
-    store = open_store(args.storage)
+    store = open_store(storage_url(args))
     store.require_schema()
-    serve(store, args.address, auth=auth, insecure=args.insecure, refresh_s=args.refresh, pin_dir=args.pin_dir)
+    serve(store, args.address, auth=auth, insecure=args.insecure, tls=tls, refresh_s=args.refresh,
+          pin_dir=args.pin_dir)
     return 0

@@ -23,15 +23,18 @@ log = logging.getLogger("flowscope.commands.up")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from collector.observer.limits import DEFAULT_MAX_STREAMS
     from flowscope.commands.collector import add_stream_limit
-    from flowscope.commands.relay import DEFAULT_STORAGE
+    from flowscope.commands.relay import DEFAULT_STORAGE, add_http_api_arguments
+    from flowscope.http_options import add_http_arguments
+    from flowscope.storage_options import add_storage_password_argument
     parser.add_argument("--lab-state", help="lab state file (default: the only lab under /run/flowscope/lab)")
     parser.add_argument("--node-name", help="this node's name (default: the lab's first node, else hostname)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"flow store URL (default {DEFAULT_STORAGE})")
+    add_storage_password_argument(parser)
     parser.add_argument("--collector-address", default=":4244", help="collector Observer API (default :4244)")
     parser.add_argument("--listen-address", default=":4245", help="relay Observer API (default :4245)")
     parser.add_argument("--metrics-address", default=":9965", help="Prometheus metrics ('' = none)")
-    parser.add_argument("--http-api-address", default="127.0.0.1:4246", help="JSON HTTP API ('' = none)")
-    parser.add_argument("--ui-address", default="127.0.0.1:8050", help="UI address ('' = none)")
+    parser.add_argument("--ui-address", default="127.0.0.1:8050",
+                        help="UI address ('' = none; other than loopback needs authentication)")
     parser.add_argument("--unix-socket", default="/var/run/flowscope/hubble.sock",
                         help="collector Observer API on a unix socket ('' = none)")
     parser.add_argument("--identity-state", default="/var/lib/flowscope/identities.json",
@@ -47,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers-from-kubernetes", metavar="NAMESPACE/SELECTOR",
                         help="also follow the collector pods matching this selector (see `flowscope relay`)")
     parser.add_argument("--kubeconfig", help="kubeconfig for --peers-from-kubernetes (default: in-cluster)")
-    parser.add_argument("--ui-auth-token", metavar="T", help="require this token for the UI (needed off loopback)")
+    add_http_api_arguments(parser, default="127.0.0.1:4246")
+    add_http_arguments(parser, "ui-", "FLOWSCOPE_UI", "UI")
     add_stream_limit(parser, DEFAULT_MAX_STREAMS, "collector and the relay each")
     from collector.exporter import flags as export_flags
     export_flags.add_arguments(parser)  # exports what the relay merged: every node's flows, once
@@ -71,13 +75,19 @@ def lab_nodes(state_path: str | None) -> list[str]:
     return list(load_state(state_path).nodes)
 
 
-def start_ui(store, address: str, pin_dir: str, token: str | None = None):
-    """The Dash UI in a daemon thread (ui.app.start: loopback unless authenticated); None if not asked."""
-    if not address:
+def prepare_ui(args):
+    """Checks the UI's options (fail fast, before the store opens) and returns what starts the Dash UI
+    over a store in a daemon thread (ui.app.start: loopback unless authenticated); None if not asked."""
+    if not args.ui_address:
         return None
+    from flowscope.http_options import http_auth, http_tls
     from ui.app import start
-    from ui.auth import Auth
-    return start(store, address, auth=Auth.parse(token), pin_dir=pin_dir)
+    from ui.auth import check_address, parse_address
+    auth, tls = http_auth(args, "ui-", "FLOWSCOPE_UI"), http_tls(args, "ui-")
+    check_address(parse_address(args.ui_address, "--ui-address")[0], auth, False, flag="--ui-address",
+                  expected="--ui-auth-token-file, $FLOWSCOPE_UI_TOKEN or --ui-basic-auth-file")
+    return lambda store: start(store, args.ui_address, auth=auth, tls=tls, flag="--ui-address",
+                               pin_dir=args.pin_dir)
 
 
 def follow_kubernetes_collectors(relay, args):
@@ -113,7 +123,8 @@ def start_collector(args, node: str, state_path: str | None):
 def run(args) -> int:
     from collector.exporter import flags as export_flags
     from relay import Peer, Relay
-    from flowscope.commands.relay import listen_address, open_storage, export_hooks, start_http_api
+    from flowscope.commands.relay import listen_address, open_storage, export_hooks, prepare_http_api
+    from flowscope.storage_options import storage_url
     from relay.discovery import LAB_COLLECTOR_BASE_PORT
     from relay.service import create_server
 
@@ -121,7 +132,9 @@ def run(args) -> int:
     nodes = lab_nodes(state_path)
     node = args.node_name or (nodes[0] if nodes else socket.gethostname())
     export_flags.static_config(args)  # a bad export flag fails before anything starts
-    store, writer = open_storage(args.storage)
+    start_http_api = prepare_http_api(args)
+    start_ui = prepare_ui(args)
+    store, writer = open_storage(storage_url(args))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     collector = relay = server = http = ui = watcher = exporters = None
@@ -139,12 +152,12 @@ def run(args) -> int:
                 if other != node:
                     relay.add_peer(Peer(other, f"localhost:{LAB_COLLECTOR_BASE_PORT + i}"))
         watcher = follow_kubernetes_collectors(relay, args)
-        http = start_http_api(store, args.http_api_address)
-        ui = start_ui(store, args.ui_address, args.pin_dir, args.ui_auth_token)
+        http = start_http_api(store) if start_http_api else None
+        ui = start_ui(store) if start_ui else None
         log.info("flowscope up: node %s%s; collector on port %s, relay Observer API on port %d, storage %s%s%s",
                  node, f" (lab {state_path})" if state_path else "",
                  collector.grpc_port if collector else "-", port,
-                 store.url.redacted(), f", HTTP API on port {http.server_port}" if http else "",
+                 store.url.redacted(), f", HTTP API on port {http.port}" if http else "",
                  f", UI {ui.url}" if ui else "")
         stop.wait()
     except KeyboardInterrupt:
@@ -161,7 +174,7 @@ def run(args) -> int:
         if collector is not None:
             collector.stop()
         if http is not None:
-            http.shutdown()
+            http.stop()
         if ui is not None:
             ui.stop()
         if writer is not None:

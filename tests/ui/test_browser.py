@@ -269,7 +269,8 @@ def test_a_shared_link_with_filters_narrows_map_and_table(browser, ui_url, lab_s
     expected = lab_store.count(flow_filters(ViewState(namespaces=("data",), verdicts=("DROPPED",))))
     assert expected == ROUNDS // 5
     wait_until(lambda: total_flows(browser) == expected, message=f"{expected} dropped flows")
-    assert set(grid_cells(browser, "verdict")) == {"DROPPED"}
+    # the count answers first; the grid asks for its rows in a request of its own
+    wait_until(lambda: set(grid_cells(browser, "verdict")) == {"DROPPED"}, message="only DROPPED rows")
     assert set(grid_cells(browser, "drop_reason")) == {"POLICY_DENIED"}
     # HTTP status narrows the table to the 500 responses
     open_map(browser, ui_url + "/?status=500&protocol=http")
@@ -327,3 +328,22 @@ def test_a_500_workload_map_starts_collapsed_and_expands_on_click(browser, big_u
     click_element(browser, "ns:ns-07",
                   lambda: sum(n.startswith("ns-07/") for n in map_elements(browser)["nodes"]) == 20)
     assert browser.execute_script(f"return {CY}.getElementById('ns-07/wl-007').parent().id()") == "ns:ns-07"
+
+
+def test_the_token_in_the_url_becomes_a_session_cookie_and_leaves_the_address_bar(chromium, lab_store):
+    from ui.app import start
+    from ui.auth import COOKIE, Auth
+    token = "browser-token-0123456789"
+    server = start(lab_store, "127.0.0.1:0", auth=Auth.parse(token), with_policy=False)
+    try:
+        chromium.get(server.url + "/")
+        assert "authentication required" in chromium.find_element(By.TAG_NAME, "body").text
+        els = open_map(chromium, f"{server.url}/?token={token}")  # the map's callbacks run on the cookie
+        assert els["edges"] and chromium.current_url == server.url + "/"
+        cookie = next(c for c in chromium.get_cookies() if c["name"] == COOKIE)
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
+        assert cookie["value"] != token and token not in json.dumps(chromium.get_cookies())
+        assert chromium.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
+    finally:
+        chromium.delete_all_cookies()
+        server.stop()

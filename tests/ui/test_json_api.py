@@ -19,10 +19,9 @@ from tests.grafana.stores import NS, ROUNDS, shop_store
 @pytest.fixture(scope="module", params=["chdb", "server"])
 def api(request, chdb_dir, tmp_path_factory):
     for store, now in shop_store(request, chdb_dir, tmp_path_factory.mktemp("spool")):
-        server, port = create_http_api(store)
-        yield f"http://127.0.0.1:{port}", now
-        server.shutdown()
-        server.server_close()
+        server = create_http_api(store)
+        yield server.url, now
+        server.stop()
 
 
 def get(base: str, path: str):

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
+import requests
 
+from tests.fixtures.relay import make_pki
 from ui.app import start
-from ui.auth import Auth, UIConfigError
+from ui.auth import COOKIE, Auth, UIConfigError
+from ui.serving import TLSFiles
 from ui.data import TTLCache
 
-TOKEN = "s3cret-token-1"
+TOKEN = "s3cret-token-0123456789"
 
 
-def get(url: str, headers: dict | None = None) -> tuple[int, dict]:
+def get(url: str, headers: dict | None = None) -> tuple[int, object]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
-            return r.status, dict(r.headers)
+            return r.status, r.headers
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers)
+        return err.code, err.headers
 
 
 @pytest.fixture
@@ -46,9 +50,33 @@ def test_token_auth(served):
     assert get(url + "/")[0] == 401
     assert get(url + "/_dash-layout", {"Authorization": "Bearer wrong-token"})[0] == 401
     assert get(url + "/_dash-layout", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
-    status, headers = get(url + f"/?token={TOKEN}")
-    assert status == 200 and "flowscope_token=" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
-    assert get(url + "/_dash-layout", {"Cookie": f"flowscope_token={TOKEN}"})[0] == 200
+    assert get(url + "/?token=wrong-token-0123456789")[0] == 401
+    assert get(url + "/healthz")[0] == 200  # the probes' path: no credentials, no data
+
+
+def test_the_token_is_exchanged_once_for_a_session_cookie_and_leaves_the_url(served):
+    url = served(auth=Auth.parse(token=TOKEN)).url
+    exchange = requests.get(url + f"/flows?token={TOKEN}&live=1", allow_redirects=False, timeout=10)
+    assert exchange.status_code == 303 and exchange.headers["Location"] == "/flows?live=1"
+    cookie = exchange.headers["Set-Cookie"]
+    session = exchange.cookies[COOKIE]
+    assert TOKEN not in cookie and len(session) >= 40
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "max-age"} <= flags and "secure" not in flags  # plain HTTP: not Secure
+    assert "SameSite=Strict" in cookie
+    assert get(url + "/_dash-layout", {"Cookie": f"{COOKIE}={session}"})[0] == 200
+    assert get(url + "/_dash-layout", {"Cookie": f"{COOKIE}={TOKEN}"})[0] == 401  # the token is no session
+    assert get(url + "/_dash-layout", {"Cookie": f"{COOKIE}=made-up-session-id"})[0] == 401
+
+
+def test_over_tls_the_session_cookie_is_secure(served, tmp_path):
+    pki = make_pki(tmp_path)
+    ui = served(auth=Auth.parse(token=TOKEN), tls=TLSFiles(pki.server.cert, pki.server.key))
+    url = f"https://localhost:{ui.port}"
+    exchange = requests.get(url + f"/?token={TOKEN}", allow_redirects=False, verify=pki.ca, timeout=10)
+    assert exchange.status_code == 303 and "; Secure" in exchange.headers["Set-Cookie"]
+    page = requests.get(url + "/", cookies={COOKIE: exchange.cookies[COOKIE]}, verify=pki.ca, timeout=10)
+    assert page.status_code == 200 and "flowscope" in page.text
 
 
 def test_basic_auth(served):
@@ -68,15 +96,17 @@ def test_non_loopback_needs_auth_or_insecure(served):
     served(address="0.0.0.0:0", auth=Auth.parse(token=TOKEN))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--address", "0.0.0.0:8050"], "--address 0.0.0.0: not a loopback address"),
-    (["--address", "nowhere"], "--address 'nowhere': expected host:port"),
-    (["--basic-auth", "admin"], "--basic-auth 'admin':...: expected user:password"),
-    (["--auth-token", "short"], "--auth-token: expected at least 8 characters"),
+@pytest.mark.parametrize("args, env, message", [
+    (["--address", "0.0.0.0:8050"], {}, "--address 0.0.0.0: not a loopback address"),
+    (["--address", "nowhere"], {}, "--address 'nowhere': expected host:port"),
+    ([], {"FLOWSCOPE_UI_BASIC_AUTH": "admin"}, "--basic-auth-file (or $FLOWSCOPE_UI_BASIC_AUTH): expected user:password"),
+    ([], {"FLOWSCOPE_UI_TOKEN": "short"}, "--auth-token-file (or $FLOWSCOPE_UI_TOKEN): expected a token of at least 16"),
+    (["--auth-token-file", "/dev/null"], {}, "--auth-token-file /dev/null: the file is empty; expected the secret"),
+    (["--tls-key-file", "k.pem"], {}, "--tls-cert-file and --tls-key-file: expected both or neither"),
 ])
-def test_cli_errors_are_one_line(args, message):
+def test_cli_errors_are_one_line(args, env, message):
     r = subprocess.run([sys.executable, "-m", "flowscope.cli", "ui", *args], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env={**os.environ, **env})
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and message in r.stderr, r.stderr
 
 
@@ -92,6 +122,7 @@ def test_ttl_cache_answers_repeats_until_expiry():
 
 @pytest.mark.integration  # a chdb store in a subprocess
 def test_cli_serves_a_migrated_store_and_refuses_an_empty_one(tmp_path):
+    """The token comes from a file (a mounted Secret), never from the command line."""
     import socket
     import time
     url = f"chdb://{tmp_path}/db?database=flowscope"
@@ -103,8 +134,10 @@ def test_cli_serves_a_migrated_store_and_refuses_an_empty_one(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    (tmp_path / "token").write_text(TOKEN + "\n")
     ui = subprocess.Popen([sys.executable, "-m", "flowscope.cli", "ui", "--storage", url, "--address",
-                           f"127.0.0.1:{port}", "--auth-token", TOKEN], stderr=subprocess.PIPE, text=True)
+                           f"127.0.0.1:{port}", "--auth-token-file", str(tmp_path / "token")],
+                          stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         status = None
