@@ -141,7 +141,7 @@ def install(server, auth: Auth, *, secure_cookie: bool, sessions: Sessions | Non
 def parse_address(address: str, flag: str = "--address") -> tuple[str, int]:
     """"host:port" or "[v6]:port" -> (host, port); raises UIConfigError naming the address."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise UIConfigError(f"{flag} {address!r}: expected host:port (127.0.0.1:8050)")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)

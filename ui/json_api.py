@@ -89,7 +89,7 @@ class Params:
         value = self.one(name)
         if value is None:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
             raise BadParameter(name, f"{value!r} is not a whole number from {low} to {high}")
         return int(value)
 

@@ -324,7 +324,7 @@ class Http2Parser:
         else:
             status = dict(headers).get(":status")
             if status is not None:
-                code = int(status) if status.isdigit() else 0
+                code = int(status) if status.isascii() and status.isdigit() else 0  # "²".isdigit()
                 if 100 <= code < 200 and not end_stream:
                     return  # interim response
                 stream.status = code

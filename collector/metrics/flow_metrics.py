@@ -151,6 +151,6 @@ class FlowMetrics:
 def _limit(value: str | None, default: int, text: str) -> int:
     if value is None:
         return default
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise MetricsConfigError(f"metric spec {text!r}: cardinalityLimit={value!r}, expected a positive integer")
     return int(value)

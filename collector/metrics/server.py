@@ -13,7 +13,7 @@ DEFAULT_ADDRESS = ":9965"
 def parse_address(address: str) -> tuple[str, int]:
     """":9965" -> ("0.0.0.0", 9965); "127.0.0.1:0" -> ephemeral port; "[::1]:9965" -> IPv6."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise UserError(f"metrics address {address!r}: expected [host]:port, e.g. ':9965' or '127.0.0.1:0'")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)

@@ -166,7 +166,7 @@ def _port(field: Field) -> PortSpec:
     text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
     if not isinstance(text, str) or not text:
         raise parts["port"].fail("expected a port number (as a string or integer) or a port name")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, int("²") fails
         return PortSpec(protocol, name=port_name(parts["port"], text))
     number = int(text)
     if not 0 <= number <= 65535:

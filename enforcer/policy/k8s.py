@@ -74,7 +74,7 @@ def _port(field: Field) -> PortSpec:
             raise parts["endPort"].fail("endPort needs a numeric port")
         return PortSpec(protocol)
     port_field = parts["port"]
-    if isinstance(port_field.value, str) and not port_field.value.isdigit():
+    if isinstance(port_field.value, str) and not (port_field.value.isascii() and port_field.value.isdigit()):
         if "endPort" in parts:
             raise parts["endPort"].fail("endPort cannot be used with a named port")
         return PortSpec(protocol, name=port_name(port_field, port_field.value))

@@ -187,3 +187,15 @@ def test_aliases_within_the_budget_still_work():
             "spec:\n  podSelector: &web {matchLabels: {app: web}}\n  ingress:\n  - from: [{podSelector: *web}]\n")
     [policy] = parse_text(text)
     assert policy.name == "p"
+
+
+@pytest.mark.parametrize("kind_and_spec", [
+    "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a, namespace: b}\n"
+    "spec:\n  endpointSelector: {}\n  ingress:\n  - toPorts: [{ports: [{port: PORT}]}]\n",
+    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a, namespace: b}\n"
+    "spec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: PORT}]\n",
+])
+def test_a_port_of_unicode_digits_is_refused_not_a_crash(kind_and_spec):
+    """"²".isdigit() is True and int("²") raises ValueError."""
+    with pytest.raises(PolicyError, match="'²' is neither a port number"):
+        parse_text(kind_and_spec.replace("PORT", '"²"'))

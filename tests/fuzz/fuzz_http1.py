@@ -1,6 +1,5 @@
 """Fuzz the HTTP/1 parser (collector/l7/http1.py), prefix capture and resync, h2c upgrades included."""
 
-import sys
 
 import atheris
 
@@ -19,7 +18,8 @@ SEEDS = [
                   (False, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")]),
     conversation([(True, b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                          b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"),
-                  (False, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")]),
+                  (False, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"
+                          b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")]),
 ]
 
 

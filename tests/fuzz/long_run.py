@@ -16,6 +16,7 @@ import time
 TARGETS = ("http1", "http2", "dns", "kafka", "flowbatch", "getflows", "json_api", "policy")
 _DONE = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _STAT = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+_ARTIFACT = re.compile(r"Test unit written to \S*/(crash|timeout|oom|slow-unit)-")
 
 
 def fuzz(target: str, runs: int, corpus: str, max_total_time: int) -> dict:
@@ -29,8 +30,9 @@ def fuzz(target: str, runs: int, corpus: str, max_total_time: int) -> dict:
     stats = _DONE.findall(log) or _STAT.findall(log)
     inputs, cov, ft, corp = (int(x) for x in stats[-1]) if stats else (0, 0, 0, 0)
     return {"target": target, "inputs": inputs, "seconds": round(seconds), "exec/s": round(inputs / seconds),
-            "crashes": log.count("Uncaught Python exception") + log.count("deadly signal"),
-            "hangs": log.count("libFuzzer: timeout"), "cov": cov, "ft": ft, "corpus": corp, "rc": proc.returncode,
+            "crashes": sum(kind in ("crash", "oom") for kind in _ARTIFACT.findall(log)),
+            "hangs": _ARTIFACT.findall(log).count("timeout"), "cov": cov, "ft": ft, "corpus": corp,
+            "rc": proc.returncode,
             "tail": "\n".join(log.splitlines()[-30:]) if proc.returncode else ""}
 
 

@@ -106,6 +106,8 @@ def test_red_dns_drops_talkers_namespaces_nodes(api):
     ("/api/v1/flows?protocol=smtp", "protocol"),
     ("/api/v1/flows?limit=0", "limit"),
     ("/api/v1/flows?limit=ten", "limit"),
+    ("/api/v1/flows?limit=%C2%B3", "limit"),  # "³".isdigit() is True (found by tests/fuzz/fuzz_json_api.py)
+    ("/api/v1/red?step=%D9%A6%D9%A0", "step"),  # Arabic-Indic digits
     ("/api/v1/flows?since=yesterday", "since"),
     ("/api/v1/flows?label=app%3D%3D%3D(", "label"),
     ("/api/v1/flows?namespace=a&namespace=b&pod=x", "namespace"),
