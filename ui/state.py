@@ -173,7 +173,8 @@ def parse_selection(selection: str) -> dict | None:
     kind, _, rest = selection.partition(":")
     fields = _SELECTION_FIELDS.get(kind)
     parts = [rest] if kind == "node" else rest.split("|")
-    if not fields or not rest or len(parts) != len(fields) or (kind == "edge" and not parts[2].isdigit()):
+    if not fields or not rest or len(parts) != len(fields) or (
+            kind == "edge" and not (parts[2].isascii() and parts[2].isdigit())):
         return None
     out = {"kind": kind, **dict(zip(fields, parts))}
     if kind == "edge":

@@ -1,6 +1,5 @@
 """Fuzz the HTTP/1 parser (collector/l7/http1.py), prefix capture and resync, h2c upgrades included."""
 
-
 import atheris
 
 with atheris.instrument_imports(include=["collector.l7"]):
