@@ -25,6 +25,7 @@ from collector.identity import IdentityAllocator
 from collector.l7 import FqdnCache, L7Config, L7Dispatcher
 from collector.observer import DEFAULT_MAX_STREAMS, Observer, create_server
 from common.errors import UserError
+from common.tls import TLSConfig, describe as describe_tls
 from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,12 @@ class CollectorConfig:
     node_name: str = field(default_factory=socket.gethostname)
     lab_state: str | None = None  # one lab's state file; None = every lab in lab.DEFAULT_STATE_DIR
     listen_address: str | None = DEFAULT_LISTEN_ADDRESS  # None: no TCP listener
+    tls: TLSConfig | None = None  # TLS (mutual with client CAs) on the TCP listener; the unix socket is plaintext
     unix_socket: str | None = DEFAULT_UNIX_SOCKET
     ring_capacity: int = 65536
     datapath: DatapathConfig = field(default_factory=DatapathConfig)
     metrics_address: str | None = None  # e.g. ":9965"
+    metrics_tls: TLSConfig | None = None  # HTTPS for /metrics
     metrics: tuple[str, ...] | None = None  # FlowMetrics config; None = its defaults
     identity_state: str | None = DEFAULT_IDENTITY_STATE
     endpoint_poll_s: float = 1.0
@@ -174,9 +177,10 @@ class Collector:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.server, self.grpc_port = create_server(self.observer, _grpc_address(self.config.listen_address),
                                                     unix_socket=self.config.unix_socket,
-                                                    max_streams=self.config.max_streams)
-        log.info("collector %s: %d pod devices attached, Observer API on %s%s", self.config.node_name,
+                                                    max_streams=self.config.max_streams, tls=self.config.tls)
+        log.info("collector %s: %d pod devices attached, Observer API on %s%s%s", self.config.node_name,
                  len(self.datapath.attached), self.config.listen_address or "-",
+                 describe_tls(self.config.tls),
                  f" and unix://{self.config.unix_socket}" if self.config.unix_socket else "")
 
     def request_stop(self) -> None:
@@ -317,7 +321,8 @@ class Collector:
         self.lost_hooks.extend([self.flow_metrics.observe_lost,
                                 lambda lost: health.count_lost(flow_pb2.LostEventSource.Name(lost.source),
                                                                 lost.num_events_lost)])
-        self.metrics_server, _port = serve(self.registry, self.config.metrics_address)
+        self.metrics_server, _port = serve(self.registry, self.config.metrics_address,
+                                           self.config.metrics_tls)
 
 
 def _grpc_address(address: str | None) -> str | None:

@@ -8,10 +8,15 @@ A subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from common.version import __version__
 from common.errors import UserError
+
+# gRPC's core logs each failed TLS handshake at INFO on stderr; the commands explain failures in one
+# line of their own. Before any command imports grpc.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ui": ("flowscope.commands.ui", "serve the Dash UI on :8050"),
     "policy": ("flowscope.commands.policy", "suggest, check, apply and remove network policies"),
     "storage": ("flowscope.commands.storage", "create or migrate the flow store, show its status"),
+    "certs": ("flowscope.commands.certs", "generate a CA and the TLS certificates of every gRPC hop"),
 }
 
 

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from collector.observer.request import ALL
-from common.tls import ClientTLS, channel
+from common.tls import ClientTLS, channel, diagnose_handshake
 from common.errors import UserError
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
@@ -28,7 +28,7 @@ class RelayFlowSource:
     """`query_flows(...)` with FlowStore's signature, answered by the relay at `address`."""
 
     def __init__(self, address: str, tls: ClientTLS | None = None, timeout_s: float = 600.0) -> None:
-        self.address = address
+        self.address, self._tls = address, tls
         self._channel = channel(address, tls, options=[("grpc.max_receive_message_length", 64 << 20)])
         self._stub = observer_pb2_grpc.ObserverStub(self._channel)
         self._timeout = timeout_s
@@ -47,7 +47,8 @@ class RelayFlowSource:
             return [r.flow for r in self._stub.GetFlows(request, timeout=self._timeout)
                     if r.HasField("flow")]
         except grpc.RpcError as err:
-            raise RelayUnavailable(f"relay {self.address}: {err.code().name}: {err.details()}") from None
+            why = diagnose_handshake(self.address, self._tls) if err.code() == grpc.StatusCode.UNAVAILABLE else ""
+            raise RelayUnavailable(f"relay {self.address}: {why or f'{err.code().name}: {err.details()}'}") from None
 
     def close(self) -> None:
         self._channel.close()

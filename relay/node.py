@@ -19,12 +19,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from common.backoff import Backoff
-from common.tls import ClientTLS, TLSError, channel as secure_channel
+from common.tls import ClientTLS, TLSError, channel as secure_channel, diagnose_handshake
 from proto.flowscope import flowscope_pb2_grpc
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay.merge import Run, response_time_ns
-from relay.tls import diagnose_handshake
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,9 @@ from collector.datapath import DEFAULT_PIN_DIR, DatapathConfig, program_text
 from collector.datapath.events import AGGREGATION_LEVELS
 from collector.exporter import flags as export_flags
 from collector.observer.limits import DEFAULT_MAX_STREAMS
+from collector.metrics.server import add_metrics_arguments, metrics_tls_from_args
 from common.errors import UserError
+from common.tls import add_server_arguments, listener_tls
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,9 @@ def add_stream_limit(parser: argparse.ArgumentParser, default: int, server: str)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-name", default=socket.gethostname(), help="this node's name (default: hostname)")
     parser.add_argument("--lab-state", help="lab state file (default: every lab under /run/flowscope/lab)")
-    parser.add_argument("--listen-address", default=":4244", help="Observer gRPC address ('' = none)")
+    parser.add_argument("--listen-address", default=":4244",
+                        help="Observer gRPC address ('' = none); beyond loopback it serves TLS")
+    add_server_arguments(parser.add_argument_group("TLS of the Observer API (Hubble's flags)"))
     parser.add_argument("--unix-socket", default="/var/run/flowscope/hubble.sock",
                         help="Observer API on a unix socket ('' = none)")
     parser.add_argument("--aggregation", choices=list(AGGREGATION_LEVELS), default="medium",
@@ -64,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a connection past it is counted and logged, its later requests not seen")
     parser.add_argument("--pin-dir", default=DEFAULT_PIN_DIR,
                         help="bpffs directory for the maps that survive a restart")
-    parser.add_argument("--metrics-address", default="", help="Prometheus metrics address, e.g. :9965")
+    add_metrics_arguments(parser, ("--metrics-server", "--metrics-address"), "",
+                          "Prometheus metrics address, e.g. :9965 ('' = none)")
     parser.add_argument("--metrics", default="",
                         help="metrics to export, Hubble's syntax: space-separated specs such as "
                              "'flow drop:sourceContext=namespace httpV2:labelsContext=source_namespace' "
@@ -105,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.uninstall:
         return uninstall(args.pin_dir)
+    tls = listener_tls(args, args.listen_address)  # a bad certificate is named before the datapath loads
+    metrics_tls = metrics_tls_from_args(args)
     from collector.agent import Collector, CollectorConfig
     from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
 
@@ -114,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     export_flags.static_config(args)  # a bad export flag fails before the datapath loads
 
     config = CollectorConfig(node_name=args.node_name, lab_state=args.lab_state,
-                             listen_address=args.listen_address or None, unix_socket=args.unix_socket or None,
+                             listen_address=args.listen_address or None, tls=tls, unix_socket=args.unix_socket or None,
                              ring_capacity=args.ring_capacity, datapath=dp,
-                             metrics_address=args.metrics_address or None,
+                             metrics_address=args.metrics_address or None, metrics_tls=metrics_tls,
                              metrics=tuple(args.metrics.split()) or None, detach_on_stop=not args.keep_attached,
                              endpoint_source=args.endpoints, kubeconfig=args.kubeconfig,
                              kernel_drops=args.kernel_drops, max_streams=args.max_flow_streams,

@@ -17,7 +17,7 @@ from typing import Callable
 import grpc
 
 from common.filters import FilterError, build_filter
-from common.tls import ClientTLS, channel
+from common.tls import add_client_arguments, client_tls_from_args, connect
 from common.errors import UserError
 from flowscope.printer import OUTPUTS, Printer
 from common.timeparse import parse_time_ns
@@ -249,11 +249,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--server", default=DEFAULT_SERVER,
                       help="host:port, tls://host:port or unix:///path (default %(default)s)")
     conn.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the server to answer")
-    conn.add_argument("--tls", action="store_true", help="use TLS")
-    conn.add_argument("--tls-ca-cert-files", dest="tls_ca", metavar="FILE", help="CA to verify the server")
-    conn.add_argument("--tls-client-cert-file", dest="tls_cert", metavar="FILE", help="client certificate (mTLS)")
-    conn.add_argument("--tls-client-key-file", dest="tls_key", metavar="FILE", help="client key (mTLS)")
-    conn.add_argument("--tls-server-name", metavar="NAME", help="name expected in the server certificate")
+    add_client_arguments(conn)
     sel = parser.add_argument_group("selection")
     sel.add_argument("--last", type=_count, metavar="N", help=f"last N flows (default {DEFAULT_LAST})")
     sel.add_argument("--first", type=_count, metavar="N", help="first N flows")
@@ -285,19 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- run -------------------------------------------------------------------------------------------
 
 def _connect(args: argparse.Namespace) -> grpc.Channel:
-    address, use_tls = args.server, args.tls
-    if address.startswith("tls://"):
-        address, use_tls = address[len("tls://"):], True
-    tls = ClientTLS(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key,
-                    server_name=args.tls_server_name) if use_tls else None
-    ch = channel(address, tls)
-    try:
-        grpc.channel_ready_future(ch).result(timeout=args.timeout)
-    except grpc.FutureTimeoutError:
-        ch.close()
-        raise UserError(f"cannot connect to {args.server} within {args.timeout:g}s: is the collector "
-                        "(:4244) or relay (:4245) running there?") from None
-    return ch
+    address, tls = client_tls_from_args(args, args.server)
+    return connect(address, tls, args.timeout)
 
 
 def run(args: argparse.Namespace) -> int:

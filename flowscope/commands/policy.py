@@ -58,6 +58,8 @@ def _history_args(p: argparse.ArgumentParser, since: str) -> None:
     p.add_argument("--server", metavar="HOST:PORT",
                    help="read the history through a relay's Observer API instead of opening the store "
                         "(needed while `flowscope up` or `flowscope relay` holds an embedded store), e.g. localhost:4245")
+    from common.tls import add_client_arguments
+    add_client_arguments(p.add_argument_group("TLS towards --server (hubble observe's flags)"))
 
 
 def _datapath_args(p: argparse.ArgumentParser) -> None:
@@ -101,8 +103,9 @@ def _flows(args, label: str):
     from enforcer.history import iter_flows, stderr_progress
     since, until = _window(args)
     if args.server:
+        from common.tls import client_tls_from_args
         from relay.history_client import RelayFlowSource
-        source = RelayFlowSource(args.server)
+        source = RelayFlowSource(*client_tls_from_args(args, args.server))
     else:
         source = _store(storage_url(args))
     return iter_flows(source, since, until, progress=stderr_progress(label))

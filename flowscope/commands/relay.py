@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
 from typing import Callable
 
 from collector.exporter import flags as export_flags
-from common.tls import ClientTLS, TLSConfig
+from collector.metrics.server import add_metrics_arguments, metrics_tls_from_args
 from common.errors import UserError
+from common.tls import ClientTLS, TLSConfig, add_server_arguments, describe as describe_tls, is_loopback, listener_tls
+from flowscope.commands.certs import COLLECTOR_SERVER_NAME
 from flowscope.commands.collector import add_stream_limit
 from flowscope.http_options import add_http_arguments, http_auth, http_tls
 from flowscope.storage_options import add_storage_password_argument, storage_url
+from relay import Peer
 from relay.core import Relay, RelayOptions
 from relay.discovery import PeerWatcher, normalize_address, parse_peer, peers_from_lab
 from relay.service import DEFAULT_RELAY_STREAMS, create_server
@@ -25,36 +29,53 @@ DEFAULT_STORAGE = "chdb:///var/lib/flowscope/db"
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    """TLS options of both sides: clients -> relay (--tls-*) and relay -> collectors (--collector-tls-*)."""
-    group = parser.add_argument_group("TLS for clients of the relay")
-    group.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
-    group.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
-    group.add_argument("--tls-client-ca", help="CA that signs client certificates (enables mutual TLS)")
-    group = parser.add_argument_group("TLS towards the node collectors")
-    group.add_argument("--collector-tls", action="store_true", help="connect to collectors with TLS")
-    group.add_argument("--collector-tls-ca", help="CA that signs the collectors' certificates")
-    group.add_argument("--collector-tls-cert", help="client certificate for mutual TLS (PEM)")
-    group.add_argument("--collector-tls-key", help="key of --collector-tls-cert (PEM)")
-    group.add_argument("--collector-tls-server-name", help="name expected in the collectors' certificates")
+    """Hubble Relay's TLS options of both sides: clients -> relay (--tls-relay-server-*, mutual with
+    --tls-relay-client-ca-files) and relay -> collectors (--tls-hubble-*)."""
+    add_server_arguments(parser.add_argument_group("TLS for clients of the relay"), prefix="tls-relay-server",
+                         role=" to clients")
+    add_collector_tls_arguments(parser)
 
 
-def server_tls(args) -> TLSConfig | None:
-    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
-        return None
-    if not (args.tls_cert and args.tls_key):
-        raise UserError("TLS for clients needs both --tls-cert and --tls-key")
-    return TLSConfig(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
+def add_collector_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "TLS towards the node collectors (default: TLS to every collector beyond loopback, plaintext to "
+        "loopback ones; any --tls-hubble-* flag: TLS to all)")
+    group.add_argument("--tls-hubble-server-ca-files", action="append", default=[], metavar="FILES",
+                       help="CA(s) that sign the collectors' certificates (repeatable or comma-separated)")
+    group.add_argument("--tls-hubble-client-cert-file", metavar="FILE", help="client certificate for mutual TLS")
+    group.add_argument("--tls-hubble-client-key-file", metavar="FILE", help="key of the client certificate")
+    group.add_argument("--tls-hubble-server-name", metavar="NAME",
+                       help=f"name expected in the collectors' certificates (default {COLLECTOR_SERVER_NAME}; "
+                            "a Peer service's own names win)")
+    group.add_argument("--disable-client-tls", action="store_true", help="plaintext to every collector")
 
 
-def collector_tls(args) -> ClientTLS | None:
-    if not (args.collector_tls or args.collector_tls_ca or args.collector_tls_cert):
-        return None
-    return ClientTLS(ca=args.collector_tls_ca, cert=args.collector_tls_cert, key=args.collector_tls_key,
-                     server_name=args.collector_tls_server_name)
+def collector_tls(args) -> tuple[ClientTLS | None, bool]:
+    """(TLS towards the collectors, whether asked for by flags: then also to loopback ones)."""
+    flags = (args.tls_hubble_server_ca_files, args.tls_hubble_client_cert_file, args.tls_hubble_client_key_file,
+             args.tls_hubble_server_name)
+    if args.disable_client_tls:
+        if any(flags):
+            raise UserError("--disable-client-tls contradicts the --tls-hubble-* flags: give one or the other")
+        return None, False
+    return ClientTLS(ca=args.tls_hubble_server_ca_files or None, cert=args.tls_hubble_client_cert_file,
+                     key=args.tls_hubble_client_key_file,
+                     server_name=args.tls_hubble_server_name or COLLECTOR_SERVER_NAME), any(flags)
+
+
+def peer_adder(relay: Relay, explicit: bool):
+    """relay.add_peer, with the default TLS rule: plaintext to a collector on loopback (as a collector
+    may serve it there), TLS to every other one."""
+    def add(peer: Peer) -> None:
+        if peer.tls is not None and not explicit and is_loopback(peer.address):
+            peer = dataclasses.replace(peer, tls=None)
+        relay.add_peer(peer)
+    return add
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen-address", default=":4245", help="Observer API address (default :4245)")
+    parser.add_argument("--listen-address", default=":4245",
+                        help="Observer API address (default :4245); beyond loopback it serves TLS")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=HOST:PORT",
                         help="a node collector to follow (repeatable)")
     parser.add_argument("--lab-state", metavar="PATH",
@@ -73,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"flow store URL, or 'none' for memory only (default {DEFAULT_STORAGE})")
     add_storage_password_argument(parser)
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
-    parser.add_argument("--metrics-address", default="",
-                        help="Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
+    add_metrics_arguments(parser, ("--metrics-listen-address", "--metrics-address"), "",
+                          "Prometheus metrics of the relay (flowscope_*: nodes, ring, spool), e.g. :9966")
     add_http_api_arguments(parser, default=None)
     add_stream_limit(parser, DEFAULT_RELAY_STREAMS, "relay's Observer API")
     add_tls_arguments(parser)
@@ -109,22 +130,24 @@ def open_storage(url: str):
 def discover(relay: Relay, args) -> list:
     """Start following every collector named by --peer, --lab-state, --peer-service and
     --peers-from-kubernetes; returns the watchers to stop."""
-    tls = collector_tls(args)
+    tls, explicit = collector_tls(args)
+    add = peer_adder(relay, explicit)
     peers = [parse_peer(spec, tls) for spec in args.peer]
     if args.lab_state:
         peers += peers_from_lab(args.lab_state, tls, base_port=args.lab_collector_port)
     for peer in peers:
-        relay.add_peer(peer)
+        add(peer)
     watchers = []
     if args.peer_service:
-        watchers.append(PeerWatcher(normalize_address(args.peer_service), relay.add_peer, relay.remove_peer,
-                                    tls=tls, node_tls=tls).start())
+        service = normalize_address(args.peer_service)
+        watchers.append(PeerWatcher(service, add, relay.remove_peer, node_tls=tls,
+                                    tls=tls if explicit or not is_loopback(service) else None).start())
     if getattr(args, "peers_from_kubernetes", None):
         from collector.k8s import load_api_client
         from relay.k8s_discovery import KubernetesPeers, parse_pod_selector
         namespace, selector = parse_pod_selector(args.peers_from_kubernetes)
         watchers.append(KubernetesPeers(load_api_client(args.kubeconfig), namespace, selector,
-                                        relay.add_peer, relay.remove_peer, port=args.collector_port,
+                                        add, relay.remove_peer, port=args.collector_port,
                                         tls=tls).start())
     if not peers and not watchers:
         raise UserError("no collectors to follow: give --peer NAME=HOST:PORT, --lab-state, --peer-service "
@@ -146,9 +169,9 @@ def prepare_http_api(args) -> Callable | None:
     return lambda store: create_http_api(store, address, auth=auth, cors_origins=origins, tls=tls)
 
 
-def start_metrics(relay: Relay, writer, address: str, exporters=None):
+def start_metrics(relay: Relay, writer, address: str, exporters=None, tls: TLSConfig | None = None):
     """The relay's health metrics (collector.metrics.HealthMetrics, and the exporters' counters) on
-    `address`; None if not asked."""
+    `address` (HTTPS with `tls`); None if not asked."""
     if not address:
         return None
     from prometheus_client import CollectorRegistry
@@ -162,7 +185,7 @@ def start_metrics(relay: Relay, writer, address: str, exporters=None):
         writer.insert_hooks.append(health.observe_storage_write)
     if exporters is not None:
         export_flags.register_metrics(exporters, registry)
-    return serve(registry, listen_address(address))[0]
+    return serve(registry, listen_address(address), tls)[0]
 
 
 def export_hooks(exporters) -> tuple:
@@ -173,6 +196,8 @@ def export_hooks(exporters) -> tuple:
 def run(args) -> int:
     export_flags.static_config(args)  # a bad export flag fails before storage opens
     start_http_api = prepare_http_api(args)
+    tls = listener_tls(args, args.listen_address, "--tls-relay-server-cert-file")
+    metrics_tls = metrics_tls_from_args(args)
     store, writer = open_storage(storage_url(args))
     exporters = export_flags.start_exporters(args)
     relay = Relay(store, writer, RelayOptions(ring_capacity=args.ring_capacity),
@@ -182,12 +207,13 @@ def run(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        server, port = create_server(relay, listen_address(args.listen_address), server_tls(args),
+        server, port = create_server(relay, listen_address(args.listen_address), tls,
                                      max_streams=args.max_flow_streams)
         watchers = discover(relay, args)
         http = start_http_api(store) if start_http_api else None
-        metrics = start_metrics(relay, writer, args.metrics_address, exporters)
-        log.info("relay: Observer API on port %d, storage %s%s%s", port,
+        metrics = start_metrics(relay, writer, args.metrics_address, exporters, metrics_tls)
+        log.info("relay: Observer API on port %d%s, storage %s%s%s", port,
+                 describe_tls(tls),
                  store.url.redacted() if store is not None else "none",
                  f", HTTP API on port {http.port}" if http else "",
                  f", metrics on port {metrics.server_port}" if metrics else "")

@@ -8,6 +8,8 @@ from common.tls import ClientTLS, TLSConfig, TLSError, channel
 from flowscope.cli import main
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.common.filters.sample import make_flow
+from tests.common.tls_matrix import assert_refuses_bad_clients, assert_rotation_is_used, read_flows, served_files
+from tests.fixtures.relay import make_pki
 
 
 @pytest.fixture
@@ -84,3 +86,36 @@ def test_bad_certificate_files_are_named(test_pki, tmp_path):
         with pytest.raises(TLSError) as err:
             create_server(observer, "127.0.0.1:0", tls=tls)
         assert names in str(err.value) and reason in str(err.value)
+
+
+def test_every_refusal_is_one_line_naming_the_cause(tls_server, test_pki):
+    port = tls_server(client_ca=test_pki.ca)
+    assert len(read_flows(f"localhost:{port}", test_pki, "relay.flowscope.test")) == 1
+    assert_refuses_bad_clients(f"localhost:{port}", test_pki, "relay.flowscope.test")
+
+
+def test_certificates_swapped_on_disk_serve_the_next_connection(test_pki, tmp_path):
+    observer = Observer("node-rotating")
+    observer.publish(make_flow())
+    tls = served_files(tmp_path / "served", test_pki)
+    server, port = create_server(observer, "localhost:0", tls=tls)
+    try:
+        assert_rotation_is_used(f"localhost:{port}", tls, test_pki, make_pki(tmp_path / "next"),
+                                "relay.flowscope.test")
+    finally:
+        server.stop(0).wait(5)
+
+
+def test_a_half_written_rotation_keeps_the_last_good_certificates(test_pki, tmp_path, caplog):
+    observer = Observer("node-rotating")
+    observer.publish(make_flow())
+    tls = served_files(tmp_path / "served", test_pki)
+    server, port = create_server(observer, "localhost:0", tls=tls)
+    try:
+        with open(tls.cert, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\ntruncat")
+        assert len(read_flows(f"localhost:{port}", test_pki, "relay.flowscope.test")) == 1
+        assert any("keeping the previous certificates" in r.getMessage() and tls.cert in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        server.stop(0).wait(5)

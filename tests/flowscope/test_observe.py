@@ -146,7 +146,7 @@ def test_bad_flag_values_name_the_flag(flags, message):
 
 def test_errors_are_one_line_with_exit_1(server, capsys):
     code, _, err = observe(capsys, "--server", "127.0.0.1:1", "--timeout", "0.5")
-    assert code == 1 and err == ("flowscope observe: error: cannot connect to 127.0.0.1:1 within 0.5s: "
+    assert code == 1 and err == ("flowscope observe: error: cannot connect to 127.0.0.1:1 (connection refused): "
                                  "is the collector (:4244) or relay (:4245) running there?\n")
     code, _, err = observe(capsys, "--server", server[0], "--since", "1m", "--until", "2h")
     assert code == 1 and "rejected the request: since (" in err and err.count("\n") == 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -106,3 +110,35 @@ def storing_relay(relay_factory, relay_store, node: Node, flows: int):
     running.relay.add_peer(Peer(node.name, node.address))
     wait_for(lambda: running.relay.stored_flows == flows, what=f"{flows} flows stored")
     return running, writer
+
+
+class RelayProcess:
+    """`flowscope relay` in a subprocess; .port is the Observer API port it bound."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "flowscope", "relay", "--listen-address",
+                                      "localhost:0", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        self.port = 0
+        self.started = ""
+        deadline = time.monotonic() + 60
+        for line in self.proc.stderr:
+            self.log.append(line)
+            found = re.search(r"Observer API on port (\d+)", line)
+            if found:
+                self.port = int(found.group(1))
+                self.started = line
+                break
+            if time.monotonic() > deadline:
+                break
+        assert self.port, "relay did not start:\n" + "".join(self.log)
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    @property
+    def server(self) -> str:
+        return f"localhost:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)

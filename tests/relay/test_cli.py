@@ -5,62 +5,14 @@ bad requests and bad certificates give one-line errors."""
 import json
 import queue
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-
-import pytest
 
 from proto.flow import flow_pb2
 from lab.testbed.wait import wait_for
 from tests.relay.nodes import ROOT, flowscope, make_flow
-
-class RelayProcess:
-    """`flowscope relay` in a subprocess; .port is the Observer API port it bound."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "flowscope", "relay", "--listen-address",
-                                      "localhost:0", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        self.port = 0
-        self.started = ""
-        deadline = time.monotonic() + 60
-        for line in self.proc.stderr:
-            self.log.append(line)
-            found = re.search(r"Observer API on port (\d+)", line)
-            if found:
-                self.port = int(found.group(1))
-                self.started = line
-                break
-            if time.monotonic() > deadline:
-                break
-        assert self.port, "relay did not start:\n" + "".join(self.log)
-        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
-
-    @property
-    def server(self) -> str:
-        return f"localhost:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def relay_process():
-    started: list[RelayProcess] = []
-
-    def start(*args: str) -> RelayProcess:
-        started.append(RelayProcess(*args))
-        return started[-1]
-
-    yield start
-    for item in started:
-        item.stop()
 
 
 def json_lines(text: str) -> list[dict]:
@@ -163,7 +115,8 @@ def test_observe_reports_bad_requests_in_one_line_and_metrics_show_the_dead_node
 
 def test_relay_with_an_expired_certificate_says_which_and_why(test_pki):
     done = flowscope("relay", "--listen-address", "localhost:0", "--storage", "none", "--peer", "n=localhost:1",
-                     "--tls-cert", test_pki.expired_server.cert, "--tls-key", test_pki.expired_server.key)
+                     "--tls-relay-server-cert-file", test_pki.expired_server.cert,
+                     "--tls-relay-server-key-file", test_pki.expired_server.key)
     assert done.returncode == 1
-    assert re.search(r"server certificate .*expired-server\.crt: certificate CN=relay\.flowscope\.test "
+    assert re.search(r"server certificate .*expired-server\.crt: certificate CN=relay\.flowscope\.test,O=flowscope "
                      r"expired on \d{4}-\d\d-\d\d", done.stderr), done.stderr

@@ -1,5 +1,6 @@
-"""TLS and mutual TLS on both sides of the relay (clients -> relay, relay -> collectors); a bad or
-expired certificate is named with the reason."""
+"""TLS and mutual TLS on both sides of the relay (clients -> relay, relay -> collectors), in process
+and as `flowscope relay`; a bad or expired certificate is named with the reason; rotated certificates
+serve the next connection."""
 
 from concurrent import futures
 
@@ -14,7 +15,10 @@ from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay import Peer
 from lab.testbed.wait import wait_for
-from tests.relay.nodes import make_flow
+from tests.common.tls_matrix import (assert_refuses_bad_clients, assert_rotation_is_used, good_flags, read_flows,
+                                     served_files)
+from tests.fixtures.relay import make_pki
+from tests.relay.nodes import flowscope, make_flow
 
 
 def status(ch: grpc.Channel) -> observer_pb2.ServerStatusResponse:
@@ -24,7 +28,7 @@ def status(ch: grpc.Channel) -> observer_pb2.ServerStatusResponse:
 def test_relay_refuses_to_start_with_an_expired_or_mismatched_certificate(test_pki, relay_factory):
     expired = TLSConfig(cert=test_pki.expired_server.cert, key=test_pki.expired_server.key)
     with pytest.raises(TLSError, match=r"server certificate .*expired-server\.crt: certificate "
-                                       r"CN=relay\.flowscope\.test expired on \d{4}-"):
+                                       r"CN=relay\.flowscope\.test,O=flowscope expired on \d{4}-"):
         relay_factory(tls=expired)
     with pytest.raises(TLSError, match=r"server key .*client\.key does not belong to certificate .*server\.crt"):
         relay_factory(tls=TLSConfig(cert=test_pki.server.cert, key=test_pki.client.key))
@@ -96,3 +100,43 @@ def test_collector_with_expired_certificate_is_reported_with_the_reason(test_pki
     node = running.relay.nodes()[0]
     wait_for(lambda: node.info.state == relay_pb2.NODE_ERROR, what="node error")
     assert "expired-client.crt" in node.info.message and "expired on" in node.info.message
+
+
+def test_flowscope_relay_process_mutual_tls_on_both_sides(test_pki, node_factory, relay_process, tmp_path):
+    """`flowscope relay` with Hubble Relay's flags: mutual TLS to the collector and to its clients;
+    every bad client refused in one line; its certificates swapped on disk serve the next client."""
+    node = node_factory("node-tls", tls=TLSConfig(cert=test_pki.server.cert, key=test_pki.server.key,
+                                                  client_ca=test_pki.ca))
+    node.publish(make_flow(1_700_000_000_000_000_000, "a-1", "b-1"))
+    served = served_files(tmp_path / "relay-tls", test_pki)
+    relay = relay_process(
+        "--storage", "none", "--peer", f"node-tls={node.address}",
+        "--tls-hubble-server-ca-files", test_pki.ca, "--tls-hubble-client-cert-file", test_pki.client.cert,
+        "--tls-hubble-client-key-file", test_pki.client.key, "--tls-hubble-server-name", "relay.flowscope.test",
+        "--tls-relay-server-cert-file", served.cert, "--tls-relay-server-key-file", served.key,
+        "--tls-relay-client-ca-files", served.client_ca)
+    assert "(mutual TLS)" in relay.started
+    wait_for(lambda: len(read_flows(relay.server, test_pki, "relay.flowscope.test")) == 1,
+             what="the collector's flow through the relay, mutual TLS on both hops")
+    assert_refuses_bad_clients(relay.server, test_pki, "relay.flowscope.test")
+    policy = ("policy", "suggest", "--server", f"tls://{relay.server}", "--since", "2023-01-01T00:00:00Z")
+    done = flowscope(*policy, *good_flags(test_pki, "relay.flowscope.test"))
+    assert done.returncode == 0 and "kind: NetworkPolicy" in done.stdout, done.stderr
+    done = flowscope(*policy, "--tls-ca-cert-files", test_pki.ca, "--tls-server-name", "relay.flowscope.test")
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f"flowscope policy: error: relay {relay.server}: the server requires a client certificate "
+        "(--tls-client-cert-file/--tls-client-key-file)"], done.stderr
+    assert_rotation_is_used(relay.server, served, test_pki, make_pki(tmp_path / "next"), "relay.flowscope.test")
+    assert relay.proc.poll() is None
+
+
+def test_relay_refuses_plaintext_beyond_loopback_unless_asked(test_pki):
+    done = flowscope("relay", "--listen-address", "0.0.0.0:0", "--storage", "none", "--peer", "n=localhost:1")
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        "flowscope relay: error: 0.0.0.0:0: will not serve flows in plaintext beyond loopback; give "
+        "--tls-relay-server-cert-file and --tls-relay-server-key-file (`flowscope certs generate DIR` makes "
+        "them), listen on localhost, or pass --disable-server-tls"]
+    done = flowscope("relay", "--listen-address", "0.0.0.0:0", "--storage", "none", "--peer", "n=localhost:1",
+                     "--disable-server-tls", "--tls-relay-server-cert-file", test_pki.server.cert,
+                     "--tls-relay-server-key-file", test_pki.server.key)
+    assert done.returncode == 1 and "--disable-server-tls contradicts" in done.stderr

@@ -1,5 +1,6 @@
 """flowscope's health metrics and the /metrics HTTP endpoint."""
 
+import urllib.error
 import urllib.request
 
 import pytest
@@ -83,40 +84,29 @@ def test_bad_address_names_it(address):
         parse_address(address)
 
 
-def test_serve_over_tls(tmp_path):
-    import datetime
+def test_serve_over_mutual_tls(test_pki):
     import ssl
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from common.tls import TLSConfig
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
     registry = CollectorRegistry()
     metrics = FlowMetrics("flow", registry)
     metrics.observe(sf.shop_round()[0])
-    server, port = serve(registry, "127.0.0.1:0", certfile=str(tmp_path / "tls.crt"),
-                         keyfile=str(tmp_path / "tls.key"))
+    server, port = serve(registry, "127.0.0.1:0", TLSConfig(test_pki.server.cert, test_pki.server.key,
+                                                           client_ca=test_pki.ca))
+    url = f"https://localhost:{port}/metrics"
     try:
-        context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
-        with urllib.request.urlopen(f"https://localhost:{port}/metrics", context=context, timeout=5) as resp:
+        context = ssl.create_default_context(cafile=test_pki.ca)
+        context.load_cert_chain(test_pki.client.cert, test_pki.client.key)
+        with urllib.request.urlopen(url, context=context, timeout=5) as resp:
             assert "hubble_flows_processed_total" in resp.read().decode()
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
+            urllib.request.urlopen(url, context=ssl.create_default_context(cafile=test_pki.ca), timeout=5).read()
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(UserError, match="both a certificate and a key"):
-        serve(registry, "127.0.0.1:0", certfile=str(tmp_path / "tls.crt"))
+    with pytest.raises(UserError, match=r"server key .*client\.key does not belong to certificate"):
+        serve(registry, "127.0.0.1:0", TLSConfig(test_pki.server.cert, test_pki.client.key))
 
 
 def test_watch_status_reads_the_observer_at_scrape_time():
