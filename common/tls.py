@@ -25,6 +25,7 @@ from typing import Sequence
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from common.errors import UserError
 
@@ -247,6 +248,13 @@ def _refused_client_certificate(files: ClientTLS) -> str:
         return "the server refused the client certificate"
     if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc):
         return f"the server refused the client certificate: it expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        return (f"the server refused the client certificate {cert.subject.rfc4514_string()}: it is not for "
+                "clients (its extended key usage lacks clientAuth)")
     return (f"the server refused the client certificate {cert.subject.rfc4514_string()}: it does not trust "
             f"its issuer {cert.issuer.rfc4514_string()}")
 

@@ -1,6 +1,7 @@
 """deploy/k8s renders offline with kubectl's kustomize and every object validates against the
 Kubernetes OpenAPI schema of a current release; the security properties we promise hold."""
 
+import os
 import pathlib
 import re
 import shutil
@@ -13,21 +14,33 @@ import yaml
 OVERLAYS = sorted(p.name for p in (pathlib.Path(__file__).parents[2] / "deploy/k8s/overlays").iterdir())
 K8S_VERSION = "1.37.0"
 # Custom resources have no schema in the Kubernetes release; checked structurally below.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("cert-manager.io/v1", "Issuer"),
+             ("cert-manager.io/v1", "Certificate")}
+ROOT = pathlib.Path(__file__).parents[2]
 
 
-def render(overlay: str) -> list[dict]:
+def render(overlay: str | pathlib.Path) -> list[dict]:
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is required to render deploy/k8s (kustomize is built in)"
-    out = subprocess.run([kubectl, "kustomize", f"deploy/k8s/overlays/{overlay}"], check=True,
-                         capture_output=True, text=True,
-                         cwd=pathlib.Path(__file__).parents[2]).stdout
+    path = overlay if isinstance(overlay, pathlib.Path) else ROOT / "deploy/k8s/overlays" / overlay
+    out = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True,
+                         cwd=ROOT).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def with_cert_manager(overlay: str, directory: pathlib.Path) -> list[dict]:
+    """The overlay with components/cert-manager added, as a user's kustomization would add it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(ROOT / "deploy/k8s/overlays" / overlay, directory)],
+        "components": [os.path.relpath(ROOT / "deploy/k8s/components/cert-manager", directory)]}))
+    return render(directory)
+
+
 @pytest.fixture(scope="module", params=OVERLAYS)
-def objects(request):
-    return render(request.param)
+def objects(request, tmp_path_factory):
+    return with_cert_manager(request.param, tmp_path_factory.mktemp(request.param))
 
 
 def test_there_are_three_overlays():
@@ -64,8 +77,7 @@ def test_collector_gets_only_the_bpf_capabilities_it_needs(objects):
         "BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/sys/fs/bpf", "/sys/kernel/tracing", "/sys/kernel/btf", "/lib/modules"} <= mounts
-    probe = container["readinessProbe"]["grpc"]
-    assert (probe["port"], probe["service"]) == (4244, "hubble.server.Observer")
+    assert container["readinessProbe"]["tcpSocket"]["port"] == 4244  # kubelet's gRPC probe speaks no TLS
 
 
 def test_rbac_is_read_only(objects):
@@ -104,11 +116,9 @@ def test_embedded_overlay_runs_one_process_on_a_volume():
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "flowscope-data"}} in volumes
 
 
-def test_every_flowscope_container_passes_arguments_the_cli_accepts(objects):
-    """Manifests and the CLI must not drift apart: parse each container's args with flowscope's parser."""
-    from collector.metrics.config import parse_specs
-    from flowscope.cli import build_parser
-
+def flowscope_containers(objects):
+    """(workload, args) of each flowscope container, $(VAR)s filled from the ConfigMaps ("secret" for
+    a Secret's)."""
     config_maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
     for workload in workloads(objects):
         for container in workload["spec"]["template"]["spec"]["containers"]:
@@ -118,7 +128,67 @@ def test_every_flowscope_container_passes_arguments_the_cli_accepts(objects):
             for var in container.get("env", []):
                 ref = var.get("valueFrom", {}).get("configMapKeyRef")
                 env[var["name"]] = config_maps[ref["name"]][ref["key"]] if ref else "secret"
-            args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
-            parsed = build_parser(args[0]).parse_args(args)  # argparse exits on an unknown flag
-            if args[0] == "collector":
-                assert parse_specs(parsed.metrics), "the collector's --metrics must name metrics"
+            yield workload, [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+
+
+def test_every_flowscope_container_passes_arguments_the_cli_accepts(objects):
+    """Manifests and the CLI must not drift apart: parse each container's args with flowscope's parser."""
+    from collector.metrics.config import parse_specs
+    from flowscope.cli import build_parser
+
+    for _, args in flowscope_containers(objects):
+        parsed = build_parser(args[0]).parse_args(args)  # argparse exits on an unknown flag
+        if args[0] == "collector":
+            assert parse_specs(parsed.metrics), "the collector's --metrics must name metrics"
+
+
+def parsed_args(objects) -> dict[str, tuple]:
+    """(parsed args, workload) of each flowscope workload but the UI, by workload name."""
+    from flowscope.cli import build_parser
+
+    return {workload["metadata"]["name"]: (build_parser(args[0]).parse_args(args), workload)
+            for workload, args in flowscope_containers(objects) if args[0] != "ui"}
+
+
+def mounted_secret(workload: dict, path: str) -> str:
+    """The Secret mounted at the directory of `path` in the workload's first container."""
+    spec = workload["spec"]["template"]["spec"]
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    return next(v for v in spec["volumes"] if v["name"] == mount["name"])["secret"]["secretName"]
+
+
+def test_mutual_tls_between_relay_and_collectors_and_no_plaintext_port(objects):
+    from common.tls import is_loopback
+
+    parsed = parsed_args(objects)
+    collector, collector_workload = parsed["flowscope-collector"]
+    assert not is_loopback(collector.listen_address) and not collector.disable_server_tls
+    assert collector.tls_cert_file and collector.tls_key_file and collector.tls_client_ca_files
+    assert mounted_secret(collector_workload, collector.tls_cert_file) == "flowscope-collector-server"
+    relay, relay_workload = parsed["flowscope-relay"]
+    assert not relay.disable_client_tls and relay.tls_hubble_server_ca_files
+    assert mounted_secret(relay_workload, relay.tls_hubble_client_cert_file) == "flowscope-relay-client"
+    # The relay's own clients need a certificate too (flowscope-cli-client).
+    assert relay.tls_cert_file and relay.tls_client_ca_files and not relay.disable_server_tls
+    assert mounted_secret(relay_workload, relay.tls_cert_file) == "flowscope-relay-server"
+
+
+def test_cert_manager_issues_what_certs_generate_makes_and_the_manifests_mount(objects):
+    from flowscope.commands.certs import LEAVES
+
+    certificates = {o["spec"]["secretName"]: o["spec"] for o in objects if o["kind"] == "Certificate"}
+    assert certificates.pop("flowscope-ca")["isCA"]
+    assert set(certificates) == {f"flowscope-{leaf.name}" for leaf in LEAVES}
+    for leaf in LEAVES:
+        spec = certificates[f"flowscope-{leaf.name}"]
+        assert tuple(spec["dnsNames"]) == leaf.dns_names and spec["commonName"] == leaf.common_name
+        assert ("server auth" if leaf.server else "client auth") in spec["usages"]
+        assert spec["issuerRef"] == {"name": "flowscope-ca", "kind": "Issuer"}
+    mounted = {v["secret"]["secretName"] for w in workloads(objects)
+               for v in w["spec"]["template"]["spec"].get("volumes", []) if "secret" in v}
+    assert {n for n in mounted if n.startswith("flowscope-") and n.endswith(("-server", "-client"))} <= set(certificates)
+
+
+def test_overlays_render_without_cert_manager_too():
+    for overlay in OVERLAYS:
+        assert not any(o["kind"] == "Certificate" for o in render(overlay))

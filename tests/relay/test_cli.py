@@ -7,6 +7,7 @@ import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 

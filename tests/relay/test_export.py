@@ -14,7 +14,6 @@ from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.collector.exporter.flows import sample_flows
 from tests.relay.nodes import wait_for
-from tests.relay.test_cli import relay_process  # noqa: F401 (fixture)
 
 MB = 1024 * 1024
 
