@@ -11,6 +11,8 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from proto.flow import flow_pb2
 from lab.testbed.wait import wait_for
 from tests.relay.nodes import ROOT, flowscope, make_flow
