@@ -13,6 +13,8 @@ DEPLOY = pathlib.Path(__file__).parents[2] / "deploy"
 PLACEHOLDER = re.compile(r"^(|\$\{[^}]*\}|\$\{\{[^}]*\}\}|\$\([A-Z_]+\)|\"\"|''|null|false|true|PASSWORD|\.\.\.)$")
 SECRET_WORDS = r"(password|passwd|token|secret|api[_-]?key|credentials?)"
 SECRET_KEY = re.compile(SECRET_WORDS, re.I)
+# keys whose value names a Secret object (a volume's secretName), never holds one
+REFERENCE_KEY = re.compile(r"(?i)^secretName$")
 RULES = [
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("a password in a URL", re.compile(r"[a-z][a-z0-9+.-]*://[^\s/:@'\"]+:(?P<value>[^\s@/'\"]+)@")),
@@ -31,6 +33,8 @@ def findings(text: str) -> list[str]:
             value = match.groupdict().get("value")
             if value is not None and (PLACEHOLDER.match(value) or value.endswith(":")):
                 continue  # e.g. `password: ${FLOWSCOPE_CLICKHOUSE_PASSWORD:-}`, `secretKeyRef:`
+            if REFERENCE_KEY.match(match.groupdict().get("key") or ""):
+                continue  # `secretName: flowscope-relay-server`
             found.append(f"{what}: {match.group(0).strip()[:80]!r}")
     return found
 
@@ -47,6 +51,8 @@ def findings(text: str) -> list[str]:
     ("automountServiceAccountToken: false\n", False),
     ("                secretKeyRef:\n", False),
     ("<password></password>", False),
+    ("            secretName: flowscope-collector-server\n", False),
+    ("  secretNameHint: hunter2\n", True),
     ("storage-url: clickhouse://flowscope@flowscope-clickhouse:9000/flowscope\n", False),
 ])
 def test_the_scan_catches_credentials_and_passes_references(sample, caught):
