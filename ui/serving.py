@@ -234,6 +234,8 @@ def serve(app, host: str, port: int, *, name: str, flag: str, tls: TLSFiles | No
         max_request_header_size=limits.max_request_header_size,
         max_request_body_size=limits.max_request_body_size, asyncore_use_poll=True,  # select() stops at fd 1024
         url_scheme="https" if tls else "http", ident="flowscope", clear_untrusted_proxy_headers=True)
+    # waitress warns on every request that waits for a thread: under load that is a line per request
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server.request_timeout_s = limits.request_timeout_s
     server.tls = tls
     server.channel_class = TLSChannel if tls else Channel
