@@ -221,3 +221,45 @@ def test_https_with_certificates_swapped_on_disk(shop, tmp_path):
         assert big.status_code == 200 and len(big.json()) > 10  # many TLS records, one response
     finally:
         server.stop()
+
+
+def test_clients_stalled_mid_handshake_do_not_block_https(shop, tmp_path):
+    pki = make_pki(tmp_path)
+    server = create_http_api(shop, auth=Auth.parse(TOKEN), tls=TLSFiles(pki.server.cert, pki.server.key))
+    stalled = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(40)]
+    try:
+        for sock in stalled[:20]:
+            sock.send(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, never finished
+        for _ in range(10):
+            answer = requests.get(f"https://localhost:{server.port}/api/v1/status", verify=pki.ca, timeout=10,
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+def test_flowscope_ui_over_https_with_the_token_from_a_file(tmp_path):
+    """The real command: HTTPS, the token read from a file, exchanged for a Secure session cookie."""
+    pki = make_pki(tmp_path)
+    store = f"chdb://{tmp_path}/db?database=flowscope"
+    subprocess.run([sys.executable, "-m", "flowscope", "storage", "--storage", store, "migrate"], check=True,
+                   capture_output=True, timeout=120, cwd=ROOT)
+    (tmp_path / "ui.token").write_text(TOKEN + "\n")
+    port = free_port()
+    ui = flowscope("ui", "--storage", store, "--address", f"127.0.0.1:{port}", "--auth-token-file",
+                   str(tmp_path / "ui.token"), "--tls-cert-file", pki.server.cert, "--tls-key-file", pki.server.key)
+    url = f"https://localhost:{port}"
+    try:
+        wait_serving(ui, url + "/healthz", verify=pki.ca)
+        assert requests.get(url + "/", verify=pki.ca, timeout=10).status_code == 401
+        exchange = requests.get(url + f"/?token={TOKEN}", verify=pki.ca, allow_redirects=False, timeout=10)
+        assert exchange.status_code == 303 and exchange.headers["Location"] == "/"
+        cookie = exchange.headers["Set-Cookie"]
+        assert "; Secure" in cookie and "; HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        page = requests.get(url + "/", cookies=exchange.cookies, verify=pki.ca, timeout=10)
+        assert page.status_code == 200 and "flowscope" in page.text
+        assert TOKEN.encode() not in pathlib.Path(f"/proc/{ui.pid}/cmdline").read_bytes()
+    finally:
+        terminate(ui)
