@@ -1,5 +1,6 @@
 """Real traffic, real datapath (root): two collectors serving disjoint sets of lab pods (two "nodes")
--> relay -> one merged stream with both node names; and `flowscope up` end to end in one process."""
+-> relay -> one merged stream with both node names; and `flowscope up` end to end in one process, also
+over mutual TLS."""
 
 import json
 import re
@@ -15,7 +16,9 @@ import pytest
 from proto.observer import observer_pb2
 from relay import Peer
 from tests.collector.datapath.helpers import curl, wait_listening
+from tests.common.tls_matrix import assert_refuses_bad_clients, assert_rotation_is_used, read_flows, served_files
 from tests.fixtures.datapath import unique_pin_dir
+from tests.fixtures.relay import make_pki
 from lab.testbed.wait import wait_for
 from tests.relay.nodes import ROOT, flowscope, stub
 
@@ -63,26 +66,33 @@ def test_two_collectors_on_disjoint_pods_merge_into_one_stream(lab_factory, coll
         assert ends == {client.name, server.name}
 
 
+def start_up(lab, tmp_path, pin_dir: str, *flags: str) -> tuple[subprocess.Popen, list[str]]:
+    """`flowscope up` on the lab, everything on ephemeral loopback ports (`flags` override); returns
+    the process and its log, whose last line is the "flowscope up:" one once it started."""
+    up = subprocess.Popen(
+        [sys.executable, "-m", "flowscope", "up", "--lab-state", lab.state_path, "--storage", f"chdb://{tmp_path}/db",
+         "--collector-address", "127.0.0.1:0", "--listen-address", "localhost:0", "--metrics-address", "",
+         "--http-api-address", "127.0.0.1:0", "--ui-address", "127.0.0.1:0", "--unix-socket", "",
+         "--pin-dir", pin_dir, "--identity-state", str(tmp_path / "identities.json"), *flags],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    for line in up.stderr:
+        log.append(line)
+        if "flowscope up:" in line or up.poll() is not None:
+            break
+    threading.Thread(target=lambda: log.extend(up.stderr), daemon=True).start()
+    return up, log
+
+
 def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, tmp_path):
     lab = lab_factory({"namespaces": {"shop": {}}, "pods": [
         {"name": "client", "namespace": "shop", "labels": {"app": "client"}},
         {"name": "server", "namespace": "shop", "labels": {"app": "server"}, "commands": [SERVER]}]})
     pin_dir = unique_pin_dir()
-    up = subprocess.Popen(
-        [sys.executable, "-m", "flowscope", "up", "--lab-state", lab.state_path, "--storage", f"chdb://{tmp_path}/db",
-         "--collector-address", "127.0.0.1:0", "--listen-address", "localhost:0", "--metrics-address", "",
-         "--http-api-address", "127.0.0.1:0", "--ui-address", "127.0.0.1:0", "--unix-socket", "",
-         "--pin-dir", pin_dir, "--identity-state", str(tmp_path / "identities.json")],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    log: list[str] = []
+    up, log = start_up(lab, tmp_path, pin_dir)
     try:
-        for line in up.stderr:
-            log.append(line)
-            if "flowscope up:" in line or up.poll() is not None:
-                break
         started = re.search(r"relay Observer API on port (\d+).*HTTP API on port (\d+), UI (http://\S+)", log[-1])
         assert started, "".join(log)
-        threading.Thread(target=lambda: log.extend(up.stderr), daemon=True).start()
         relay, http_api, ui = f"localhost:{started.group(1)}", int(started.group(2)), started.group(3)
         wait_listening(lab, "server", 8080)
         port = curl(lab, "client", f"http://{lab.pod('server').ipv4}:8080/")
@@ -107,6 +117,36 @@ def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, 
         wait_for(lambda: len(stored()) >= 2, timeout=20, what="the connection in storage (HTTP API)")
         with urllib.request.urlopen(ui, timeout=30) as page:
             assert page.status == 200 and b"flowscope" in page.read()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0, "".join(log)
+        subprocess.run(["rm", "-rf", pin_dir])
+
+
+def test_flowscope_up_over_mutual_tls_on_both_listeners(lab_factory, test_pki, tmp_path):
+    """Both Observer APIs of `flowscope up` beyond loopback with mutual TLS: the relay follows its own
+    collector over the unix socket; a client with the CA and a certificate reads flows from either,
+    every bad client is refused in one line, and the relay's certificates rotate without a restart."""
+    lab = lab_factory({"namespaces": {"shop": {}}, "pods": [
+        {"name": "client", "namespace": "shop", "labels": {"app": "client"}},
+        {"name": "server", "namespace": "shop", "labels": {"app": "server"}, "commands": [SERVER]}]})
+    pin_dir = unique_pin_dir()
+    served = served_files(tmp_path / "tls", test_pki)
+    up, log = start_up(lab, tmp_path, pin_dir, "--collector-address", "0.0.0.0:0", "--listen-address", "0.0.0.0:0",
+                       "--unix-socket", str(tmp_path / "hubble.sock"), "--tls-cert-file", served.cert,
+                       "--tls-key-file", served.key, "--tls-client-ca-files", served.client_ca)
+    try:
+        started = re.search(r"collector on port (\d+), relay Observer API on port (\d+) \(mutual TLS\)", log[-1])
+        assert started, "".join(log)
+        collector, relay = (f"localhost:{started.group(i)}" for i in (1, 2))
+        wait_listening(lab, "server", 8080)
+        port = curl(lab, "client", f"http://{lab.pod('server').ipv4}:8080/")
+        for address in (collector, relay):
+            wait_for(lambda: any(f'"destination_port":{port}' in line or f'"source_port":{port}' in line
+                                 for line in read_flows(address, test_pki, "relay.flowscope.test")),
+                     timeout=20, what=f"the curl connection from {address} over mutual TLS")
+            assert_refuses_bad_clients(address, test_pki, "relay.flowscope.test")
+        assert_rotation_is_used(relay, served, test_pki, make_pki(tmp_path / "next"), "relay.flowscope.test")
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0, "".join(log)

@@ -25,3 +25,17 @@ def test_bad_values_are_one_line_errors():
     assert result.stderr.strip() == "flowscope collector: error: payload bytes 0: expected 1..16384"
     result = collector("--l7-ports", "80,http")
     assert result.returncode == 2 and "expected comma-separated port numbers" in result.stderr
+
+
+def test_plaintext_beyond_loopback_and_bad_certificates_fail_before_the_datapath_loads(test_pki):
+    result = collector("--listen-address", ":4244", "--pin-dir", "/sys/fs/bpf/never-made")
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        "flowscope collector: error: :4244: will not serve flows in plaintext beyond loopback; give "
+        "--tls-cert-file and --tls-key-file (`flowscope certs generate DIR` makes them), listen on localhost, "
+        "or pass --disable-server-tls"]
+    result = collector("--tls-cert-file", test_pki.expired_server.cert, "--tls-key-file", test_pki.expired_server.key)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "expired-server.crt: certificate CN=relay.flowscope.test,O=flowscope expired on" in result.stderr
+    result = collector("--tls-cert-file", test_pki.server.cert)
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        "flowscope collector: error: server TLS needs both --tls-cert-file and --tls-key-file"]
