@@ -2,19 +2,24 @@
 
 The answer is one stream (relay.service sends it): history (the relay's ring, and storage when `since`
 reaches back before the ring or the ring holds fewer flows than asked for), then under follow the live
-flows. The live
-subscription is taken together with the ring snapshot, so nothing falls between them; flows that are
-both in storage and in memory or the live queue are sent once (dedup by uuid at the seam).
+flows. The live subscription is taken together with the ring snapshot, so nothing falls between them;
+flows that are both in storage and in memory or the live queue are sent once (dedup by uuid at the seam).
+
+History is streamed: storage is read in pages of HISTORY_CHUNK flows (keyset pagination on its sort key),
+merged with the ring in time order and sent as it comes, so the relay's memory does not grow with the
+window asked for. Only `--last N` keeps N flows, because the newest N are known only at the end.
 """
 
 from __future__ import annotations
 
+import collections
+import heapq
 import itertools
 import logging
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from common.filters import in_range
 from collector.observer.request import FlowQuery
+from common.filters import in_range
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
 from relay import history
@@ -24,14 +29,8 @@ from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-STORAGE_LIMIT = 1_000_000
+HISTORY_CHUNK = 2_000
 SEAM_SLACK_NS = 5_000_000_000
-
-
-def _trim(flows: list[observer_pb2.GetFlowsResponse], query: FlowQuery) -> list[observer_pb2.GetFlowsResponse]:
-    if query.number and len(flows) > query.number:
-        return flows[:query.number] if query.first else flows[-query.number:]
-    return flows
 
 
 def _in_window(query: FlowQuery, response: observer_pb2.GetFlowsResponse) -> bool:
@@ -51,27 +50,63 @@ def _ring_matches(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse]) -
     return newest
 
 
-def select_history(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
-                   ring: list[observer_pb2.GetFlowsResponse], store) -> list[observer_pb2.GetFlowsResponse]:
-    """The flows the request asks for from before now: ring, plus storage where the ring falls short."""
-    matched = _ring_matches(query, ring)
-    if store is None:
-        return _trim(matched, query)
+def _needs_storage(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse], matched: int) -> bool:
     ring_oldest = response_time_ns(ring[0]) if ring else None
     reaches_back = query.since_ns is not None and (ring_oldest is None or query.since_ns < ring_oldest)
-    too_few = query.since_ns is None and query.number > len(matched)
-    if not (reaches_back or too_few):
-        return _trim(matched, query)
-    limit = query.number or STORAGE_LIMIT
-    try:
-        stored = history.stored_flows(store, request, query, limit)
-    except StorageError as err:  # storage down: still answer from memory, and say why in the log
-        log.warning("GetFlows answered from memory only: %s", err)
-        return _trim(matched, query)
+    too_few = query.since_ns is None and query.number > matched
+    return reaches_back or too_few
+
+
+def _numbered(query: FlowQuery, responses: Iterable[observer_pb2.GetFlowsResponse]):
+    """At most query.number of the time-ordered responses: the first ones, or (--last) the newest."""
+    if not query.number:
+        return responses
+    if query.first:
+        return itertools.islice(responses, query.number)
+    return collections.deque(responses, maxlen=query.number)
+
+
+def history_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
+                  ring: list[observer_pb2.GetFlowsResponse], store) -> Iterator[observer_pb2.GetFlowsResponse]:
+    """The flows the request asks for from before now, oldest first: the ring, plus storage where the ring
+    falls short, as one stream. Blocking (it reads storage): the server iterates it off its event loop."""
+    matched = _ring_matches(query, ring)
+    if store is None or not _needs_storage(query, ring, len(matched)):
+        yield from _numbered(query, matched)
+        return
     in_memory = {r.flow.uuid for r in matched}
-    merged = [r for r in stored if r.flow.uuid not in in_memory and query.match(r.flow)] + matched
-    merged.sort(key=response_time_ns)
-    return _trim(merged, query)
+    failures: list[StorageError] = []
+    stored = (r for r in _until_failure(history.stored_flows(store, request, query, HISTORY_CHUNK), failures)
+              if r.flow.uuid not in in_memory and query.match(r.flow))
+    yield from _numbered(query, heapq.merge(stored, matched, key=response_time_ns))
+    if failures:
+        yield storage_failure(failures[0])
+
+
+def _until_failure(responses: Iterator[observer_pb2.GetFlowsResponse], failures: list[StorageError]):
+    """The stored responses until storage fails; the failure is kept for the client to be told."""
+    try:
+        yield from responses
+    except StorageError as err:
+        log.warning("GetFlows history incomplete, answered from memory: %s", err)
+        failures.append(err)
+
+
+def storage_failure(err: StorageError) -> observer_pb2.GetFlowsResponse:
+    """In-band news that history is incomplete: a NodeStatusEvent, which hubble observe prints and
+    flowscope observe shows as a warning."""
+    event = relay_pb2.NodeStatusEvent(state_change=relay_pb2.NODE_ERROR,
+                                      message=f"history incomplete: storage unavailable: {err}")
+    return observer_pb2.GetFlowsResponse(node_status=event, time=now_timestamp())
+
+
+def chunks(responses: Iterator[observer_pb2.GetFlowsResponse], size: int = HISTORY_CHUNK):
+    """The stream in lists of at most `size`: what the server takes from its worker thread at a time."""
+    while True:
+        chunk = list(itertools.islice(responses, size))
+        if not chunk:
+            return
+        yield chunk
 
 
 def node_problems(relay) -> Iterator[observer_pb2.GetFlowsResponse]:
@@ -93,24 +128,54 @@ def masked(response: observer_pb2.GetFlowsResponse, query: FlowQuery) -> observe
 
 
 def past_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest, relay,
-               ring: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+               ring: list[observer_pb2.GetFlowsResponse]) -> Iterator[observer_pb2.GetFlowsResponse]:
     """The history part of the answer. Like a node: under follow, history only when asked for (number
-    or since). Blocking: it may query storage."""
+    or since)."""
     if query.follow and query.since_ns is None and not query.number:
-        return []
-    return select_history(query, request, ring, relay.store)
+        return iter(())
+    return history_flows(query, request, ring, relay.store)
+
+
+class Seam:
+    """The history flows a live flow may repeat: those of the last SEAM_SLACK_NS before the newest sent
+    (flows stored after the ring snapshot can also be in the live queue). Bounded by the flows of that
+    window, not by the history's length."""
+
+    def __init__(self) -> None:
+        self.newest_ns = 0
+        self._recent: collections.deque[tuple[int, str]] = collections.deque()
+        self._uuids: set[str] = set()
+
+    def add(self, response: observer_pb2.GetFlowsResponse) -> None:
+        t = response_time_ns(response)
+        if t > self.newest_ns:
+            self.newest_ns = t
+        self._recent.append((t, response.flow.uuid))
+        self._uuids.add(response.flow.uuid)
+        while self._recent and self._recent[0][0] < self.newest_ns - SEAM_SLACK_NS:
+            self._uuids.discard(self._recent.popleft()[1])
+
+    def __contains__(self, uuid: str) -> bool:
+        return uuid in self._uuids
+
+    def clear(self) -> None:
+        self._recent.clear()
+        self._uuids.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._uuids)
 
 
 class LiveFilter:
     """Which live responses a follow stream sends: inside the request's window, matching its filters,
-    and not a flow already sent from storage (flows written to storage after the ring snapshot may
-    also be in the live queue: dedup by uuid at the seam, for a few seconds past the history's end)."""
+    and not a flow already sent from history (dedup by uuid at the seam, for a few seconds past the
+    history's end)."""
 
-    def __init__(self, query: FlowQuery, past: list[observer_pb2.GetFlowsResponse]) -> None:
+    def __init__(self, query: FlowQuery, seam: Seam) -> None:
         self.query = query
         self.finished = False  # a flow after `until` arrived: the stream is complete
-        self._seam = {r.flow.uuid for r in past}
-        self._seam_end = max((response_time_ns(r) for r in past), default=0) + SEAM_SLACK_NS
+        self._seam = seam
+        self._seam_end = seam.newest_ns + SEAM_SLACK_NS
 
     def select(self, responses: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
         query, out = self.query, []
@@ -126,6 +191,6 @@ class LiveFilter:
                     if response.flow.uuid in self._seam:
                         continue
                     if t > self._seam_end:
-                        self._seam = set()
+                        self._seam.clear()
             out.append(masked(response, query))
         return out

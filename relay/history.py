@@ -3,9 +3,12 @@ and the namespaces seen lately. Every storage call of the relay is here, in one 
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from relay.node import REPLAY_SLACK_NS
+from storage.paging import flow_pages
 
 NAMESPACE_WINDOW_S = 3600
 
@@ -16,14 +19,15 @@ def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
     return response
 
 
-def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, limit: int,
-                 ) -> list[observer_pb2.GetFlowsResponse]:
-    """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first.
-    The same filters run in SQL here and in Python on the result (relay.flows), so both agree."""
-    flows = store.query_flows(whitelist=list(request.whitelist), blacklist=list(request.blacklist),
-                              since=query.since_ns, until=query.until_ns, limit=limit,
-                              first=query.first)
-    return [_response(f) for f in flows]
+def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, chunk: int,
+                 ) -> Iterator[observer_pb2.GetFlowsResponse]:
+    """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first, read `chunk`
+    at a time. The same filters run in SQL here and in Python on the result (relay.flows), so both agree."""
+    pages = flow_pages(store, whitelist=list(request.whitelist), blacklist=list(request.blacklist),
+                       since=query.since_ns, until=query.until_ns, limit=query.number or None,
+                       first=query.first or not query.number, page_rows=chunk)
+    for page in pages:
+        yield from (_response(f) for f in page)
 
 
 def resume_point(store, node_name: str) -> tuple[int, list[str]]:

@@ -18,7 +18,7 @@ from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.peer import peer_pb2_grpc
 from relay import history
 from relay.core import VERSION
-from relay.flows import LiveFilter, masked, node_problems, past_flows
+from relay.flows import LiveFilter, Seam, chunks, masked, node_problems, past_flows
 from relay.hub import Subscriber
 
 VERSION_HEADER = (("hubble-relay-version", VERSION),)
@@ -46,15 +46,20 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
         await context.send_initial_metadata(VERSION_HEADER)
         ring, subscriber = self.relay.hub.snapshot(query.follow)
         try:
-            past = await asyncio.get_running_loop().run_in_executor(
-                None, past_flows, query, request, self.relay, ring)
-            for response in past:
-                await context.write(masked(response, query))
+            seam = Seam()
+            loop = asyncio.get_running_loop()
+            pages = chunks(past_flows(query, request, self.relay, ring))
+            # Storage is read off the event loop, a page at a time, so a long history holds no more.
+            while (page := await loop.run_in_executor(None, next, pages, None)) is not None:
+                for response in page:
+                    if response.HasField("flow"):
+                        seam.add(response)
+                    await context.write(masked(response, query))
             if subscriber is None:
                 return
             for response in node_problems(self.relay):
                 await context.write(response)
-            live = LiveFilter(query, past)
+            live = LiveFilter(query, seam)
             async for batch in _live_batches(subscriber):
                 for response in live.select(batch):
                     await context.write(response)

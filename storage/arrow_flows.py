@@ -18,8 +18,8 @@ from storage.backend import Column
 from storage.chdb_backend import arrow_type
 from storage.columns import FLOW_COLUMNS
 from storage.errors import StorageError
+from storage.paging import MINUTE_NS, minute_counts, spans
 
-MINUTE_NS = 60_000_000_000
 _BY_NAME = {c.name: c for c in FLOW_COLUMNS}
 
 
@@ -29,21 +29,6 @@ def schema(columns: Sequence[str]) -> pa.Schema:
     if unknown:
         raise StorageError(f"flow columns {', '.join(unknown)}: not columns of the flows table")
     return pa.schema([(name, arrow_type(_BY_NAME[name])) for name in columns])
-
-
-def spans(minute_counts: Iterable[tuple[int, int]], batch_rows: int) -> list[tuple[int, int]]:
-    """[start, end) minute ranges of consecutive minutes holding at most batch_rows flows each (a
-    single minute with more is a span of its own)."""
-    out: list[tuple[int, int]] = []
-    rows = 0
-    for minute, count in minute_counts:
-        if out and rows + count <= batch_rows:
-            out[-1] = (out[-1][0], minute + 1)
-            rows += count
-        else:
-            out.append((minute, minute + 1))
-            rows = count
-    return out
 
 
 def _table(backend, sql: str, target: pa.Schema) -> pa.Table:
@@ -64,9 +49,7 @@ def flow_batches(store, columns: Sequence[str], whitelist: Iterable[flow_pb2.Flo
     target = schema(columns)
     where = store._where(whitelist, blacklist, since, until)
     table = store.layout.table("flows")
-    counts = store.backend.rows(f"SELECT intDiv(time_ns, {MINUTE_NS}) AS m, count() FROM {table} "
-                                f"WHERE {where} GROUP BY m ORDER BY m")
-    for start, end in spans(counts, batch_rows):
+    for start, end in spans(minute_counts(store, where), batch_rows):
         span = _table(store.backend, f"SELECT {', '.join(columns)} FROM {table} WHERE {where} AND time_ns >= "
                                      f"{start * MINUTE_NS} AND time_ns < {end * MINUTE_NS} "
                                      f"ORDER BY time_ns, uuid", target)
