@@ -16,6 +16,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import select
 import socket
 import ssl
 import threading
@@ -72,6 +73,7 @@ class ClientTLS:
     cert: str | None = None
     key: str | None = None
     server_name: str | None = None
+    allow_insecure: bool = False  # hubble's --tls-allow-insecure: encrypt, but do not verify the server
 
     @property
     def cas(self) -> tuple[str, ...]:
@@ -217,6 +219,8 @@ def channel(address: str, tls: ClientTLS | None = None,
     options = list(options or [])
     if tls is None:
         return grpc.insecure_channel(address, options=options)
+    if tls.allow_insecure:
+        return grpc.insecure_channel(UnverifiedTunnel(address, tls).address, options=options)
     ca = load_bundle(tls.cas, "CA")
     key = chain = None
     if tls.cert or tls.key:
@@ -227,6 +231,52 @@ def channel(address: str, tls: ClientTLS | None = None,
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
     return grpc.secure_channel(address, creds, options=options)
+
+
+class UnverifiedTunnel:
+    """--tls-allow-insecure for a CLI: gRPC's Python API cannot skip verifying the server, so the
+    channel speaks plaintext to a loopback port of this process, and each connection is carried on to
+    the server over TLS that verifies nothing (a client certificate is still presented). Lives as long
+    as the process."""
+
+    def __init__(self, address: str, tls: ClientTLS) -> None:
+        self._target = _split_host_port(address)
+        self._server_name = tls.server_name or self._target[0]
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._context.check_hostname, self._context.verify_mode = False, ssl.CERT_NONE
+        self._context.set_alpn_protocols(["h2"])
+        if tls.cert or tls.key:
+            load_key_pair(tls.cert or "", tls.key or "", "client")  # named errors, as channel() gives
+            self._context.load_cert_chain(tls.cert, tls.key)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="tls-tunnel", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self._listener.accept()
+            threading.Thread(target=self._carry, args=(client,), name="tls-tunnel", daemon=True).start()
+
+    def _carry(self, client: socket.socket) -> None:
+        # One thread reads and writes both ends: an SSL object is not safe across threads.
+        try:
+            upstream = self._context.wrap_socket(socket.create_connection(self._target, timeout=10),
+                                                 server_hostname=self._server_name)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with client, upstream:
+            try:
+                while True:
+                    ready = [upstream] if upstream.pending() else select.select([client, upstream], [], [])[0]
+                    for source in ready:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        (upstream if source is client else client).sendall(data)
+            except OSError:
+                return
 
 
 def _split_host_port(address: str) -> tuple[str, int]:
@@ -276,9 +326,9 @@ def diagnose_handshake(address: str, files: ClientTLS | None, timeout: float = 3
         return ""
     context = ssl.create_default_context()
     context.set_alpn_protocols(["h2"])
-    if files is None:
+    if files is None or files.allow_insecure:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    else:
+    if files is not None:
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         for ca in files.cas:
             context.load_verify_locations(ca)
@@ -380,6 +430,8 @@ def add_client_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--tls-client-cert-file", dest="tls_cert", metavar="FILE", help="client certificate (mTLS)")
     group.add_argument("--tls-client-key-file", dest="tls_key", metavar="FILE", help="client key (mTLS)")
     group.add_argument("--tls-server-name", metavar="NAME", help="name expected in the server certificate")
+    group.add_argument("--tls-allow-insecure", action="store_true",
+                       help="encrypt but do not verify the server's certificate (testing only)")
 
 
 def client_tls_from_args(args: argparse.Namespace, server: str) -> tuple[str, ClientTLS | None]:
@@ -388,8 +440,9 @@ def client_tls_from_args(args: argparse.Namespace, server: str) -> tuple[str, Cl
     address, use_tls = server, args.tls
     if address.startswith("tls://"):
         address, use_tls = address[len("tls://"):], True
-    use_tls = use_tls or bool(args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name)
+    use_tls = use_tls or bool(args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name
+                              or args.tls_allow_insecure)
     if not use_tls:
         return address, None
     return address, ClientTLS(ca=_paths(args.tls_ca) or None, cert=args.tls_cert, key=args.tls_key,
-                              server_name=args.tls_server_name)
+                              server_name=args.tls_server_name, allow_insecure=args.tls_allow_insecure)

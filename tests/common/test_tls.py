@@ -8,7 +8,8 @@ from common.tls import ClientTLS, TLSConfig, TLSError, channel
 from flowscope.cli import main
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.common.filters.sample import make_flow
-from tests.common.tls_matrix import assert_refuses_bad_clients, assert_rotation_is_used, read_flows, served_files
+from tests.common.tls_matrix import (assert_refuses_bad_clients, assert_rotation_is_used, observe, read_flows,
+                                     served_files)
 from tests.fixtures.relay import make_pki
 
 
@@ -119,3 +120,20 @@ def test_a_half_written_rotation_keeps_the_last_good_certificates(test_pki, tmp_
                    for r in caplog.records)
     finally:
         server.stop(0).wait(5)
+
+
+def test_allow_insecure_encrypts_without_verifying_the_server(tls_server, test_pki):
+    """hubble observe's --tls-allow-insecure: no CA needed (the server's is not trusted here), the
+    connection is still TLS and still presents the client certificate a mutual-TLS server asks for."""
+    port = tls_server(client_ca=test_pki.ca)
+    address = f"tls://localhost:{port}"
+    done = observe(address, "--tls-ca-cert-files", test_pki.stranger_ca, "--tls-client-cert-file",
+                   test_pki.client.cert, "--tls-client-key-file", test_pki.client.key)
+    assert done.returncode == 1 and "server certificate refused" in done.stderr, done.stderr
+    done = observe(address, "--tls-allow-insecure", "--tls-client-cert-file", test_pki.client.cert,
+                   "--tls-client-key-file", test_pki.client.key)
+    assert done.returncode == 0 and done.stdout.count("\n") == 1, done.stderr
+    done = observe(address, "--tls-allow-insecure")
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f"flowscope observe: error: localhost:{port}: the server requires a client certificate "
+        "(--tls-client-cert-file/--tls-client-key-file)"], done.stderr
