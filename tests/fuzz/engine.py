@@ -23,12 +23,16 @@ Segment = tuple[bool, bytes, int]   # (from_client, payload prefix, full segment
 
 def run(one_input: Callable[[bytes], None], seeds: list[bytes], argv: list[str] | None = None) -> None:
     """Fuzz `one_input` until libFuzzer's flags say stop (never returns). The corpus is the first
-    non-flag argument (seeds are written into it), else a temporary directory."""
+    non-flag argument (seeds are written into it), else a temporary directory; file arguments are
+    inputs to run once each (libFuzzer's way to replay a crash or a timeout)."""
     argv = list(sys.argv if argv is None else argv)
     dirs = [a for a in argv[1:] if not a.startswith("-")]
     if not dirs:
         dirs = [tempfile.mkdtemp(prefix="flowscope-fuzz-")]
         argv.append(dirs[0])
+    if os.path.isfile(dirs[0]):
+        atheris.Setup(argv, one_input)
+        atheris.Fuzz()
     os.makedirs(dirs[0], exist_ok=True)
     for i, seed in enumerate(seeds):
         with open(os.path.join(dirs[0], f"seed-{i}"), "wb") as out:
