@@ -31,10 +31,13 @@ import uuid
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from proto.flow import flow_pb2  # noqa: E402
-from storage import FlowWriter, open_store, protobuf_ingest  # noqa: E402
+from storage import FlowWriter, open_store  # noqa: E402
 from storage.backend import quote  # noqa: E402
 from storage.chdb_backend import INSERT_SETTINGS  # noqa: E402
-from storage.columns import NAMES, flows_to_columns  # noqa: E402
+from storage.ingest.columns import flows_to_columns  # noqa: E402
+from storage.ingest.envelope import encode  # noqa: E402
+from storage.schema import envelope  # noqa: E402
+from storage.schema.columns import NAMES  # noqa: E402
 
 NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
 WORKLOADS = [f"svc-{i:02d}" for i in range(25)]
@@ -111,11 +114,11 @@ def ingest_before(store, flows) -> float:
     """The embedded path as it was before migration 7 (store at schema 6): one thread serializes,
     encodes StoredFlow envelopes (whole raw) and inserts, batch after batch of 100,000, with
     ClickHouse's default optimize_on_insert."""
-    schema = protobuf_ingest.write_schema(f"{store.url.path}.format_schemas", protobuf_ingest.MESSAGE)
+    schema = envelope.write_schema(f"{store.url.path}.format_schemas", envelope.MESSAGE)
     start = time.perf_counter()
     for i in range(0, len(flows), 100_000):
         batch = flows[i:i + 100_000]
-        data = protobuf_ingest.encode(batch, [f.SerializeToString() for f in batch], compact=False)
+        data = encode(batch, [f.SerializeToString() for f in batch], compact=False)
         store.backend._stream_insert(f"INSERT INTO {store.db}.flows_ingest SETTINGS format_schema = "
                                      f"'{schema}'", "Protobuf", data)
     return len(flows) / (time.perf_counter() - start)
@@ -126,7 +129,7 @@ def python_encode(flows) -> float:
     start = time.perf_counter()
     for i in range(0, len(flows), 50_000):
         batch = flows[i:i + 50_000]
-        protobuf_ingest.encode(batch, [f.SerializeToString() for f in batch])
+        encode(batch, [f.SerializeToString() for f in batch])
     return len(flows) / (time.perf_counter() - start)
 
 

@@ -2,13 +2,17 @@
 from/to: relative durations as `hubble observe` takes them ("30s", "5m", "1h30m", "2d": Go-style units
 ns/us/ms/s/m/h plus d) counted back from now; absolute RFC 3339 times ("2024-05-01T12:00:00Z", "...+02:00",
 fractional seconds to the nanosecond; without a zone: UTC); or a Unix time in seconds, milliseconds
-(Grafana's ${__from}) or nanoseconds, told apart by magnitude."""
+(Grafana's ${__from}) or nanoseconds, told apart by magnitude. And the time values the storage APIs
+take (to_ns): None, nanoseconds, a datetime or a protobuf Timestamp."""
 
 from __future__ import annotations
 
 import datetime
 import decimal
 import re
+from typing import Union
+
+from google.protobuf import timestamp_pb2
 
 from common.errors import UserError
 
@@ -70,3 +74,30 @@ def _unix_ns(value: str) -> int | None:
     number = decimal.Decimal(value)
     scale = 10**9 if number < 10**11 else 10**6 if number < 10**14 else 1
     return int(number * scale)
+
+
+# Times accepted by the storage queries: None (unbounded), int nanoseconds since the epoch, a
+# timezone-aware or UTC-naive datetime, or a protobuf Timestamp (what GetFlowsRequest carries).
+TimeLike = Union[None, int, datetime.datetime, timestamp_pb2.Timestamp]
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def to_ns(value: TimeLike, name: str = "time", error: type[TimeError] = TimeError) -> int | None:
+    """Nanoseconds since the epoch (None stays None); a bad value raises `error` (a TimeError: a
+    package passes its own subclass where its callers expect that package's error) naming `name`."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise error(f"{name}={value!r}: expected nanoseconds, a datetime or a Timestamp")
+    if isinstance(value, int):
+        if value < 0:
+            raise error(f"{name}={value}: expected nanoseconds since the epoch (>= 0)")
+        return value
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if isinstance(value, timestamp_pb2.Timestamp):
+        return value.seconds * 1_000_000_000 + value.nanos
+    raise error(f"{name}={value!r}: expected nanoseconds, a datetime or a Timestamp")

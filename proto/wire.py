@@ -7,6 +7,7 @@ from __future__ import annotations
 
 _LENGTH_DELIMITED = {9, 11, 12}  # FieldDescriptor.TYPE_STRING, TYPE_MESSAGE, TYPE_BYTES
 _VARINT = {3, 4, 5, 8, 13, 14}  # TYPE_INT64, UINT64, INT32, BOOL, UINT32, ENUM (non-negative values)
+VARINT, LENGTH_DELIMITED = 0, 2  # wire types
 
 
 def _varint(n: int) -> bytes:
@@ -32,13 +33,19 @@ def varint(n: int) -> bytes:
     return _LOW_14[n & 0x3FFF] + varint(n >> 14)
 
 
+def key(number: int, wire_type: int) -> bytes:
+    """The key that starts field `number` of wire type VARINT or LENGTH_DELIMITED (for messages defined
+    outside the generated protos, such as storage's ingest envelopes)."""
+    return varint(number << 3 | wire_type)
+
+
 def tag(message, name: str) -> bytes:
     """The key (field number and wire type) that starts field `name` of a message type."""
     descriptor = message.DESCRIPTOR.fields_by_name[name]
     if descriptor.type in _LENGTH_DELIMITED:
-        return varint(descriptor.number << 3 | 2)
+        return key(descriptor.number, LENGTH_DELIMITED)
     if descriptor.type in _VARINT:
-        return varint(descriptor.number << 3)
+        return key(descriptor.number, VARINT)
     raise ValueError(f"field {message.DESCRIPTOR.name}.{name}: expected a varint, string or message field")
 
 

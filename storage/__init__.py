@@ -37,10 +37,15 @@ service_map/top_talkers at hour resolution for windows >= 6 h):
     dns_summary(since, until, step_s=60, namespace=None, workload=None, limit=10) -> DnsSummary
     namespaces(since=None) -> list[str]
     nodes(since=None) -> list[NodeSeen]
-Bad filter input raises common.filters.FilterError (a UserError), bad arguments StorageError.
+Bad filter input raises common.filters.FilterError (a UserError), bad arguments StorageError (a bad time
+StorageTimeError, also a common.timeparse.TimeError).
+
+Inside: schema/ (layout, columns, DDL, migrations), ingest/ (columns, envelopes, insert), queries/
+(flows, service map, L7, filters, rebuild), writer/ (FlowWriter, spool), store.py (FlowStore composed of
+those parts), chdb_backend/server_backend (the engines).
 """
 
-from storage.errors import SpoolFullError, StorageError, StorageUnavailable, StorageURLError
+from storage.errors import SpoolFullError, StorageError, StorageTimeError, StorageUnavailable, StorageURLError
 from storage.open import open_store
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
                              NodeSeen, RedPoint, ServiceMap, ServiceMapChanges, Talker)
@@ -50,5 +55,5 @@ from storage.writer import FlowWriter, WriterStats
 
 __all__ = ["DEFAULT_URL", "DnsPoint", "DnsQuery", "DnsSummary", "DropCount", "FlowPage", "FlowStore",
            "FlowWriter", "MapEdge", "MapNode", "NodeSeen", "RedPoint", "ServiceMap", "ServiceMapChanges",
-           "SpoolFullError", "StorageError", "StorageURL", "StorageURLError", "StorageUnavailable",
+           "SpoolFullError", "StorageError", "StorageTimeError", "StorageURL", "StorageURLError", "StorageUnavailable",
            "TABLE_COLUMNS", "Talker", "WriterStats", "node_id", "open_store", "parse_url"]

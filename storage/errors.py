@@ -1,6 +1,7 @@
 """Storage errors a user can act on. Each message names the store (URL without password) or the spool."""
 
 from common.errors import UserError
+from common.timeparse import TimeError
 
 
 class StorageError(UserError):
@@ -17,3 +18,7 @@ class StorageUnavailable(StorageError):
 
 class SpoolFullError(StorageError):
     """The writer's local spool cannot take more data: flows stay in memory and are not yet stored."""
+
+
+class StorageTimeError(StorageError, TimeError):
+    """A query's time argument is not a time (common.timeparse.to_ns raises it for storage)."""

@@ -3,8 +3,11 @@
 dashboard JSON under deploy/grafana/. Run it after editing; `--check` exits 1 when a committed file
 differs from what this script generates (the tests run the same check).
 
-    python3 deploy/grafana/generate.py          # rewrite the files
-    python3 deploy/grafana/generate.py --check  # verify them
+    .venv/bin/python deploy/grafana/generate.py          # rewrite the files
+    .venv/bin/python deploy/grafana/generate.py --check  # verify them
+
+The service-map panels are built on storage's own service-map SQL (storage.queries.service_map),
+so Grafana, the UI and the JSON API draw the same map.
 
 Prometheus panels read Hubble's metrics as flowscope's collectors export them with
 collector.metrics.DEFAULT_METRICS (httpV2 with source/destination namespace+workload labels, dns with
@@ -21,9 +24,11 @@ import json
 import pathlib
 import sys
 
-# A deploy script runs with any python3, without the venv: the repository root holds the shared tables.
+# Run as a script from a checkout (with the venv's python: storage needs protobuf): the repository root
+# holds the shared tables and storage's service-map SQL.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from common.protocols import L4_NUMBERS  # noqa: E402
+from storage.queries.service_map import edges_sql, node_id_sql  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent
 PROMETHEUS = {"type": "prometheus", "uid": "flowscope-prometheus"}
@@ -171,13 +176,6 @@ def bucket(column: str) -> str:
     return f"toDateTime(intDiv(toUInt32({column}), $__interval_s) * $__interval_s)"
 
 
-def endpoint_id(role: str) -> str:
-    """Service-map node id of the client or server end, as storage's MapNode.id (and the JSON API) spell
-    it: namespace/workload for pods, kind:name otherwise (world:api.example.com, host:host)."""
-    return (f"if({role}_kind = 'pod', concat({role}_namespace, '/', {role}_workload), "
-            f"concat({role}_kind, ':', {role}_workload))")
-
-
 T = "${database}"
 
 
@@ -216,26 +214,24 @@ def cluster_overview() -> Dashboard:
 def service_map() -> Dashboard:
     d = Dashboard("flowscope-service-map", "flowscope / Service map",
                   "Who talks to whom, from the flow store's per-minute edges")
-    src, dst = endpoint_id("client"), endpoint_id("server")
-    # inner aliases differ from the table's column names: ClickHouse would resolve sumMerge(flows) to an alias
+    src, dst = node_id_sql("client"), node_id_sql("server")
+    # storage's own service-map query (the UI's and the JSON API's), per node and per edge
+    edges_of_window = f"({edges_sql(f'{T}.edges_1m', '$__timeFilter(minute)')})"
     nodes = (
         "SELECT id, any(title) AS title, any(subtitle) AS subtitle, sum(n) AS mainstat, "
         "sum(dropped) AS secondarystat FROM ("
         f"SELECT {src} AS id, client_workload AS title, if(client_kind = 'pod', client_namespace, client_kind) "
-        "AS subtitle, sumMerge(flows) AS n, "
-        f"toUInt64(0) AS dropped FROM {T}.edges_1m WHERE $__timeFilter(minute) GROUP BY id, title, subtitle "
+        f"AS subtitle, edge_flows AS n, toUInt64(0) AS dropped FROM {edges_of_window} "
         "UNION ALL "
         f"SELECT {dst} AS id, server_workload AS title, if(server_kind = 'pod', server_namespace, server_kind) "
-        "AS subtitle, sumMerge(flows) AS n, "
-        f"sumMerge(flows) * (verdict = 2) AS dropped FROM {T}.edges_1m WHERE $__timeFilter(minute) "
-        "GROUP BY id, title, subtitle, verdict"
+        f"AS subtitle, edge_flows AS n, edge_flows * (verdict = 2) AS dropped FROM {edges_of_window}"
         ") GROUP BY id ORDER BY id")
     edges = (
         f"SELECT concat({src}, ' -> ', {dst}, ':', toString(server_port), '/', toString(protocol)) AS id, "
         f"{src} AS source, "
-        f"{dst} AS target, sumMerge(flows) AS mainstat, sumMerge(errors) AS secondarystat, "
+        f"{dst} AS target, sum(edge_flows) AS mainstat, sum(edge_errors) AS secondarystat, "
         "server_port AS detail__port, protocol AS detail__protocol "
-        f"FROM {T}.edges_1m WHERE $__timeFilter(minute) "
+        f"FROM {edges_of_window} "
         "GROUP BY id, source, target, server_port, protocol ORDER BY id")
     d.sql("Service map", [
         (nodes, ("id", "title", "subtitle", "mainstat", "secondarystat")),
@@ -248,8 +244,8 @@ def service_map() -> Dashboard:
     d.sql("Connections", [(
         "SELECT client_namespace, client_workload, server_namespace, server_workload, server_port, "
         f"{PROTOCOL_NAME_SQL} AS proto, multiIf(verdict = 1, 'forwarded', verdict = 2, 'dropped', "
-        "verdict = 4, 'audit', toString(verdict)) AS verdict_name, sumMerge(flows) AS flows, "
-        f"sumMerge(bytes) AS bytes FROM {T}.edges_1m WHERE $__timeFilter(minute) "
+        "verdict = 4, 'audit', toString(verdict)) AS verdict_name, sum(edge_flows) AS flows, "
+        f"sum(edge_bytes) AS bytes FROM {edges_of_window} "
         "GROUP BY client_namespace, client_workload, server_namespace, server_workload, server_port, proto, "
         "verdict_name ORDER BY flows DESC LIMIT 200",
         ("client_namespace", "client_workload", "server_namespace", "server_workload", "server_port", "proto",

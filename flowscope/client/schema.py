@@ -2,7 +2,7 @@
 timestamp[ns, UTC], enums as their names, labels and DNS answers as list<string>, latency and duration
 as durations, and null where a flow has no such value (no pod, no port, no L7 record).
 
-Both sources end here: storage answers the flows table's columns in Arrow (storage.arrow_flows), and
+Both sources end here: storage answers the flows table's columns in Arrow (storage.queries.arrow), and
 flows from a relay become those same columns (storage.columns.flows_to_columns); `analysis_batch`
 turns them into this table with Arrow compute, so a relay and a store give the same table.
 """
@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from common.protocols import L4_NAMES, L7_RECORDS
 from proto.flow import flow_pb2
-from storage.arrow_flows import schema as store_schema
+from storage.queries.arrow import schema as store_schema
 from storage.columns import TCP_FLAG_NAMES, flows_to_columns
 
 _SIDES = (("src_", "source_"), ("dst_", "destination_"))

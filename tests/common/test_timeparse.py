@@ -1,6 +1,9 @@
-import pytest
+import datetime
 
-from common.timeparse import TimeError, parse_time_ns
+import pytest
+from google.protobuf import timestamp_pb2
+
+from common.timeparse import TimeError, parse_time_ns, to_ns
 
 NOW = 1_700_000_000 * 10**9
 S = 10**9
@@ -47,3 +50,26 @@ def test_one_grammar_for_cli_and_json_api():
     from ui.json_api import parse_time
     for text in ("1h30m", "2d", "2024-05-01T12:00:00Z", "1700000000123"):
         assert parse_time("since", text, NOW) == parse_time_ns("--since", text, NOW)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), (0, 0), (1_700_000_000_123_456_789, 1_700_000_000_123_456_789),
+    (datetime.datetime(2024, 5, 1, 12, 0, 0, 250_000), 1_714_564_800_250_000_000),  # naive: UTC
+    (datetime.datetime(2024, 5, 1, 14, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+     1_714_564_800_000_000_000),
+    (timestamp_pb2.Timestamp(seconds=1_714_564_800, nanos=7), 1_714_564_800_000_000_007),
+])
+def test_to_ns_takes_every_time_the_apis_take(value, expected):
+    assert to_ns(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1, True, "1h", 1.5])
+def test_to_ns_names_a_bad_value_with_the_callers_error(value):
+    with pytest.raises(TimeError, match=f"since={value!r}: expected"):
+        to_ns(value, "since")
+
+    class PackageTimeError(TimeError):
+        pass
+
+    with pytest.raises(PackageTimeError, match="until="):
+        to_ns(value, "until", PackageTimeError)

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 import yaml
 
@@ -13,7 +14,7 @@ DEPLOY = GENERATOR.parents[1]
 def test_committed_files_are_what_the_generator_makes():
     stale = generate.stale_files()
     assert not stale, f"run deploy/grafana/generate.py: out of date {[str(p) for p in stale]}"
-    result = subprocess.run(["python3", str(GENERATOR), "--check"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

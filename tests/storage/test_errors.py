@@ -2,7 +2,9 @@
 
 import pytest
 
-from storage import StorageError, StorageUnavailable, StorageURLError, open_store, parse_url
+from common.timeparse import TimeError
+from storage import (StorageError, StorageTimeError, StorageUnavailable, StorageURLError, open_store,
+                     parse_url)
 from tests.fixtures.clickhouse import TEST_PASSWORD, TEST_USER, free_port
 
 
@@ -59,6 +61,10 @@ def test_second_chdb_directory_in_one_process(chdb_dir, tmp_path):
 def test_queries_need_a_sane_window(store):
     with pytest.raises(StorageError, match="since .* is after until"):
         store.query_flows(since=10**18, until=10**17)
+    with pytest.raises(StorageTimeError, match="since=-1: expected nanoseconds since the epoch"):
+        store.count(since=-1)
+    with pytest.raises(TimeError, match="until='1h': expected nanoseconds, a datetime or a Timestamp"):
+        store.service_map(0, "1h")
     with pytest.raises(StorageError, match="sort column 'password'"):
         store.flows_page(sort="password")
     with pytest.raises(StorageError, match="step 90"):

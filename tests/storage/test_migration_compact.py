@@ -4,7 +4,7 @@ migration, next to new rows whose raw leaves out what the columns hold; on both 
 from google.protobuf import json_format
 
 from storage import FlowWriter, open_store
-from storage.columns import flows_to_columns
+from storage.ingest.columns import flows_to_columns
 from tests.storage.flows import BASE_NS, every_family
 
 

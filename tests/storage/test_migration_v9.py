@@ -9,8 +9,8 @@ from google.protobuf import json_format
 
 from proto.flow import flow_pb2
 from storage import FlowWriter, open_store
-from storage import flows_v9
-from storage.columns import flows_to_columns
+from storage.schema.migrations import flows_v9
+from storage.ingest.columns import flows_to_columns
 from tests.storage.flows import BASE_NS, base, every_family
 
 MINUTE = 60 * 10**9

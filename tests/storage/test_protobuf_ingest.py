@@ -1,12 +1,13 @@
 """The embedded engine's ClickHouse-side protobuf parsing fills exactly the columns that
-storage.columns computes in Python (the server path), for every field family and edge case; `raw` keeps
+storage.ingest.columns computes in Python (the server path), for every field family and edge case; `raw` keeps
 only what the columns cannot give back, and every flow still rebuilds exactly."""
 
 from google.protobuf import json_format
 
 from proto.flow import flow_pb2
 from storage import open_store
-from storage.columns import NAMES, STRIPPED, flows_to_columns
+from storage.ingest.columns import flows_to_columns
+from storage.schema.columns import NAMES, STRIPPED
 from tests.fixtures.clickhouse import random_database
 from tests.storage.flows import BASE_NS, base, every_family
 

@@ -1,8 +1,8 @@
 """The schema: what the server supports, the tables and views, and versioned idempotent migrations.
 
 Tables (names queries use; with a cluster these are Distributed tables over `<name>_local`):
-- flows: one row per flow.Flow (columns from storage.columns + `raw` protobuf: since migration 7 only
-  what the columns cannot rebuild, see storage.protobuf_ingest), ReplacingMergeTree
+- flows: one row per flow.Flow (columns from storage.schema.columns + `raw` protobuf: since migration 7 only
+  what the columns cannot rebuild, see storage.schema.ingest_view), ReplacingMergeTree
   ordered by (hour, source namespace, source workload, time, uuid) so a re-inserted uuid collapses.
   Migration 9 makes it again (storage.flows_v9): uuid stored as UUID (text fallback), ts an ALIAS,
   ordered by (hour, source namespace and workload, destination namespace and workload, time, uuid).
@@ -10,77 +10,13 @@ Tables (names queries use; with a cluster these are Distributed tables over `<na
 - http_1m: HTTP responses per server workload, method and status per minute (RED).
 - dns_1m: DNS per client workload, query and rcode per minute.
 The three aggregates are filled by materialized views on every insert into flows.
+Migrations (storage.schema.migrations) are made of these statements.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable
-
-from storage.backend import quote
-from storage.columns import COMPACT_COLUMNS, FLOW_COLUMNS
-
-
-@dataclasses.dataclass(frozen=True)
-class Features:
-    """What the connected ClickHouse can do (Debian's 18.16 has none of the optional parts)."""
-
-    version: tuple[int, ...]
-    low_cardinality: bool
-    codecs: bool
-    ttl: bool
-    datetime64: bool
-    ip_or_default: bool  # IPv4StringToNumOrDefault(): newer servers throw on a bad address
-    protobuf_ingest: bool = False  # the embedded engine parses flows itself (storage.protobuf_ingest)
-
-    @classmethod
-    def for_version(cls, version: tuple[int, ...]) -> "Features":
-        return cls(version=version, low_cardinality=version >= (18, 16), codecs=version >= (19, 1),
-                   ttl=version >= (19, 6), datetime64=version >= (20, 1),
-                   ip_or_default=version >= (22, 3))
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where the tables live: database, optional cluster, retention."""
-
-    database: str
-    features: Features
-    cluster: str = ""
-    retention_days: int = 0
-
-    def table(self, name: str) -> str:
-        """The table queries read (Distributed when clustered)."""
-        return f"{self.database}.{name}"
-
-    def local(self, name: str) -> str:
-        """The table that holds the data on this server."""
-        return f"{self.database}.{name}_local" if self.cluster else f"{self.database}.{name}"
-
-    @property
-    def on_cluster(self) -> str:
-        return f" ON CLUSTER {self.cluster}" if self.cluster else ""
-
-    def engine(self, name: str, kind: str) -> str:
-        if not self.cluster:
-            return f"{kind}()"
-        path = quote(f"/clickhouse/tables/{{shard}}/{self.database}/{name}_local")
-        return f"Replicated{kind}({path}, '{{replica}}')"
-
-    def column_type(self, column) -> str:
-        t = f"LowCardinality({column.type})" if column.low_cardinality and self.features.low_cardinality \
-            else column.type
-        return f"{t} {column.codec}" if column.codec and self.features.codecs else t
-
-
-# The flow seen from the connection's point of view: replies and L7 responses travel server -> client.
-REVERSED = "(is_reply = 1 OR l7_type = 2)"
-
-
-def client_server(side: str, column: str) -> str:
-    """SQL for the client ("src" role) or server side of a flow's `column` (e.g. namespace)."""
-    first, second = ("dst", "src") if side == "client" else ("src", "dst")
-    return f"if({REVERSED}, {first}_{column}, {second}_{column})"
+from storage.schema.columns import FLOW_COLUMNS
+from storage.schema.layout import Layout, client_server
 
 
 def _key(layout: "Layout", expr: str) -> str:
@@ -91,6 +27,7 @@ def _key(layout: "Layout", expr: str) -> str:
 ERROR = ("(l7_type = 2 AND ((l7_proto = 2 AND http_code >= 500) OR (l7_proto = 1 AND dns_rcode != 0)"
          " OR (l7_proto = 3 AND kafka_error_code != 0)))")
 QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
+QUANTILES_MERGE = QUANTILES.replace("(", "Merge(", 1)  # reads the states the views wrote
 SUM = "AggregateFunction(sum, UInt64)"
 
 
@@ -100,7 +37,7 @@ def _retention(layout: Layout, column: str) -> str:
     return ""
 
 
-def _create(layout: Layout, name: str, columns: str, engine_kind: str, order_by: str,
+def create_table(layout: Layout, name: str, columns: str, engine_kind: str, order_by: str,
             time_column: str, distributed_columns: str = "", sharding: str = "") -> list[str]:
     statements = [
         f"CREATE TABLE IF NOT EXISTS {layout.local(name)}{layout.on_cluster} ({columns}) "
@@ -121,18 +58,13 @@ def flows_table(layout: Layout, columns=FLOW_COLUMNS) -> list[str]:
     ts = "ts DateTime {} toDateTime(intDiv(time_ns, 1000000000))"
     # The Distributed table computes ts as an ALIAS: a MATERIALIZED ts there would be sent to the
     # shards, which refuse to be given a MATERIALIZED column.
-    return _create(layout, "flows", ", ".join(cols + [ts.format("MATERIALIZED")] + aliases),
+    return create_table(layout, "flows", ", ".join(cols + [ts.format("MATERIALIZED")] + aliases),
                    "ReplacingMergeTree", "toStartOfHour(ts), src_namespace, src_workload, time_ns, uuid",
                    "ts", distributed_columns=", ".join(cols + [ts.format("ALIAS")] + aliases))
 
 
 def _lc(layout: Layout) -> str:
     return "LowCardinality(String)" if layout.features.low_cardinality else "String"
-
-
-def _view(layout: Layout, name: str, target: str, select: str) -> list[str]:
-    return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.{name}{layout.on_cluster} "
-            f"TO {layout.local(target)} AS {select} FROM {layout.local('flows')}"]
 
 
 def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute", ts: str = "ts") -> list[str]:
@@ -164,7 +96,7 @@ def edges(layout: Layout, name: str = "edges_1m", bucket: str = "toStartOfMinute
         " AS server_ips, groupBitOrState(toUInt8(bitShiftLeft(1, l7_proto))) AS l7_protos"
         f" FROM {layout.local('flows')} GROUP BY minute, client_namespace, client_workload, client_kind, "
         "server_namespace, server_workload, server_kind, server_port, protocol, verdict")
-    return (_create(layout, name, ", ".join(cols), "AggregatingMergeTree", order, "minute")
+    return (create_table(layout, name, ", ".join(cols), "AggregatingMergeTree", order, "minute")
             + [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.{name}_mv{layout.on_cluster}"
                f" TO {layout.local(name)} AS {select}"])
 
@@ -181,7 +113,7 @@ def http(layout: Layout, ts: str = "ts") -> list[str]:
         f"{QUANTILES.replace('(', 'StateIf(', 1)}(latency_ns, latency_ns > 0) AS latency "
         f"FROM {layout.local('flows')} WHERE l7_proto = 2 AND l7_type = 2 "
         "GROUP BY minute, namespace, workload, method, code")
-    return (_create(layout, "http_1m", ", ".join(cols), "AggregatingMergeTree",
+    return (create_table(layout, "http_1m", ", ".join(cols), "AggregatingMergeTree",
                     "minute, namespace, workload, method, code", "minute")
             + [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.http_1m_mv{layout.on_cluster}"
                f" TO {layout.local('http_1m')} AS {select}"])
@@ -199,73 +131,12 @@ def dns(layout: Layout, ts: str = "ts") -> list[str]:
         f"{QUANTILES.replace('(', 'StateIf(', 1)}(latency_ns, l7_type = 2 AND latency_ns > 0) AS latency "
         f"FROM {layout.local('flows')} WHERE l7_proto = 1 "
         "GROUP BY minute, namespace, workload, query, rcode")
-    return (_create(layout, "dns_1m", ", ".join(cols), "AggregatingMergeTree",
+    return (create_table(layout, "dns_1m", ", ".join(cols), "AggregatingMergeTree",
                     "minute, namespace, workload, query, rcode", "minute")
             + [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.dns_1m_mv{layout.on_cluster}"
                f" TO {layout.local('dns_1m')} AS {select}"])
 
 
-@dataclasses.dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    statements: Callable[[Layout], list[str]]
-    # A migration that must look before it acts (copying a table, resuming after a crash) runs
-    # itself: (backend, layout) -> None, instead of fixed statements.
-    run: Callable[[object, Layout], None] | None = None
-
-
-# Append only: a released migration never changes; a new need is a new version.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "flows table", flows_table),
-    Migration(2, "service-map edges per minute", edges),
-    Migration(3, "HTTP RED per workload per minute", http),
-    Migration(4, "DNS per workload per minute", dns),
-    Migration(5, "protobuf ingest table (embedded engine)", lambda layout: _protobuf_ingest(layout)),
-    Migration(6, "service-map edges per hour (long windows)",
-              lambda layout: edges(layout, "edges_1h", "toStartOfHour")),
-    Migration(7, "compact flows: raw without what columns rebuild, ZSTD codecs",
-              lambda layout: compact_flows(layout)),
-    Migration(8, "compact flows: l4 and l7 out of raw too", lambda layout: _compact_l4_l7(layout)),
-    Migration(9, "flows table again: uuid as UUID, ts an ALIAS, destination in the sort key",
-              lambda layout: [], lambda backend, layout: _flows_v9(backend, layout)),
-)
-
-
-def compact_flows(layout: Layout) -> list[str]:
-    """Migration 7: the columns that let `raw` leave out endpoints, IP and counters (and l4, l7 since
-    migration 8; old rows keep a whole raw: raw_stripped = 0), and ZSTD (T64 for integers) on every
-    column of the flows table that had the default LZ4 — 98.5 -> 76 bytes per flow on its own."""
-    local, on = layout.local("flows"), layout.on_cluster
-    statements = [f"ALTER TABLE {local}{on} "
-                  + ", ".join(f"ADD COLUMN {c.name} {layout.column_type(c)}" for c in COMPACT_COLUMNS)]
-    if layout.cluster:
-        # 18.x refuses ALTER ON CLUSTER of a Distributed table over replicated shards: make it again.
-        statements += [f"DROP TABLE IF EXISTS {layout.table('flows')}{on}",
-                       flows_table(layout, FLOW_COLUMNS + COMPACT_COLUMNS)[1]]
-    if layout.features.codecs:
-        plain = dataclasses.replace(layout, features=dataclasses.replace(layout.features, codecs=False))
-        statements.append(f"ALTER TABLE {local}{on} " + ", ".join(
-            f"MODIFY COLUMN {c.name} {plain.column_type(c)} "
-            f"CODEC({'T64, ' if c.type.startswith(('UInt', 'Int')) else ''}ZSTD(1))"
-            for c in FLOW_COLUMNS if not c.codec))
-    from storage.protobuf_ingest import CUT_7, compact_statements  # it needs this module's Layout
-    return statements + compact_statements(layout, CUT_7)
-
-
-def _compact_l4_l7(layout: Layout) -> list[str]:
-    from storage.protobuf_ingest import compact_statements
-    return compact_statements(layout)
-
-
-def _flows_v9(backend, layout: Layout) -> None:
-    from storage.flows_v9 import migrate  # it needs this module's Layout and views
-    migrate(backend, layout)
-
-
-def _protobuf_ingest(layout: Layout) -> list[str]:
-    from storage.protobuf_ingest import statements  # it needs this module's Layout
-    return statements(layout)
 AGGREGATE_TABLES = ("edges_1m", "edges_1h", "http_1m", "dns_1m")
 
 

@@ -34,8 +34,9 @@ from typing import Callable, Iterable
 
 from proto.flow import flow_pb2
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
-from storage.spool import Spool
-from storage.store import EncodedFlows, FlowStore
+from storage.ingest.insert import EncodedFlows
+from storage.store import FlowStore
+from storage.writer.spool import Spool
 
 log = logging.getLogger(__name__)
 

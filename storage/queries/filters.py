@@ -22,7 +22,7 @@ from common.protocols import L4_PROTOCOLS, L7_RECORDS, PROTOCOLS
 from common.filters.tcp_flags import FLAG_NAMES
 from proto.flow import flow_pb2
 from storage.backend import quote
-from storage.columns import L4_PROTOCOL, L7_PROTO
+from storage.schema.columns import L4_PROTOCOL, L7_PROTO
 
 TRUE, FALSE = "1", "0"
 _URL_PATH = r"^(?:[A-Za-z][-A-Za-z0-9+.]*:)?(?://[^/?#]*)?([^?#]*).*$"

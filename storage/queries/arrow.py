@@ -16,7 +16,7 @@ import pyarrow as pa
 from proto.flow import flow_pb2
 from storage.backend import Column
 from storage.chdb_backend import arrow_type
-from storage.columns import FLOW_COLUMNS
+from storage.schema.columns import FLOW_COLUMNS
 from storage.errors import StorageError
 from storage.paging import MINUTE_NS, minute_counts, spans
 

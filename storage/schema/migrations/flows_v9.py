@@ -16,9 +16,11 @@ leaves either the old table whole under its name (the copy starts over) or the n
 
 from __future__ import annotations
 
-from storage import columns
 from storage.errors import StorageError
-from storage.schema import Layout, _create, dns, edges, http
+from storage.schema import columns
+from storage.schema.ddl import create_table, dns, edges, http
+from storage.schema.ingest_view import compact_statements
+from storage.schema.layout import Layout
 
 TS = "toDateTime(intDiv(time_ns, 1000000000))"
 SORT_KEY = (f"toStartOfHour({TS}), src_namespace, src_workload, dst_namespace, dst_workload, time_ns, "
@@ -50,7 +52,7 @@ def table_statements(layout: Layout, name: str) -> list[str]:
     if layout.features.datetime64:
         aliases.append("time DateTime64(9) ALIAS fromUnixTimestamp64Nano(toInt64(time_ns))")
     all_columns = ", ".join(cols + aliases)
-    return _create(layout, name, all_columns, "ReplacingMergeTree", SORT_KEY, TS,
+    return create_table(layout, name, all_columns, "ReplacingMergeTree", SORT_KEY, TS,
                    distributed_columns=all_columns, sharding=f"cityHash64({UUID})")
 
 
@@ -91,7 +93,6 @@ def migrate(backend, layout: Layout) -> None:
             backend.execute(f"DROP TABLE IF EXISTS {layout.table(name)}{on}")
         backend.execute(table_statements(layout, "flows")[1])
     backend.execute(f"DROP TABLE IF EXISTS {old}{on}")
-    from storage.protobuf_ingest import compact_statements  # it imports schema, which imports this
     for statement in view_statements(layout) + compact_statements(layout, uuid_split=True):
         backend.execute(statement)
 

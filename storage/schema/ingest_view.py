@@ -1,132 +1,28 @@
-"""Fast ingest for the embedded engine: ClickHouse itself parses the flows (format Protobuf).
+"""The embedded engine's ingest table (`flows_ingest`, engine Null) and its materialized view into the
+flows table: ClickHouse parses the envelope rows (storage.schema.envelope) and derives the flows columns
+with the same rules as storage.ingest.columns (tests check both paths give identical rows); the aggregate
+views on `flows` fire from there as usual. Migrations 5, 7, 8 and 9 make it.
 
-Python work per flow is one SerializeToString and a few bytes: each row is an envelope message
-`StoredFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint32 l4 = 4; uint32 l7 = 5;
-uint32 source_kind = 6; uint32 destination_kind = 7; }` whose field 1 carries the flow's bytes (a
-message and a bytes field share the wire encoding, so no re-encoding), from which ClickHouse fills the
-columns, and field 2 the bytes kept in `raw` (columns.stored_bytes: the same without time and uuid).
-Fields 3-5 carry what the wire cannot tell ClickHouse: whether is_reply is set, and which L4/L7 oneof is set;
-fields 6-7 each endpoint's kind where it is cheap to decide here (costly in SQL: array lambdas per row).
-
-Rows land in a Null table (`flows_ingest`) whose materialized view derives the flows columns with the
-same rules as storage.columns (tests check both paths give identical rows) and inserts into `flows`;
-the aggregate views on `flows` fire from there as usual.
-
-Since migration 7 the envelope is `CompactFlow` (encode(compact=True)): field 2 carries the flow's bytes
-unchanged and field 8 carries them once more, read as `FlowParts` (top-level fields as bytes). The view
-keeps in `raw` only what the columns cannot give back: it removes time and uuid (as columns.stored_bytes
-does) and each of IP, l4, source, destination, l7 and counters (migration 7 cut the four without l4/l7)
-whose columns rebuild it exactly — proven per row in SQL: (1) the canonical size of the field rebuilt
-from the parsed values equals its stored size (an unknown or column-less subfield, or a value a column
-would narrow, makes them differ), and (2) the field's bytes are where the canonical layout puts them
-(the writer's own SerializeToString: fields in number order, unknown fields last), so the bytes cut are
-that field: IP, l4, source and destination follow time, verdict, drop_reason and ethernet; l7 follows
-them and Type, node_name, source_names and destination_names; counters precede only l7_partial and
-kernel_drop_reason. Cutting by offset costs a few substrings per row (searching the bytes cost
-ClickHouse 3x more). `raw_stripped` records which fields were cut; columns.rebuild_row puts them back.
-
-The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
-built in, so Timestamp, BoolValue, Int32Value and Any are replaced by wire-identical local messages).
+Since migration 7 the view keeps in `raw` only what the columns cannot give back: it removes time and
+uuid (as storage.ingest.columns.stored_bytes does) and each of IP, l4, source, destination, l7 and
+counters (migration 7 cut the four without l4/l7) whose columns rebuild it exactly — proven per row in
+SQL: (1) the canonical size of the field rebuilt from the parsed values equals its stored size (an
+unknown or column-less subfield, or a value a column would narrow, makes them differ), and (2) the
+field's bytes are where the canonical layout puts them (the writer's own SerializeToString: fields in
+number order, unknown fields last), so the bytes cut are that field: IP, l4, source and destination
+follow time, verdict, drop_reason and ethernet; l7 follows them and Type, node_name, source_names and
+destination_names; counters precede only l7_partial and kernel_drop_reason. Cutting by offset costs a
+few substrings per row (searching the bytes cost ClickHouse 3x more). `raw_stripped` records which
+fields were cut; storage.queries.rebuild puts them back.
 """
 
 from __future__ import annotations
 
-import pathlib
-import re
-
 from proto.flow import flow_pb2
-from proto.wire import varint
-from storage import columns
-from storage.schema import Layout
-
-FLOW_PROTO = pathlib.Path(flow_pb2.__file__).with_name("flow.proto")
-MESSAGE = "StoredFlow"
-COMPACT_MESSAGE = "CompactFlow"
-# FlowParts: Flow's top-level fields (flow.proto numbers) that locate the ones `raw` may leave out
-# (messages read as bytes: the same wire encoding).
-_PART_FIELDS = {"time": ("bytes", 1), "drop_reason": ("uint32", 3), "ethernet": ("bytes", 4),
-                "IP": ("bytes", 5), "l4": ("bytes", 6), "source": ("bytes", 8),
-                "destination": ("bytes", 9), "l7": ("bytes", 15), "counters": ("bytes", 1_000_000),
-                "l7_partial": ("bool", 1_000_001)}
-_CH_TYPES = {"bytes": "String", "uint32": "UInt32", "bool": "UInt8"}
-# The fields a view may cut, in the order they appear in raw: migration 7 cut four, migration 8 six.
-CUT_7 = ("IP", "source", "destination", "counters")
-CUT = ("IP", "l4", "source", "destination", "l7", "counters")
-_WELL_KNOWN = {"Timestamp": "int64 seconds = 1; int32 nanos = 2;", "BoolValue": "bool value = 1;",
-               "Int32Value": "int32 value = 1;", "Any": "string type_url = 1; bytes value = 2;"}
-_L4 = {None: 0, "TCP": 1, "UDP": 2, "ICMPv4": 3, "ICMPv6": 4, "SCTP": 5}
-_L7 = {None: 0, "dns": 1, "http": 2, "kafka": 3}
-# Endpoint kind codes of envelope fields 6/7 (1-based into KINDS); 0 = decided in SQL from the labels.
-KINDS = ("pod", "host", "world", "unmanaged", "health", "init", "remote-node", "kube-apiserver")
-_IDENTITY_KIND = {identity: KINDS.index(kind) + 1 for identity, kind in columns.RESERVED_KINDS.items()}
-
-
-def schema_text() -> str:
-    text = re.sub(r'import "google/protobuf/[a-z_]+\.proto";\n', "", FLOW_PROTO.read_text())
-    for name, body in _WELL_KNOWN.items():
-        text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
-    parts = " ".join(f"{kind} {name} = {number};" for name, (kind, number) in _PART_FIELDS.items())
-    return text + (f"\nmessage {MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
-                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; }\n"
-                   f"message FlowParts {{ {parts} }}\n"
-                   f"message {COMPACT_MESSAGE} {{ Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; "
-                   "uint32 l4 = 4; uint32 l7 = 5; uint32 source_kind = 6; uint32 destination_kind = 7; "
-                   "FlowParts parts = 8; }\n")
-
-
-def write_schema(directory: str, message: str = COMPACT_MESSAGE) -> str:
-    """Writes the schema file (if changed); returns the `format_schema` setting value."""
-    path = pathlib.Path(directory) / "flowscope_ingest.proto"
-    text = schema_text()
-    if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return f"{path}:{message}"
-
-
-def encode(flows, raws, compact: bool = True) -> bytes:
-    """Length-delimited envelopes for `flows` (with `raws` their serialized bytes): CompactFlow, or
-    StoredFlow for a store not migrated to 7 yet. Per flow Python only reads the few facts the wire
-    cannot tell ClickHouse (is_reply set? which L4/L7 oneof? the endpoint kinds it can decide
-    cheaply); their encoding is cached per combination."""
-    l4s, l7s, identity_kind = _L4, _L7, _IDENTITY_KIND
-    stored_bytes = columns.stored_bytes
-    tails: dict[tuple, bytes] = {}
-    parts = []
-    append = parts.append
-    for f, raw in zip(flows, raws):
-        src, dst = f.source, f.destination
-        key = ((1 if f.is_reply.value else 0) if f.HasField("is_reply") else 2,
-               l4s[f.l4.WhichOneof("protocol")], l7s[f.l7.WhichOneof("record")] if f.HasField("l7") else 0,
-               identity_kind.get(src.identity) or (1 if src.pod_name else 0),
-               identity_kind.get(dst.identity) or (1 if dst.pod_name else 0))
-        tail = tails.get(key)
-        if tail is None:
-            tail = tails[key] = bytes((0x18, key[0], 0x20, key[1], 0x28, key[2], 0x30, key[3], 0x38, key[4]))
-        n = varint(len(raw))
-        if compact:  # the flow three times: parsed, kept whole, parsed as FlowParts
-            append(varint(3 * (1 + len(n) + len(raw)) + len(tail)))
-            append(b"\x0a")
-            append(n)
-            append(raw)
-            append(b"\x12")
-            append(n)
-            append(raw)
-            append(b"\x42")
-        else:
-            kept = stored_bytes(f, raw)
-            raw_n = n
-            n = varint(len(kept))
-            append(varint(2 + len(raw_n) + len(raw) + len(n) + len(kept) + len(tail)))
-            append(b"\x0a")
-            append(raw_n)
-            append(raw)
-            append(b"\x12")
-            raw = kept
-        append(n)
-        append(raw)
-        append(tail)
-    return b"".join(parts)
+from proto.wire import tag
+from storage.schema import columns
+from storage.schema.envelope import CH_TYPES, CUT, KINDS, PART_FIELDS
+from storage.schema.layout import Layout
 
 
 def _kind(p: str) -> str:
@@ -140,7 +36,7 @@ def _kind(p: str) -> str:
 
 
 def _side(p: str) -> dict[str, str]:
-    """SQL for one endpoint side, same rules as storage.columns; `kind_<p>` comes from the inner query
+    """SQL for one endpoint side, same rules as storage.ingest.columns; `kind_<p>` comes from the inner query
     (computed once: it is the costly part)."""
     e, kind, names = f"flow_{p}", f"kind_{p}", f"flow_{p}_names"
     workload = (f"multiIf({kind} = 'pod', if(notEmpty({e}_workloads_name), {e}_workloads_name[1], "
@@ -242,7 +138,7 @@ def statements(layout: Layout) -> list[str]:
 # ----- migration 7: compact raw (CompactFlow envelopes) ---------------------------------------------
 COMPACT_INGEST_COLUMNS = INGEST_COLUMNS + [
     "flow_source_ID UInt32", "flow_destination_ID UInt32", "flow_IP_encrypted UInt8"] + [
-    f"parts_{name} {_CH_TYPES[kind]}" for name, (kind, _) in _PART_FIELDS.items()]
+    f"parts_{name} {CH_TYPES[kind]}" for name, (kind, _) in PART_FIELDS.items()]
 
 
 # Sizes are branchless arithmetic: the view evaluates them for every row (if/multiIf/AND here cost
@@ -320,7 +216,7 @@ def _l7_exact() -> str:
 def _exact() -> dict[str, str]:
     """SQL per strippable field: the columns rebuild it exactly (see the module docstring)."""
     ip = " + ".join([_str_size("flow_IP_source"), _str_size("flow_IP_destination"),
-                     _num_size("flow_IP_ipVersion"), "(flow_IP_encrypted != 0) * 2",
+                     _num_size("flow_IP_ipVersion"), f"(flow_IP_encrypted != 0) * {len(tag(flow_pb2.IP, 'encrypted')) + 1}",
                      _str_size("flow_IP_source_xlated")])
     counters = " + ".join(_num_size(f"flow_counters_{c}") for c in (
         "packets_forward", "bytes_forward", "packets_reverse", "bytes_reverse", "duration_ns"))
@@ -338,6 +234,10 @@ def _bytes_sql(data: bytes) -> str:
     return f"unhex('{data.hex()}')"
 
 
+def _flow_tag(name: str) -> bytes:
+    return tag(flow_pb2.Flow, name)
+
+
 def _field_size(tag_bytes: int, length: str) -> str:
     """SQL: bytes of a length-delimited field (absent when empty), as Int64."""
     return f"toInt64(({length} != 0) * ({tag_bytes} + {_vsize(length)} + {length}))"
@@ -347,7 +247,7 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     """SQL of the view's extra stages: raw without time, uuid and the `cut` fields the columns rebuild
     exactly (`raw_kept`), and which fields were cut (`raw_bits`). Offsets are 0-based into raw."""
     head = "reinterpretAsUInt8(substring(raw, 2, 1))"
-    time_tag, uuid_tag = _bytes_sql(varint(1 << 3 | 2)), _bytes_sql(varint(34 << 3 | 2))
+    time_tag, uuid_tag = _bytes_sql(_flow_tag("time")), _bytes_sql(_flow_tag("uuid"))
     exact = _exact()
     # between destination (9) and l7 (15): Type, node_name, source_names, destination_names
     middle = " + ".join([_num_size("toUInt64(toInt64(flow_Type))"), _str_size("flow_node_name"),
@@ -355,16 +255,16 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     sizes = [  # time: the leading field 1, cut as columns.stored_bytes does
         f"toInt64(if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, 2 + {head}, 0)) AS len_time",
         f"toInt64({_num_size('toUInt64(toInt64(flow_verdict))')}) + "  # a negative enum: 10 bytes
-        f"toInt64({_num_size('parts_drop_reason', 32)}) + {_field_size(1, 'length(parts_ethernet)')} AS len_head",
+        f"toInt64({_num_size('parts_drop_reason', 32)}) + {_field_size(len(_flow_tag('ethernet')), 'length(parts_ethernet)')} AS len_head",
         f"toInt64({middle}) AS len_middle",
-        f"{_field_size(4, 'length(flow_kernel_drop_reason)')} + toInt64(parts_l7_partial) * 5 AS len_tail"]
+        f"{_field_size(len(_flow_tag('kernel_drop_reason')), 'length(flow_kernel_drop_reason)')} + "
+        f"toInt64(parts_l7_partial) * {len(_flow_tag('l7_partial')) + 1} AS len_tail"]
     for name in CUT:
-        part, number = f"parts_{name}", _PART_FIELDS[name][1]
-        tag = varint(number << 3 | 2)
-        sizes.append(f"{_field_size(len(tag), f'length({part})')} AS len_{name}")
+        part, field_tag = f"parts_{name}", _flow_tag(name)
+        sizes.append(f"{_field_size(len(field_tag), f'length({part})')} AS len_{name}")
         if name in cut:
             sizes += [f"((length({part}) != 0) * (length({part}) < 16384) * {exact[name]} != 0) AS exact_{name}",
-                      f"concat({_bytes_sql(tag)}, {_varint_sql(f'length({part})')}, {part}) AS field_{name}"]
+                      f"concat({_bytes_sql(field_tag)}, {_varint_sql(f'length({part})')}, {part}) AS field_{name}"]
     offsets = ["len_time + len_head AS at_IP", "at_IP + len_IP AS at_l4", "at_l4 + len_l4 AS at_source",
                "at_source + len_source AS at_destination",
                "at_destination + len_destination + len_middle AS at_l7",

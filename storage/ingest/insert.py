@@ -1,0 +1,78 @@
+"""The write half of a FlowStore (used by FlowWriter): flows -> envelopes the embedded engine parses
+itself, or Python-built columns for a server; and which uuids a batch being replayed has stored already."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from proto.flow import flow_pb2
+from storage.backend import quote
+from storage.core import StoreCore
+from storage.ingest.columns import flows_to_columns, split_uuids
+from storage.ingest.envelope import encode
+from storage.schema import envelope as envelope_schema
+from storage.schema.columns import FLOW_COLUMNS, STORED_COLUMNS
+
+MAX_LIST_CHARS = 200_000  # of literals in one query (ClickHouse's max_query_size is 262,144 bytes)
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedFlows:
+    """A batch ready for insert_encoded: protobuf envelopes (embedded engine) or columns (server)."""
+
+    rows: int
+    protobuf: bytes | None = None
+    columns: dict[str, list] | None = None
+
+
+
+class Ingest(StoreCore):
+    def insert_columns(self, columns: dict[str, list]) -> int:
+        """Inserts flows_to_columns' columns (the Python path: a server, or tools)."""
+        if 9 in self._applied():
+            return self.backend.insert(self.layout.table("flows"), STORED_COLUMNS, split_uuids(columns))
+        return self.backend.insert(self.layout.table("flows"), FLOW_COLUMNS, columns)
+
+    def insert_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> int:
+        """Inserts flows (`raws` = their serialized bytes): parsed by ClickHouse on the embedded engine,
+        as Python-built columns on a server."""
+        return self.insert_encoded(self.encode_flows(flows, raws))
+
+    def encode_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> EncodedFlows:
+        """The Python half of insert_flows (no insert yet): the FlowWriter encodes the next batch
+        while ClickHouse inserts the current one (chdb releases the GIL while it works)."""
+        applied = self._applied()
+        if self.features.protobuf_ingest and self._ingest_schema is None and 5 in applied:
+            self._ingest_compact = 7 in applied
+            self._ingest_schema = envelope_schema.write_schema(
+                f"{self.url.path}.format_schemas",
+                envelope_schema.COMPACT_MESSAGE if self._ingest_compact else envelope_schema.MESSAGE)
+        if self._ingest_schema:
+            return EncodedFlows(len(raws), protobuf=encode(flows, raws, self._ingest_compact))
+        return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
+
+    def insert_encoded(self, batch: EncodedFlows) -> int:
+        if batch.protobuf is not None:
+            self.backend.insert_protobuf(f"{self.db}.flows_ingest", batch.protobuf, self._ingest_schema)
+            return batch.rows
+        return self.insert_columns(batch.columns)
+
+    def existing_uuids(self, uuids: Sequence[str], since_ns: int, until_ns: int) -> set[str]:
+        """Which of `uuids` (flows timed within [since_ns, until_ns]) are stored already."""
+        if not uuids:
+            return set()
+        found: set[str] = set()
+        chunk: list[str] = []
+        size = 0
+        for i, u in enumerate(uuids):
+            chunk.append(quote(u))
+            size += len(chunk[-1].encode()) + 2
+            # ClickHouse refuses a query text over max_query_size (256 KiB by default): 10,000 uuids
+            # of 36 characters were already 400 KB, and a refused replay check rejected spooled flows.
+            if size >= MAX_LIST_CHARS or i == len(uuids) - 1:
+                found.update(u for (u,) in self.backend.rows(
+                    f"SELECT uuid FROM {self.layout.table('flows')} WHERE time_ns BETWEEN {since_ns} AND "
+                    f"{until_ns} AND uuid IN ({', '.join(chunk)})"))
+                chunk, size = [], 0
+        return found
