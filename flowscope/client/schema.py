@@ -3,7 +3,7 @@ timestamp[ns, UTC], enums as their names, labels and DNS answers as list<string>
 as durations, and null where a flow has no such value (no pod, no port, no L7 record).
 
 Both sources end here: storage answers the flows table's columns in Arrow (storage.queries.arrow), and
-flows from a relay become those same columns (storage.columns.flows_to_columns); `analysis_batch`
+flows from a relay become those same columns (storage.ingest.columns.flows_to_columns); `analysis_batch`
 turns them into this table with Arrow compute, so a relay and a store give the same table.
 """
 
@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 
 from common.protocols import L4_NAMES, L7_RECORDS
 from proto.flow import flow_pb2
+from storage.ingest.columns import flows_to_columns
 from storage.queries.arrow import schema as store_schema
-from storage.columns import TCP_FLAG_NAMES, flows_to_columns
+from storage.schema.columns import TCP_FLAG_NAMES
 
 _SIDES = (("src_", "source_"), ("dst_", "destination_"))
 # The flows-table columns the SDK reads.

@@ -1,18 +1,18 @@
 """Fuzz the relay's FlowBatch ingest path: bytes off the wire -> flowscope.FlowBatch -> the node stream
 (relay/node.py: node naming, ordering times, replay dedup) -> the storage encodings every stored flow
-goes through (storage/protobuf_ingest.encode in both envelopes, storage/columns.flows_to_columns)."""
+goes through (storage/ingest/envelope.encode in both envelopes, storage/ingest/columns.flows_to_columns)."""
 
 import atheris
 
-with atheris.instrument_imports(include=["relay.node", "relay.merge", "storage.columns",
-                                         "storage.protobuf_ingest"]):
+with atheris.instrument_imports(include=["relay.node", "relay.merge", "storage.ingest.columns",
+                                         "storage.ingest.envelope"]):
     from google.protobuf.message import DecodeError
 
     from proto.flow import flow_pb2
     from proto.flowscope import flowscope_pb2
     from proto.observer import observer_pb2
     from relay.node import NodeClient, Peer
-    from storage import columns, protobuf_ingest
+    from storage.ingest import columns, envelope
 
 from tests.common.filters.sample import BASE_NS, make_flow
 from tests.fuzz.engine import run
@@ -46,8 +46,8 @@ def one_input(data: bytes) -> None:
     for r in runs:
         flows = [f for f in r.flow_list() if f is not None]
         raws = [f.SerializeToString() for f in flows]
-        protobuf_ingest.encode(flows, raws, compact=True)
-        protobuf_ingest.encode(flows, raws, compact=False)
+        envelope.encode(flows, raws, compact=True)
+        envelope.encode(flows, raws, compact=False)
         columns.flows_to_columns(flows, raws, now_ns=NOW_NS)
 
 
