@@ -8,7 +8,7 @@ from typing import Iterator
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from relay.node import REPLAY_SLACK_NS
-from storage.paging import flow_pages
+from storage.queries.paging import flow_pages
 
 NAMESPACE_WINDOW_S = 3600
 

@@ -16,9 +16,9 @@ import pyarrow as pa
 from proto.flow import flow_pb2
 from storage.backend import Column
 from storage.chdb_backend import arrow_type
-from storage.schema.columns import FLOW_COLUMNS
 from storage.errors import StorageError
-from storage.paging import MINUTE_NS, minute_counts, spans
+from storage.queries.paging import MINUTE_NS, minute_counts, spans
+from storage.schema.columns import FLOW_COLUMNS
 
 _BY_NAME = {c.name: c for c in FLOW_COLUMNS}
 

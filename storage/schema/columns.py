@@ -60,7 +60,7 @@ COMPACT_COLUMNS: tuple[Column, ...] = (
 # Since migration 9 the uuid is stored as a UUID (16 bytes; a collector's prefix + counter uuids
 # compress to ~3) when it is a canonical UUID text (lowercase, hyphenated: exactly what toString gives
 # back), else as text in uuid_str with uuid_bin zero; `uuid` is then an ALIAS of the two (codecs of
-# that table: storage.flows_v9).
+# that table: storage.schema.migrations.flows_v9).
 UUID_COLUMNS: tuple[Column, ...] = (C("uuid_bin", "UUID"), C("uuid_str", "String"))
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 CANONICAL_UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

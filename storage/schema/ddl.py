@@ -4,7 +4,7 @@ Tables (names queries use; with a cluster these are Distributed tables over `<na
 - flows: one row per flow.Flow (columns from storage.schema.columns + `raw` protobuf: since migration 7 only
   what the columns cannot rebuild, see storage.schema.ingest_view), ReplacingMergeTree
   ordered by (hour, source namespace, source workload, time, uuid) so a re-inserted uuid collapses.
-  Migration 9 makes it again (storage.flows_v9): uuid stored as UUID (text fallback), ts an ALIAS,
+  Migration 9 makes it again (storage.schema.migrations.flows_v9): uuid stored as UUID (text fallback), ts an ALIAS,
   ordered by (hour, source namespace and workload, destination namespace and workload, time, uuid).
 - edges_1m: service-map edges per minute (client workload -> server workload, port, protocol, verdict).
 - http_1m: HTTP responses per server workload, method and status per minute (RED).

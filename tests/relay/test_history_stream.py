@@ -13,7 +13,7 @@ from lab.testbed.wait import wait_for
 from relay import Peer
 from relay.flows import HISTORY_CHUNK, history_flows
 from storage.errors import StorageError
-from storage.paging import flow_pages
+from storage.queries.paging import flow_pages
 from tests.relay.nodes import make_flow, stub
 
 NS = 1_000_000_000
