@@ -2,6 +2,10 @@
 and as `flowscope relay`; a bad or expired certificate is named with the reason; rotated certificates
 serve the next connection."""
 
+import re
+import ssl
+import urllib.error
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -114,8 +118,12 @@ def test_flowscope_relay_process_mutual_tls_on_both_sides(test_pki, node_factory
         "--tls-hubble-server-ca-files", test_pki.ca, "--tls-hubble-client-cert-file", test_pki.client.cert,
         "--tls-hubble-client-key-file", test_pki.client.key, "--tls-hubble-server-name", "relay.flowscope.test",
         "--tls-relay-server-cert-file", served.cert, "--tls-relay-server-key-file", served.key,
-        "--tls-relay-client-ca-files", served.client_ca)
+        "--tls-relay-client-ca-files", served.client_ca, "--metrics-listen-address", "localhost:0",
+        "--metrics-server-tls-cert-file", test_pki.server.cert, "--metrics-server-tls-key-file", test_pki.server.key,
+        "--metrics-server-tls-client-ca-files", test_pki.ca)
     assert "(mutual TLS)" in relay.started
+    assert_metrics_need_a_client_certificate(int(re.search(r"metrics on port (\d+)", relay.started).group(1)),
+                                             test_pki)
     wait_for(lambda: len(read_flows(relay.server, test_pki, "relay.flowscope.test")) == 1,
              what="the collector's flow through the relay, mutual TLS on both hops")
     assert_refuses_bad_clients(relay.server, test_pki, "relay.flowscope.test")
@@ -128,6 +136,15 @@ def test_flowscope_relay_process_mutual_tls_on_both_sides(test_pki, node_factory
         "(--tls-client-cert-file/--tls-client-key-file)"], done.stderr
     assert_rotation_is_used(relay.server, served, test_pki, make_pki(tmp_path / "next"), "relay.flowscope.test")
     assert relay.proc.poll() is None
+
+
+def assert_metrics_need_a_client_certificate(port: int, pki) -> None:
+    context = ssl.create_default_context(cafile=pki.ca)
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
+        urllib.request.urlopen(f"https://localhost:{port}/metrics", context=context, timeout=5).read()
+    context.load_cert_chain(pki.client.cert, pki.client.key)
+    with urllib.request.urlopen(f"https://localhost:{port}/metrics", context=context, timeout=5) as answer:
+        assert "flowscope_" in answer.read().decode()
 
 
 def test_relay_refuses_plaintext_beyond_loopback_unless_asked(test_pki):
