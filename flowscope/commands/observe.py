@@ -19,6 +19,7 @@ import grpc
 from common.filters import FilterError, build_filter
 from common.tls import add_client_arguments, client_tls_from_args, connect
 from common.errors import UserError
+from flowscope import hubble_config
 from flowscope.printer import OUTPUTS, Printer
 from common.timeparse import parse_time_ns
 from proto.flow import flow_pb2
@@ -277,6 +278,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="json: also print flowscope's own flow fields (counters, l7_partial, "
                           "kernel_drop_reason), which Hubble's readers do not know")
 
+    hubble_config.add_config_argument(parser)  # --server, --timeout, --tls*: also HUBBLE_* and config.yaml
 
 # --- run -------------------------------------------------------------------------------------------
 
@@ -286,6 +288,7 @@ def _connect(args: argparse.Namespace) -> grpc.Channel:
 
 
 def run(args: argparse.Namespace) -> int:
+    hubble_config.resolve(args)
     if args.negate_next:
         raise UserError("--not must be followed by a filter flag")
     request = build_request(args, time.time_ns())
