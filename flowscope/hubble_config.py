@@ -49,7 +49,8 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
                         help="Hubble's config file (default $HUBBLE_CONFIG, else ~/.config/hubble/config.yaml)")
     actions = _shared_actions(parser)
     for action in actions:
-        action.default = _Unset(action.default)
+        if not isinstance(action.default, _Unset):  # actions borrowed from another parser are wrapped once
+            action.default = _Unset(action.default)
     parser.set_defaults(_hubble_actions=actions)  # run() sees only the args
 
 

@@ -9,12 +9,13 @@ json/jsonpb: one GetFlowsResponse per line in proto3 JSON with the .proto field 
 
 from __future__ import annotations
 
-import datetime
+from dataclasses import dataclass
 from typing import TextIO
 
 from google.protobuf import timestamp_pb2
 
 from common import hubble_json
+from flowscope import timeformat
 from common.flows import l4_ports
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
@@ -46,10 +47,32 @@ EVENT_DROP, EVENT_TRACE, EVENT_POLICY_VERDICT, EVENT_CAPTURE = 1, 4, 5, 3
 TCP_FLAG_ORDER = ("SYN", "ACK", "RST", "FIN", "PSH", "URG", "ECE", "CWR", "NS")
 
 
-def format_time(stamp: timestamp_pb2.Timestamp) -> str:
-    """Go's time.StampMilli in UTC: 'Jan  2 15:04:05.000'."""
-    t = datetime.datetime.fromtimestamp(stamp.seconds, datetime.timezone.utc)
-    return f"{t:%b} {t.day:2d} {t:%H:%M:%S}.{stamp.nanos // 1_000_000:03d}"
+@dataclass(frozen=True)
+class Style:
+    """How the human formats render: hubble's --time-format, and --color (ANSI colours as hubble's
+    fatih/color: hosts cyan, ports yellow, identities magenta, verdicts green/red/yellow)."""
+
+    time_format: str = "StampMilli"
+    color: bool = False
+
+    def paint(self, code: int, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+
+PLAIN = Style()
+CYAN, YELLOW, MAGENTA, GREEN, RED = 36, 33, 35, 32, 31
+_VERDICT_COLORS = {flow_pb2.FORWARDED: GREEN, flow_pb2.REDIRECTED: GREEN, flow_pb2.DROPPED: RED,
+                   flow_pb2.ERROR: RED, flow_pb2.AUDIT: YELLOW, flow_pb2.TRACED: YELLOW,
+                   flow_pb2.TRANSLATED: YELLOW}
+
+
+def format_time(stamp: timestamp_pb2.Timestamp, style: Style = PLAIN) -> str:
+    """In the style's time format, UTC (StampMilli: 'Jan  2 15:04:05.000')."""
+    return timeformat.format_time(stamp.seconds, stamp.nanos, style.time_format)
+
+
+def _flow_time(flow: flow_pb2.Flow, style: Style) -> str:
+    return format_time(flow.time, style) if flow.HasField("time") else "N/A"  # hubble: an unset time
 
 
 def format_identity(identity: int) -> str:
@@ -60,7 +83,7 @@ def format_identity(identity: int) -> str:
     return f"(ID:{identity})"
 
 
-def host(flow: flow_pb2.Flow, source: bool) -> str:
+def host(flow: flow_pb2.Flow, source: bool, style: Style = PLAIN) -> str:
     """pod as ns/pod, else service, else DNS names, else the IP; then :port (IPv6 in brackets)."""
     ep = flow.source if source else flow.destination
     service = flow.source_service if source else flow.destination_service
@@ -75,12 +98,12 @@ def host(flow: flow_pb2.Flow, source: bool) -> str:
         name = ",".join(names)
     else:
         name = f"[{ip}]" if ":" in ip and port else ip
-    return f"{name}:{port}" if port else name
+    return style.paint(CYAN, f"{name}:{style.paint(YELLOW, str(port))}" if port else name)
 
 
-def endpoint_text(flow: flow_pb2.Flow, source: bool) -> str:
+def endpoint_text(flow: flow_pb2.Flow, source: bool, style: Style = PLAIN) -> str:
     ep = flow.source if source else flow.destination
-    return f"{host(flow, source)} {format_identity(ep.identity)}"
+    return f"{host(flow, source, style)} {style.paint(MAGENTA, format_identity(ep.identity))}"
 
 
 def _drop_reason(flow: flow_pb2.Flow) -> str:
@@ -113,11 +136,14 @@ def flow_type(flow: flow_pb2.Flow) -> str:
     return "UNKNOWN"
 
 
-def verdict_text(flow: flow_pb2.Flow) -> str:
+def verdict_text(flow: flow_pb2.Flow, style: Style = PLAIN) -> str:
     """The VERDICT column; policy-verdict events say what the policy decided (ALLOWED, DENIED, AUDITED)."""
     if flow.event_type.type == EVENT_POLICY_VERDICT:
-        return POLICY_ACTIONS.get(flow.verdict, "ALLOWED")
-    return flow_pb2.Verdict.Name(flow.verdict)
+        text = POLICY_ACTIONS.get(flow.verdict, "ALLOWED")
+    else:
+        text = flow_pb2.Verdict.Name(flow.verdict) if flow.verdict in flow_pb2.Verdict.values() \
+            else str(flow.verdict)
+    return style.paint(_VERDICT_COLORS[flow.verdict], text) if flow.verdict in _VERDICT_COLORS else text
 
 
 def tcp_flags_text(flags: flow_pb2.TCPFlags) -> str:
@@ -150,9 +176,9 @@ def summary(flow: flow_pb2.Flow) -> str:
     return kind or ""
 
 
-def _ends(flow: flow_pb2.Flow) -> tuple[str, str, str]:
+def _ends(flow: flow_pb2.Flow, style: Style = PLAIN) -> tuple[str, str, str]:
     """(left, arrow, right): replies swap the ends so the connection's client stays on the left."""
-    src, dst = endpoint_text(flow, True), endpoint_text(flow, False)
+    src, dst = endpoint_text(flow, True, style), endpoint_text(flow, False, style)
     if not flow.HasField("is_reply"):
         return src, "<>", dst
     if flow.is_reply.value:
@@ -160,7 +186,8 @@ def _ends(flow: flow_pb2.Flow) -> tuple[str, str, str]:
     return src, "->", dst
 
 
-def format_compact(response: observer_pb2.GetFlowsResponse, node_name: bool = False) -> str:
+def format_compact(response: observer_pb2.GetFlowsResponse, node_name: bool = False,
+                   style: Style = PLAIN) -> str:
     kind = response.WhichOneof("response_types")
     if kind == "lost_events":
         lost = response.lost_events
@@ -172,26 +199,27 @@ def format_compact(response: observer_pb2.GetFlowsResponse, node_name: bool = Fa
         return f"{text} ({status.message})" if status.message else text
     flow = response.flow
     node = f" [{flow.node_name or response.node_name}]" if node_name else ""
-    left, arrow, right = _ends(flow)
-    return (f"{format_time(flow.time)}{node}: {left} {arrow} {right} {flow_type(flow)} "
-            f"{verdict_text(flow)} ({summary(flow)})")
+    left, arrow, right = _ends(flow, style)
+    return (f"{_flow_time(flow, style)}{node}: {left} {arrow} {right} {flow_type(flow)} "
+            f"{verdict_text(flow, style)} ({summary(flow)})")
 
 
-def format_dict(response: observer_pb2.GetFlowsResponse, node_name: bool = False) -> str:
+def format_dict(response: observer_pb2.GetFlowsResponse, node_name: bool = False, style: Style = PLAIN) -> str:
     if response.WhichOneof("response_types") != "flow":
         return format_compact(response)
     flow = response.flow
-    rows = [("TIMESTAMP", format_time(flow.time))]
+    rows = [("TIMESTAMP", _flow_time(flow, style))]
     if node_name:
         rows.append(("NODE", flow.node_name or response.node_name))
-    rows += [("SOURCE", host(flow, True)), ("DESTINATION", host(flow, False)), ("TYPE", flow_type(flow)),
-             ("VERDICT", verdict_text(flow)), ("SUMMARY", summary(flow))]
+    rows += [("SOURCE", host(flow, True, style)), ("DESTINATION", host(flow, False, style)),
+             ("TYPE", flow_type(flow)), ("VERDICT", verdict_text(flow, style)), ("SUMMARY", summary(flow))]
     return "\n".join(f"{key:>11}: {value}" for key, value in rows)
 
 
-def table_row(response: observer_pb2.GetFlowsResponse, node_name: bool = False) -> list[str]:
+def table_row(response: observer_pb2.GetFlowsResponse, node_name: bool = False, style: Style = PLAIN) -> list[str]:
+    """Never coloured: hubble turns colours off for its tab-aligned table."""
     flow = response.flow
-    row = [format_time(flow.time)]
+    row = [_flow_time(flow, Style(style.time_format))]
     if node_name:
         row.append(flow.node_name or response.node_name)
     return row + [host(flow, True), host(flow, False), flow_type(flow),
@@ -203,11 +231,11 @@ class Printer:
     Lost events and node status go to `err` in the human formats (as hubble does), in-band in JSON."""
 
     def __init__(self, output: str, out: TextIO, err: TextIO, node_name: bool = False,
-                 flowscope_fields: bool = False) -> None:
+                 flowscope_fields: bool = False, style: Style = PLAIN) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}, expected one of {', '.join(OUTPUTS)}")
         self.output, self.out, self.err, self.node_name = output, out, err, node_name
-        self.flowscope_fields = flowscope_fields
+        self.flowscope_fields, self.style = flowscope_fields, style
         self._rows: list[list[str]] = []
         self._widths: list[int] = []
         self._count = 0
@@ -220,13 +248,13 @@ class Printer:
             self.err.write(format_compact(response) + "\n")
             return
         if self.output == "compact":
-            self.out.write(format_compact(response, self.node_name) + "\n")
+            self.out.write(format_compact(response, self.node_name, self.style) + "\n")
         elif self.output == "dict":
             if self._count:
                 self.out.write("------------\n")
-            self.out.write(format_dict(response, self.node_name) + "\n")
+            self.out.write(format_dict(response, self.node_name, self.style) + "\n")
         else:
-            self._rows.append(table_row(response, self.node_name))
+            self._rows.append(table_row(response, self.node_name, self.style))
         self._count += 1
 
     def flush(self) -> None:

@@ -66,4 +66,12 @@ def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
     if ff.http_url:
         url_match = regex_matcher("http_url", ff.http_url)
         preds.append(lambda f: (h := _http(f)) is not None and url_match(h.url))
+    if ff.http_header:
+        wanted = set()
+        for header in ff.http_header:
+            if not header.key:
+                raise FilterError("http_header", f"{header.key}:{header.value}", "expected name:value")
+            wanted.add((header.key, header.value))
+        # As Hubble: some header of the flow equals (key and value, exactly) a wanted one.
+        preds.append(lambda f: (h := _http(f)) is not None and any((x.key, x.value) in wanted for x in h.headers))
     return preds

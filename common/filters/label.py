@@ -137,4 +137,7 @@ def build(ff: flow_pb2.FlowFilter) -> list[FlowPredicate]:
     if ff.destination_label:
         preds.append(selector_matcher("destination_label", ff.destination_label,
                                       lambda f: f.destination.labels))
+    if ff.node_labels:
+        # The labels of the node that observed the flow (Flow.node_labels, "key=value").
+        preds.append(selector_matcher("node_labels", ff.node_labels, lambda f: f.node_labels))
     return preds

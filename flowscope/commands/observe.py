@@ -9,6 +9,7 @@ sends it to the blacklist instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from common.filters import FilterError, build_filter
 from common.tls import add_client_arguments, client_tls_from_args, connect
 from common.errors import UserError
 from flowscope import hubble_config
-from flowscope.printer import OUTPUTS, Printer
+from flowscope import timeformat
+from flowscope.input_file import read_responses
+from flowscope.printer import OUTPUTS, Printer, Style
 from common.timeparse import parse_time_ns
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
@@ -125,6 +128,14 @@ def _text(flag: str, value: str) -> str:
     return value
 
 
+def _http_header(flag: str, value: str) -> flow_pb2.HTTPHeader:
+    """hubble's --http-header name:value (split at the first colon)."""
+    key, sep, header_value = value.partition(":")
+    if not sep or not key:
+        raise UserError(f"{flag} {value!r}: expected name:value, e.g. content-type:application/json")
+    return flow_pb2.HTTPHeader(key=key, value=header_value)
+
+
 # name -> (source field, destination field, value parser): --X is both sides, --from-X / --to-X one.
 _SIDED = {
     "ip": ("source_ip", "destination_ip", _text),
@@ -148,6 +159,8 @@ _GLOBAL = {
     "http-method": ("http_method", _text),
     "http-path": ("http_path", _text),
     "http-url": ("http_url", _text),
+    "http-header": ("http_header", _http_header),
+    "node-label": ("node_labels", _text),
     "dns-query": ("dns_query", _text),
     "traffic-direction": ("traffic_direction", _enum(flow_pb2.TrafficDirection)),
     "drop-reason-desc": ("drop_reason_desc", _enum(flow_pb2.DropReason)),
@@ -218,8 +231,17 @@ def build_request(args: argparse.Namespace, now_ns: int) -> observer_pb2.GetFlow
         request.number = args.last
     elif args.first is not None:
         request.number, request.first = args.first, True
-    elif not args.follow and not args.since and not args.until:
-        request.number = DEFAULT_LAST
+    elif not args.follow and not args.since and not args.until and not args.input_file:
+        request.number = DEFAULT_LAST  # hubble: a file is read whole unless --last/--first say otherwise
+    if args.field_mask:
+        paths = [p.strip() for value in args.field_mask for p in value.split(",") if p.strip()]
+        request.field_mask.paths.extend(paths)
+        if not request.field_mask.IsValidForDescriptor(flow_pb2.Flow.DESCRIPTOR):
+            raise UserError(f"--field-mask {','.join(paths)}: names fields flow.Flow does not have "
+                            "(expected paths such as time,verdict,source.pod_name,l4)")
+        if args.output not in ("json", "jsonpb"):
+            raise UserError(f"--field-mask: the {args.output} output needs fields the mask may leave out; "
+                            "use -o json")
     return request
 
 
@@ -274,6 +296,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", choices=OUTPUTS, default="compact")
     out.add_argument("--print-node-name", action="store_true", help="show the node of each flow")
+    out.add_argument("--time-format", default="StampMilli", metavar="FORMAT",
+                     help=f"time format of compact, dict and table: {', '.join(timeformat.FORMATS)} "
+                          "(default %(default)s)")
+    out.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                     help="colours in compact and dict output: auto (on a terminal, unless NO_COLOR is "
+                          "set or TERM=dumb), always, never")
+    out.add_argument("--field-mask", action="append", metavar="PATHS",
+                     help="comma-separated flow fields to keep (e.g. time,verdict,source.pod_name); json only")
+    other = parser.add_argument_group("input")
+    other.add_argument("--input-file", metavar="FILE",
+                       help="read flows from a file of Hubble JSON lines (hubble observe -o json, exports) "
+                            "instead of a server; - for stdin. Filters, --since/--until, --first/--last apply")
     out.add_argument("--flowscope-fields", action="store_true",
                      help="json: also print flowscope's own flow fields (counters, l7_partial, "
                           "kernel_drop_reason), which Hubble's readers do not know")
@@ -292,9 +326,12 @@ def run(args: argparse.Namespace) -> int:
     if args.negate_next:
         raise UserError("--not must be followed by a filter flag")
     request = build_request(args, time.time_ns())
-    ch = _connect(args)
+    style = Style(timeformat.format_name(args.time_format), use_color(args.color, sys.stdout))
     printer = Printer(args.output, sys.stdout, sys.stderr, node_name=args.print_node_name,
-                      flowscope_fields=args.flowscope_fields)
+                      flowscope_fields=args.flowscope_fields, style=style)
+    if args.input_file:
+        return _print_all(read_responses(args.input_file, request), printer)
+    ch = _connect(args)
     call = observer_pb2_grpc.ObserverStub(ch).GetFlows(request)
     try:
         for response in call:
@@ -316,4 +353,21 @@ def run(args: argparse.Namespace) -> int:
         printer.close()
     except BrokenPipeError:
         pass
+    return 0
+
+
+def use_color(when: str, out, env=os.environ) -> bool:
+    """hubble's --color auto: colours on a terminal unless NO_COLOR is set or TERM is dumb."""
+    if when != "auto":
+        return when == "always"
+    return out.isatty() and "NO_COLOR" not in env and env.get("TERM") != "dumb"
+
+
+def _print_all(responses, printer: Printer) -> int:
+    try:
+        for response in responses:
+            printer.write(response)
+        printer.close()
+    except BrokenPipeError:
+        pass  # the reader (e.g. `| head`) went away
     return 0

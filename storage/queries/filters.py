@@ -232,7 +232,8 @@ def filter_sql(ff: flow_pb2.FlowFilter, or_default: bool = True) -> str:
                     ([f"interface_name = {quote(i.name)}"] if i.name else [])
             conds.append(_all(parts))
         c.append(_any(conds))
-    if ff.trace_id:
+    if ff.trace_id or ff.http_header or ff.node_labels:
+        # Stored flows keep no trace ids, HTTP headers or node labels: nothing stored can match.
         c.append(FALSE)
     return _all(c) if c else TRUE
 

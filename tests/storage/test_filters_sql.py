@@ -53,7 +53,8 @@ FILTERS = [
     [F(http_status_code=["5+"])], [F(http_status_code=["200"])], [F(http_method=["get"])],
     [F(http_path=["^/users$"])], [F(http_url=["id=1"])], [F(dns_query=[r"example\.com\.$"])],
     [F(uuid=["nope"])], [F(interface=[flow_pb2.NetworkInterface(name="lxc12345")])],
-    [F(trace_id=["abc"])],
+    [F(trace_id=["abc"])], [F(http_header=[flow_pb2.HTTPHeader(key="content-type", value="text/html")])],
+    [F(node_labels=["zone=a"])],
     [F(source_pod=["shop/"], destination_port=["8080"], verdict=[flow_pb2.FORWARDED])],
     [F(protocol=["tcp"]), F(protocol=["udp"])],
 ]
