@@ -49,13 +49,25 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
                         help="Hubble's config file (default $HUBBLE_CONFIG, else ~/.config/hubble/config.yaml)")
     actions = _shared_actions(parser)
     for action in actions:
-        if not isinstance(action.default, _Unset):  # actions borrowed from another parser are wrapped once
+        if _appends(action):
+            # argparse copies an append default before its first append: a value that still *is* this
+            # fresh list was not given.
+            action.default = list(action.default or [])
+        elif not isinstance(action.default, _Unset):  # actions borrowed from another parser: once
             action.default = _Unset(action.default)
     parser.set_defaults(_hubble_actions=actions)  # run() sees only the args
 
 
 def _shared_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [a for a in parser._actions if any(o.startswith("--") and o[2:] in KEYS for o in a.option_strings)]
+
+
+def _appends(action: argparse.Action) -> bool:
+    return isinstance(action, argparse._AppendAction)
+
+
+def _given(action: argparse.Action, value: Any) -> bool:
+    return not (value is action.default if _appends(action) else isinstance(value, _Unset))
 
 
 def _key(action: argparse.Action) -> str:
@@ -92,9 +104,10 @@ def _convert(action: argparse.Action, key: str, raw: Any, where: str) -> Any:
         raise UserError(f"{where} {raw!r}: expected true or false")
     if key == "timeout":
         return _seconds(raw, where)
-    if isinstance(raw, list) or (key == "tls-ca-cert-files" and isinstance(raw, str) and "," in raw):
-        items = [str(v).strip() for v in (raw if isinstance(raw, list) else raw.split(",")) if str(v).strip()]
-        if action.nargs in ("*", "+") or isinstance(action, argparse._AppendAction):
+    many = action.nargs in ("*", "+") or _appends(action)
+    if many or isinstance(raw, list):
+        items = [str(v).strip() for v in (raw if isinstance(raw, list) else str(raw).split(",")) if str(v).strip()]
+        if many:
             return items
         if len(items) != 1:
             raise UserError(f"{where} {raw!r}: flowscope takes one file here, got {len(items)}")
@@ -125,7 +138,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ar
     args.config = path or default_config_file(env)
     for action in actions:
         value = getattr(args, action.dest, None)
-        if not isinstance(value, _Unset):
+        if _given(action, value):
             continue
         key = _key(action)
         variable = "HUBBLE_" + key.upper().replace("-", "_")
@@ -133,7 +146,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> ar
             value = _convert(action, key, env[variable], variable)
         elif key in config:
             value = _convert(action, key, config[key], f"{args.config}: {key}")
-        else:
+        elif isinstance(value, _Unset):
             value = value.value
         setattr(args, action.dest, value)
     return args

@@ -197,4 +197,4 @@ def test_commands_report_an_unreachable_server_in_one_line():
     for args in (["status"], ["list", "nodes"], ["list", "namespaces"], ["watch", "peers"]):
         out = flowscope(*args, "--server", "localhost:1", "--timeout", "0.5")
         assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
-        assert "cannot connect to localhost:1 within 0.5s" in out.stderr
+        assert "cannot connect to localhost:1" in out.stderr

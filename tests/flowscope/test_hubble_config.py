@@ -35,21 +35,21 @@ def test_config_file_env_and_flag_in_hubbles_order(collector, tmp_path):
     assert out.returncode == 0, out.stderr
     wrong = {**env, "HUBBLE_SERVER": "localhost:1", "HUBBLE_TIMEOUT": "300ms"}
     out = run("list", "nodes", env=wrong)
-    assert out.returncode == 1 and "cannot connect to localhost:1 within 0.3s" in out.stderr, "env beats config"
+    assert out.returncode == 1 and "cannot connect to localhost:1" in out.stderr, "env beats config"
     out = run("list", "nodes", "--server", collector.address, env=wrong)
     assert out.returncode == 0 and out.stdout.startswith("NAME     STATUS"), "the flag beats the env"
     xdg = tmp_path / "xdg"
     (xdg / "hubble").mkdir(parents=True)
     (xdg / "hubble" / "config.yaml").write_text("server: localhost:2\ntimeout: 0.2\n")
     out = run("status", env={**env, "XDG_CONFIG_HOME": str(xdg)})
-    assert "cannot connect to localhost:2 within 0.2s" in out.stderr, "$XDG_CONFIG_HOME/hubble wins, as in Go"
+    assert "cannot connect to localhost:2" in out.stderr, "$XDG_CONFIG_HOME/hubble wins, as in Go"
 
 
 def test_hubble_config_env_names_the_file_and_tls_settings_are_read(collector, tmp_path):
     config = tmp_path / "other.yaml"
-    config.write_text(f"server: {collector.address}\ntls: true\ntls-server-name: relay.example\n")
+    config.write_text(f"server: {collector.address}\ntls: true\n")
     out = run("status", "--timeout", "1", env={"HOME": str(tmp_path), "HUBBLE_CONFIG": str(config)})
-    assert out.returncode == 1 and f"cannot connect to {collector.address}" in out.stderr, \
+    assert out.returncode == 1 and f"{collector.address}: the server does not speak TLS" in out.stderr, \
         "tls: true from the config makes the client speak TLS to a plaintext server"
     out = run("status", env={"HOME": str(tmp_path), "HUBBLE_CONFIG": str(config), "HUBBLE_TLS": "false"})
     assert out.returncode == 0, out.stderr
@@ -75,3 +75,23 @@ def test_a_given_config_file_must_exist(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == (f"flowscope list: error: config file {tmp_path}/nope.yaml: no such file "
                                   "(expected Hubble's config.yaml)")
+
+
+def test_resolution_order_and_values(tmp_path):
+    """flag > HUBBLE_<FLAG> > config file > default, with hubble's value forms (Go durations, lists)."""
+    from flowscope.cli import build_parser
+    from flowscope.hubble_config import resolve
+
+    config = tmp_path / "config.yaml"
+    config.write_text("server: from-config:4245\ntimeout: 1m30s\ntls-ca-cert-files: [a.pem, b.pem]\n"
+                      "tls-server-name: config.example\n")
+    env = {"HOME": str(tmp_path), "HUBBLE_CONFIG": str(config), "HUBBLE_TIMEOUT": "300ms",
+           "HUBBLE_TLS_SERVER_NAME": "env.example"}
+    args = resolve(build_parser("status").parse_args(["status"]), env)
+    assert (args.server, args.timeout, args.tls_ca, args.tls_server_name, args.tls) == (
+        "from-config:4245", 0.3, ["a.pem", "b.pem"], "env.example", False)
+    args = resolve(build_parser("status").parse_args(
+        ["status", "--server", "flag:1", "--tls-ca-cert-files", "c.pem", "--timeout", "2"]), env)
+    assert (args.server, args.timeout, args.tls_ca) == ("flag:1", 2.0, ["c.pem"])
+    args = resolve(build_parser("observe").parse_args(["observe"]), {"HOME": str(tmp_path / "none")})
+    assert (args.server, args.timeout, args.tls_ca, args.tls) == ("localhost:4245", 5.0, [], False)
