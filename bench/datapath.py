@@ -81,7 +81,7 @@ http {{
     access_log off;
     client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
     scgi_temp_path {dir};
-    server {{ listen 7080 backlog=4096; location / {{ return 204; }} }}
+    server {{ listen {port} backlog=4096; location / {{ return 204; }} }}
 }}
 """
 
@@ -92,7 +92,7 @@ def ns_cmd(netns: str, *cmd: str) -> list[str]:
 
 def topology(workdir: str) -> dict:
     with open(os.path.join(workdir, "nginx.conf"), "w") as conf:
-        conf.write(NGINX_CONF.format(dir=workdir))
+        conf.write(NGINX_CONF.format(dir=workdir, port=7080))
     return {"name": "b" + secrets.token_hex(2),
             "pods": [{"name": "client", "labels": {"app": "client"}},
                      {"name": "server", "labels": {"app": "server"},

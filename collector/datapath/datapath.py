@@ -32,6 +32,14 @@ LostSink = Callable[[flow_pb2.LostEvent], None]
 # Flows per Observer.publish_many: decode + publish of 200k events took 8.7-10.1 us/event in batches
 # of 64, 10.7-12.1 in batches of 800 (more flows alive at once) and 11.8-13.5 one by one.
 PUBLISH_BATCH = 64
+# Events decoded (or connections swept) between two reads of the perf rings inside one step: a long
+# step (a burst of events, a sweep of 20,000 closed connections) must not leave the kernel's rings
+# unread while it runs, or they fill and the kernel drops what follows. Reading is a copy and one
+# struct unpack per event; the events wait in `_pending` (user memory) instead of the rings.
+READ_EVERY = 2048
+# What `_pending` may hold before those reads stop: beyond it the rings fill and the kernel counts the
+# loss (LostEvent), as it would without them; memory stays bounded (~200 bytes an event).
+MAX_PENDING = 1 << 18
 
 
 @dataclass
@@ -131,7 +139,9 @@ class Datapath:
             return
         ready, self._pending = take_until(self._pending, horizon_ns)
         decode, flows = self.decoder.decode_encoded, []
-        for _ts, raw in ready:
+        for i, (_ts, raw) in enumerate(ready):
+            if i % READ_EVERY == READ_EVERY - 1:
+                self._read_between()
             try:  # one frame less per event than a helper: free unless it raises
                 flows += decode(raw)
             except DecodeError:
@@ -143,6 +153,11 @@ class Datapath:
                 self._publish(flows)
                 flows = []
         self._publish(flows)
+
+    def _read_between(self) -> None:
+        """_read() in the middle of a long step, while what it took fits in MAX_PENDING."""
+        if self._rings is not None and len(self._pending) < MAX_PENDING:
+            self._read()
 
     def _publish(self, flows: list[flow_pb2.Flow | EncodedFlow]) -> None:
         """Hands a batch to the sink (one call per wakeup, not per flow)."""
@@ -166,14 +181,19 @@ class Datapath:
             self._ct_reader = conntrack.BatchReader(self._bpf[b"conntrack"])
         ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader)
         self.stats.ended += len(ended)
-        flows: list[flow_pb2.Flow] = []
-        for event in ended:
+        flows: list[flow_pb2.Flow | EncodedFlow] = []
+        for i, event in enumerate(ended):
+            if i % READ_EVERY == READ_EVERY - 1:
+                self._read_between()
             self.decoder.close_connection(event)
             if self.config.aggregation != "none":
                 try:
-                    flows += self.decoder.decode_event(event)
+                    flows += self.decoder.decode_event_encoded(event)
                 except DecodeError:
                     self.stats.decode_errors += 1
+                if len(flows) >= PUBLISH_BATCH:
+                    self._publish(flows)
+                    flows = []
         self._publish(flows)
 
     # -- following pods --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from collector.l7 import ConnKey
 from collector.observer.wire import FLOW_KEY, EncodedFlow, node_name_field, time_fields
 from common.errors import UserError
 from proto.flow import flow_pb2
-from proto.wire import TimestampCache, tag, varint
+from proto.wire import TimestampCache, tag, timestamp, varint
 from google.protobuf import wrappers_pb2
 
 # Hubble's monitor event types and trace sub-types (observation points of Cilium's monitor API).
@@ -46,6 +46,28 @@ _SUMMARY = tag(flow_pb2.Flow, "Summary")
 _L7_PROTOCOLS = (socket.IPPROTO_TCP, socket.IPPROTO_UDP)
 _new_key = tuple.__new__  # ConnKey(...) without its Python-level __new__ (this runs for every segment)
 _PARTIAL = tag(flow_pb2.Flow, "l7_partial") + b"\x01"
+# Fields an L3/L4 flow adds to its template's bytes (l4 and counters are per event; UDP's port numbers
+# are TCP's).
+_L4, _L4_TCP, _L4_UDP = tag(flow_pb2.Flow, "l4"), tag(flow_pb2.Layer4, "TCP"), tag(flow_pb2.Layer4, "UDP")
+_SPORT, _DPORT = tag(flow_pb2.TCP, "source_port"), tag(flow_pb2.TCP, "destination_port")
+_FLAGS_FIELD = tuple(b"".join((tag(flow_pb2.TCP, "flags"), varint(len(data)), data))
+                     for data in (flags.SerializeToString() for flags in TCP_FLAGS))
+_COUNTERS, _FIRST_SEEN = tag(flow_pb2.Flow, "counters"), tag(flow_pb2.FlowCounters, "first_seen")
+_PACKETS_FWD, _BYTES_FWD = tag(flow_pb2.FlowCounters, "packets_forward"), tag(flow_pb2.FlowCounters, "bytes_forward")
+_PACKETS_REV, _BYTES_REV = tag(flow_pb2.FlowCounters, "packets_reverse"), tag(flow_pb2.FlowCounters, "bytes_reverse")
+_DURATION = tag(flow_pb2.FlowCounters, "duration_ns")
+_CLOSED = " (connection closed)"
+
+
+def _summary_field(text: str) -> bytes:
+    data = text.encode()
+    return b"".join((_SUMMARY, varint(len(data)), data))
+
+
+# Summary fields by TCP flags byte, for a trace event and for a connection's end.
+_TCP_SUMMARY_FIELD = tuple(_summary_field(text) for text in TCP_SUMMARY)
+_TCP_END_SUMMARY_FIELD = tuple(_summary_field(text + _CLOSED) for text in TCP_SUMMARY)
+_UDP_SUMMARY_FIELD, _UDP_END_SUMMARY_FIELD = _summary_field("UDP"), _summary_field("UDP" + _CLOSED)
 TLS_SUMMARY_SUFFIX = " (TLS)"
 
 
@@ -74,8 +96,8 @@ class NameSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _L7Template:
-    """One connection side's L7 flow fields, serialized once."""
+class _Template:
+    """The fields flows of two addresses on one device share, serialized once."""
 
     data: bytes
     namespaces: tuple[tuple[str, str], ...]
@@ -96,7 +118,8 @@ class Decoder:
         self.interfaces: dict[int, str] = {}
         self._addrs: dict[bytes, str] = {}
         self._templates: dict[tuple, flow_pb2.Flow] = {}
-        self._l7_templates: dict[tuple, _L7Template] = {}
+        self._trace_templates: dict[tuple, _Template] = {}
+        self._l7_templates: dict[tuple, _Template] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
         self._uuid_bytes = self._uuid_prefix.encode()
         self._timestamps = TimestampCache()
@@ -134,10 +157,13 @@ class Decoder:
         src = self._addr(event.saddr, event.family)
         dst = self._addr(event.daddr, event.family)
         if event.kind != ev.EV_NONE:
-            flow = self._l3l4(event, src, dst)
-            flows.append(flow)
-            if event.kind == ev.EV_NEW and (event.policy_match or event.verdict == ev.VERDICT_AUDIT):
-                flows.append(self._policy_verdict(flow, event))
+            if _plain(event):
+                flows.append(self._l3l4_encoded(event, src, dst))
+            else:
+                flow = self._l3l4(event, src, dst)
+                flows.append(flow)
+                if event.kind == ev.EV_NEW and (event.policy_match or event.verdict == ev.VERDICT_AUDIT):
+                    flows.append(self._policy_verdict(flow, event))
         if payload and self.l7 is not None and event.proto in _L7_PROTOCOLS:
             flows.extend(self._l7(event, src, dst, payload))
         return flows
@@ -164,6 +190,7 @@ class Decoder:
         """Endpoints, names or interfaces changed: rebuild templates on next use."""
         self.enricher.invalidate()
         self._templates = {}
+        self._trace_templates = {}
         self._l7_templates = {}
 
     def _template(self, ifindex: int, family: int, src: str, dst: str, obs: int = 0, is_reply: int = 0,
@@ -241,7 +268,7 @@ class Decoder:
         else:
             flow.Summary = f"IP protocol {proto}"
         if event.kind == ev.EV_END:
-            flow.Summary += " (connection closed)"
+            flow.Summary += _CLOSED
         if event.kind == ev.EV_DROP:
             self._drop(flow, event)
             return flow
@@ -255,6 +282,43 @@ class Decoder:
         _set_time(counters.first_seen, event.first_seen_ns + self._offset)
         counters.duration_ns = max(0, event.ts_ns - event.first_seen_ns)
         return flow
+
+    def _l3l4_encoded(self, event: ev.FlowEvent, src: str, dst: str) -> EncodedFlow:
+        """_l3l4() as bytes, for a TCP or UDP event without a policy or a drop (see _plain): the trace
+        template's bytes, then this event's time, uuid, ports and flags, summary and counters (protobuf
+        parses the concatenation as one message). No message is copied, set or serialized per flow."""
+        key = (event.ifindex, src, dst, event.obs or ev.OBS_FROM_POD, event.is_reply, event.verdict)
+        base = self._trace_templates.get(key)
+        if base is None:
+            base = _serialized(self._template(event.ifindex, event.family, src, dst, *key[3:]))
+            if len(self._trace_templates) >= _TEMPLATE_CACHE_LIMIT:
+                self._trace_templates = {}
+            self._trace_templates[key] = base
+        end = event.kind == ev.EV_END
+        if event.proto == socket.IPPROTO_TCP:
+            flags = event.tcp_flags if not end else event.flags_fwd | event.flags_rev
+            l4 = _l4_field(_L4_TCP, event.sport, event.dport, _FLAGS_FIELD[flags])
+            summary = _TCP_END_SUMMARY_FIELD[flags] if end else _TCP_SUMMARY_FIELD[flags]
+        else:
+            l4 = _l4_field(_L4_UDP, event.sport, event.dport, b"")
+            summary = _UDP_END_SUMMARY_FIELD if end else _UDP_SUMMARY_FIELD
+        pf, bf, pr, br = event.packets_fwd, event.bytes_fwd, event.packets_rev, event.bytes_rev
+        first_seen = timestamp(event.first_seen_ns + self._offset)
+        duration = event.ts_ns - event.first_seen_ns
+        counters = b"".join((_PACKETS_FWD + varint(pf) if pf else b"", _BYTES_FWD + varint(bf) if bf else b"",
+                             _PACKETS_REV + varint(pr) if pr else b"", _BYTES_REV + varint(br) if br else b"",
+                             _FIRST_SEEN, varint(len(first_seen)), first_seen,
+                             _DURATION + varint(duration) if duration > 0 else b""))
+        wall_ns = event.ts_ns + self._offset
+        node_name = self.node_name
+        if node_name != self._named[0]:
+            self._named = (node_name, node_name_field(node_name))
+        stamp_field, suffix = time_fields(self._named[1], self._timestamps.encode(wall_ns))
+        uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
+        data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, l4, summary,
+                         _COUNTERS, varint(len(counters)), counters))
+        return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns, node_name,
+                           base.namespaces)
 
     def _drop(self, flow: flow_pb2.Flow, event: ev.FlowEvent) -> None:
         reason = DROP_POLICY_DENY if event.policy_action == ev.POLICY_ACTION_DENY_EXPLICIT else DROP_POLICY_DENIED
@@ -309,24 +373,27 @@ class Decoder:
         if node_name != self._named[0]:
             self._named = (node_name, node_name_field(node_name))
         stamp_field, suffix = time_fields(self._named[1], self._timestamps.encode(wall_ns))
+        l4_tag = _L4_TCP if event.proto == socket.IPPROTO_TCP else _L4_UDP
         for record in records:
             if record.is_reply:
-                base = self._l7_base(event, server, client, sport, cport, direction, True)
+                base = self._l7_base(event, server, client, direction, True)
+                l4 = _l4_field(l4_tag, sport, cport, b"")
             else:
-                base = self._l7_base(event, client, server, cport, sport, direction, False)
+                base = self._l7_base(event, client, server, direction, False)
+                l4 = _l4_field(l4_tag, cport, sport, b"")
             uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
             layer7 = record.layer7_bytes()
             summary = record.summary.encode() + self._summary_suffix
-            data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, _L7, varint(len(layer7)), layer7,
-                             _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
+            data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, l4, _L7, varint(len(layer7)),
+                             layer7, _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
             flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
                                      node_name, base.namespaces))
         return flows
 
-    def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, sport: int, dport: int, direction: int,
-                 is_reply: bool) -> _L7Template:
-        """The L7 template of this connection side, device and direction."""
-        key = (event.ifindex, src, dst, sport, dport, direction, is_reply)
+    def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, direction: int, is_reply: bool) -> _Template:
+        """The L7 template of these two addresses' side, device and direction; the ports are each
+        flow's own (a template per connection would be built anew for every short connection)."""
+        key = (event.ifindex, src, dst, direction, is_reply)
         template = self._l7_templates.get(key)
         if template is None:
             flow = flow_pb2.Flow()
@@ -337,14 +404,29 @@ class Decoder:
             flow.traffic_direction = direction
             flow.is_reply.CopyFrom(_TRUE if is_reply else _FALSE)
             flow.l7_tls = self.tls
-            _set_ports(flow, event.proto, sport, dport)
-            namespaces = tuple((ep.cluster_name, ep.namespace) for ep in (flow.source, flow.destination)
-                               if ep.namespace)
-            template = _L7Template(flow.SerializeToString(), namespaces)
+            template = _serialized(flow)
             if len(self._l7_templates) >= _TEMPLATE_CACHE_LIMIT:
                 self._l7_templates = {}
             self._l7_templates[key] = template
         return template
+
+
+def _plain(event: ev.FlowEvent) -> bool:
+    """An L3/L4 event whose flow _l3l4_encoded builds: TCP or UDP, no policy named, not a drop or an audit."""
+    return (event.proto in _L7_PROTOCOLS and not event.policy_id and not event.policy_match
+            and event.verdict == ev.VERDICT_FORWARDED and event.kind != ev.EV_DROP)
+
+
+def _serialized(flow: flow_pb2.Flow) -> _Template:
+    namespaces = tuple((ep.cluster_name, ep.namespace) for ep in (flow.source, flow.destination) if ep.namespace)
+    return _Template(flow.SerializeToString(), namespaces)
+
+
+def _l4_field(protocol: bytes, sport: int, dport: int, flags: bytes) -> bytes:
+    """Flow.l4 with TCP or UDP (`protocol`: its Layer4 key) ports, and TCP flags if given."""
+    ports = b"".join((_SPORT, varint(sport), _DPORT, varint(dport), flags))
+    inner = b"".join((protocol, varint(len(ports)), ports))
+    return b"".join((_L4, varint(len(inner)), inner))
 
 
 def as_message(flow: flow_pb2.Flow | EncodedFlow) -> flow_pb2.Flow:

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-interval", type=float, default=10.0,
                         help="seconds between counter updates of long-lived connections (medium)")
     parser.add_argument("--ring-capacity", type=int, default=65536, help="flows kept in memory")
+    parser.add_argument("--perf-pages", type=int, default=DatapathConfig.perf_pages,
+                        help="pages of the kernel's event ring per CPU, a power of two (4 KiB each): what the "
+                             "collector can fall behind by before the kernel drops events")
     parser.add_argument("--l7-ports", type=_ports, default=(80, 8080, 8000),
                         help="TCP ports whose payload prefix is parsed as L7 (DNS 53 always)")
     parser.add_argument("--payload-bytes", type=int, default=512, help="L7 prefix bytes per data segment")
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--l7-stream-budget {args.l7_stream_budget}: expected a positive number of bytes")
     dp = DatapathConfig(aggregation=args.aggregation, update_interval_s=args.update_interval,
                         payload_bytes=args.payload_bytes, l7_ports=args.l7_ports, pin_dir=args.pin_dir,
-                        l7_budget=args.l7_stream_budget)
+                        l7_budget=args.l7_stream_budget, perf_pages=args.perf_pages)
     if args.dump_bpf:
         print(program_text(dp))
         return 0

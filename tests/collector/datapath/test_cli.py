@@ -23,6 +23,9 @@ def test_bad_values_are_one_line_errors():
     result = collector("--payload-bytes", "0", "--dump-bpf")
     assert result.returncode == 1
     assert result.stderr.strip() == "flowscope collector: error: payload bytes 0: expected 1..16384"
+    result = collector("--perf-pages", "3000", "--dump-bpf")
+    assert (result.returncode, result.stderr.strip()) == \
+        (1, "flowscope collector: error: perf pages 3000: expected a power of two")
     result = collector("--l7-ports", "80,http")
     assert result.returncode == 2 and "expected comma-separated port numbers" in result.stderr
 

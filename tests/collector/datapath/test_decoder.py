@@ -13,6 +13,7 @@ from collector.datapath import events as ev
 from collector.datapath.synthetic import decoder, event
 from collector.identity import RESERVED_WORLD
 from proto.flow import flow_pb2
+from proto.observer import observer_pb2
 
 @pytest.mark.parametrize("obs, is_reply, point, direction", [
     (ev.OBS_FROM_POD, 0, flow_pb2.FROM_ENDPOINT, flow_pb2.EGRESS),
@@ -95,3 +96,29 @@ def test_arbitrary_bytes_only_raise_decode_error(raw):
 def test_any_field_values_decode(fields, tail):
     flows = decoder().decode(event(**fields) + tail)
     assert all(f.IP.source for f in flows)
+
+
+@pytest.mark.parametrize("fields", [
+    dict(),  # a new TCP connection from the pod
+    dict(kind=ev.EV_REPLY, is_reply=1, obs=ev.OBS_TO_POD, tcp_flags=0x12, packets_rev=1, bytes_rev=74),
+    dict(kind=ev.EV_FLAGS, tcp_flags=0x11, flags_fwd=0x13, flags_rev=0x12, packets_fwd=0, bytes_fwd=0),
+    dict(kind=ev.EV_UPDATE, tcp_flags=0x10, packets_fwd=2**40, bytes_fwd=2**62, ts_ns=1_000_000_000),
+    dict(kind=ev.EV_END, tcp_flags=0, flags_fwd=0x13, flags_rev=0x1a, packets_rev=5, bytes_rev=9000),
+    dict(kind=ev.EV_PACKET, tcp_flags=0, sport=0, dport=0),
+    dict(proto=17, sport=5353, dport=53, tcp_flags=0),
+    dict(proto=17, kind=ev.EV_END, is_reply=0, first_seen_ns=0),
+    dict(family=6, saddr=ipaddress.ip_address("fd00::2").packed, daddr=ipaddress.ip_address("fd00::3").packed),
+])
+def test_l3l4_flows_built_as_bytes_parse_to_the_message_path(fields):
+    """TCP and UDP trace flows are built as bytes (the template's, then this event's fields): they must
+    be the very message the message path builds for the same event."""
+    dec = decoder()
+    raw = event(**fields)
+    [encoded] = dec.decode_encoded(raw)
+    assert type(encoded) is not flow_pb2.Flow
+    unpacked = ev.unpack_event(raw)
+    message = dec._l3l4(unpacked, dec._addr(unpacked.saddr, unpacked.family), dec._addr(unpacked.daddr, unpacked.family))
+    message.uuid = encoded.parse().uuid
+    assert encoded.parse() == message
+    response = observer_pb2.GetFlowsResponse.FromString(encoded.response)
+    assert (response.flow, response.node_name, response.time) == (message, "node-1", message.time)

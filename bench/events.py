@@ -1,0 +1,267 @@
+"""The collector's event path at a fixed rate of new HTTP connections, by hand as root:
+`sudo .venv/bin/python bench/events.py [--rate 10000] [--seconds 5] [--before /path/to/old/tree]`.
+
+Two lab pods; nginx in the server pod (port 8080, an L7 port: every request and response is parsed);
+wrk in the client pod paced to a fixed rate with `Connection: close`, so every HTTP request is a
+new TCP connection (SYN, SYN-ACK, request, response, FINs, seen on both pods' devices). The collector runs
+in a child process of its own, fresh per run, with Prometheus metrics on (the hooks `flowscope
+collector` runs): its CPU (utime + stime over the load and a drain period) is its own. Side by side
+per round: each variant (source tree x aggregation level), interleaved round by round so the
+machine's other load changes all of them alike. `--before` names another checkout (e.g. a
+`git worktree` of the previous commit) whose collector code the child imports instead of this one.
+
+Per run: connections the client made (wrk's requests), events read from the perf rings, events
+lost (the kernel's count: LostEvent), flows published, the collector's cores, and CPU seconds per
+10,000 connections; the load average before the run. Results go to docs/benchmarks.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT = 8080
+PACED_CONNECTIONS = 200  # wrk connections open at once when paced
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child(args: argparse.Namespace) -> int:
+    """One run: a collector from `args.tree`, wrk paced to `args.rate`, a JSON line of what happened."""
+    sys.path.insert(0, args.tree)
+    from collector.agent import Collector, CollectorConfig
+    from collector.datapath import DatapathConfig
+
+    pin_dir = f"/sys/fs/bpf/fsev-{secrets.token_hex(3)}"
+    extra = {"perf_pages": args.perf_pages} if args.perf_pages else {}
+    config = CollectorConfig(node_name=args.node, lab_state=args.state, listen_address=None, unix_socket=None,
+                             identity_state=None, metrics_address=f"127.0.0.1:{free_port()}",
+                             datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=pin_dir, **extra))
+    collector = Collector(config)
+    collector.start()
+    try:
+        time.sleep(1.5)
+        stats = collector.datapath.stats
+        events0, lost0, flows0 = stats.events, stats.lost, stats.flows
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        # rate 0: wrk at its own maximum (-c8, as docs/benchmarks.md measured it before); otherwise paced by
+        # its Lua delay(): each of PACED_CONNECTIONS waits between requests. hey -disable-keepalive reached
+        # only ~1,700 connections/s here.
+        script = os.path.join(args.workdir, "pace.lua")
+        with open(script, "w") as f:
+            f.write(f"function delay() return {round(PACED_CONNECTIONS * 1000 / args.rate)} end\n" if args.rate else "")
+        out = subprocess.run(["ip", "netns", "exec", args.client_ns, "wrk", "-t2",
+                              f"-c{PACED_CONNECTIONS if args.rate else 8}", f"-d{args.seconds}s", "-s", script,
+                              "-H", "Connection: close", f"http://{args.server_ip}:{PORT}/"],
+                             capture_output=True, text=True, check=True).stdout
+        time.sleep(args.drain)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        connections = int(re.search(r"(\d+) requests in", out).group(1))
+        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        print(json.dumps({"connections": connections, "events": stats.events - events0, "lost": stats.lost - lost0,
+                          "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + args.drain,
+                          "errors": " ".join(re.findall(r"Socket errors: .*", out))}))
+    finally:
+        collector.stop(grace_s=0)
+        shutil.rmtree(pin_dir, ignore_errors=True)
+    return 0
+
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 10.244.1.3:8080\r\nConnection: close\r\n\r\n"
+RESPONSE = (b"HTTP/1.1 204 No Content\r\nServer: nginx/1.22.1\r\nDate: Wed, 02 Dec 2026 18:00:00 GMT\r\n"
+            b"Connection: close\r\n\r\n")
+
+
+def connection_events(ts: int, port: int) -> list[bytes]:
+    """The events the datapath sends at aggregation medium for one `Connection: close` request between
+    two local pods (client 10.244.1.2 on ifindex 7, server 10.244.1.3 on ifindex 8): start, reply and
+    both FINs on each device, the request and the response payload on the server's."""
+    import ipaddress
+
+    from collector.datapath import events as ev
+
+    def event(offset, forward, kind, obs, flags, ifindex, payload=b""):
+        src, dst, sport, dport = ("10.244.1.2", "10.244.1.3", port, PORT) if forward else \
+            ("10.244.1.3", "10.244.1.2", PORT, port)
+        fields = dict(ts_ns=ts + offset, first_seen_ns=ts, packets_fwd=3, bytes_fwd=300, packets_rev=2,
+                      bytes_rev=200, saddr=ipaddress.ip_address(src).packed.ljust(16, b"\0"),
+                      daddr=ipaddress.ip_address(dst).packed.ljust(16, b"\0"), ifindex=ifindex, skb_len=74,
+                      policy_id=0, remote_identity=0, sport=sport, dport=dport, payload_off=0, cap_len=len(payload),
+                      family=4, proto=6, kind=kind, obs=obs, is_reply=int(not forward), tcp_flags=flags,
+                      verdict=ev.VERDICT_FORWARDED, policy_action=0, policy_match=0, l7=ev.L7_PREFIX if payload else 0,
+                      flags_fwd=0x1b, flags_rev=0x1b, seg_len=len(payload))
+        return ev.EVENT.pack(*ev.FlowEvent(**fields)) + payload
+
+    out = []
+    for ifindex, out_obs in ((7, ev.OBS_FROM_POD), (8, ev.OBS_TO_POD)):  # the originator's packets on each device
+        in_obs = 3 - out_obs
+        out += [event(0, True, ev.EV_NEW, out_obs, 0x02, ifindex), event(1000, False, ev.EV_REPLY, in_obs, 0x12, ifindex)]
+        if ifindex == 8:
+            out += [event(2000, True, ev.EV_NONE, out_obs, 0x18, ifindex, REQUEST),
+                    event(3000, False, ev.EV_NONE, in_obs, 0x18, ifindex, RESPONSE)]
+        out += [event(4000, False, ev.EV_FLAGS, in_obs, 0x11, ifindex), event(5000, True, ev.EV_FLAGS, out_obs, 0x11, ifindex)]
+    return out
+
+
+def in_process(args: argparse.Namespace) -> int:
+    """CPU per connection of the collector's own decode and publish (Datapath._release -> decoder, L7
+    parser -> Observer with the metrics hooks `--metrics-address` adds), no kernel: best of 3."""
+    sys.path.insert(0, args.tree)
+    from prometheus_client import CollectorRegistry
+
+    from collector.datapath import DatapathConfig, Decoder, Enricher
+    from collector.datapath.datapath import Datapath
+    from collector.identity import IdentityAllocator
+    from collector.l7 import FqdnCache, L7Dispatcher
+    from collector.metrics import DEFAULT_METRICS, FlowMetrics, HealthMetrics
+    from collector.observer import Observer
+    from common.endpoints import Endpoint, EndpointCache
+
+    pods = [Endpoint(namespace="ev", pod_name=name, ips=(ip,), labels={"app": name}, device=f"lxc{i}", ifindex=i)
+            for i, (name, ip) in enumerate((("client", "10.244.1.2"), ("server", "10.244.1.3")), start=7)]
+    warm = 1000
+    events, ts = [], 10**12
+    for i in range(args.in_process + warm):
+        events += [(ts, raw) for raw in connection_events(ts, 10000 + i % 50000)]
+        ts += 100_000
+    per_conn = len(events) // (args.in_process + warm)
+    best = float("inf")
+    for _ in range(3):
+        cache = EndpointCache("node-1")
+        cache.replace(pods)
+        names = FqdnCache()
+        observer = Observer("node-1", 1 << 20)
+        if args.metrics:
+            registry = CollectorRegistry()
+            observer.hooks += [FlowMetrics(list(DEFAULT_METRICS), registry).observe, HealthMetrics(registry).observe]
+        decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(fqdn=names), names=names)
+        datapath = Datapath(DatapathConfig(), cache, decoder, observer.publish_many)
+        datapath._pending = events[:warm * per_conn]
+        datapath._release(1 << 62)
+        datapath._pending = events[warm * per_conn:]
+        start = time.process_time()
+        datapath._release(1 << 62)
+        best = min(best, time.process_time() - start)
+    flows = observer.status().seen_flows
+    print(json.dumps({"us_per_conn": best / args.in_process * 1e6, "events_per_conn": per_conn,
+                      "flows_per_conn": flows / (args.in_process + warm)}))
+    return 0
+
+
+def run_variant(tree: str, aggregation: str, rate: int, state, client, server, args) -> dict:
+    load = os.getloadavg()[0]
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--aggregation", aggregation,
+           "--state", state.path, "--node", client.node, "--client-ns", client.netns, "--server-ip", server.ipv4,
+           "--workdir", args.workdir, "--rate", str(rate), "--seconds", str(args.seconds), "--drain", str(args.drain)]
+    if args.perf_pages:
+        cmd += ["--perf-pages", str(args.perf_pages)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
+    if done.returncode != 0:
+        raise RuntimeError(f"run {tree} {aggregation} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = load
+    return result
+
+
+def compare_in_process(args: argparse.Namespace) -> int:
+    trees = ([("before", os.path.abspath(args.before))] if args.before else []) + [("after", HERE)]
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.in_process} connections (Connection: close, "
+          "medium), best of 3")
+    print("| round | code | metrics hooks | events/conn | flows/conn | CPU µs per connection | cores per 10k conn/s "
+          "| load avg |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for round_no in range(args.rounds):
+        for metrics in (False, True):
+            for name, tree in trees:
+                load = os.getloadavg()[0]
+                cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--in-process",
+                       str(args.in_process)] + (["--metrics"] if metrics else [])
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, check=True)
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"| {round_no + 1} | {name} | {'on' if metrics else 'off'} | {r['events_per_conn']} "
+                      f"| {r['flows_per_conn']:.1f} | {r['us_per_conn']:.0f} | {r['us_per_conn'] / 100:.2f} | {load:.1f} |",
+                      flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="0,10000",
+                        help="new HTTP connections per second to pace wrk to, comma-separated (0: wrk's maximum)")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--drain", type=float, default=2.0, help="seconds after the load, counted in the CPU")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--aggregation", default="medium,max", help="comma-separated levels to compare")
+    parser.add_argument("--before", help="another source tree to compare against (its collector code)")
+    parser.add_argument("--perf-pages", type=int, default=0, help="perf ring pages per CPU (0: the default)")
+    parser.add_argument("--in-process", type=int, default=0, metavar="N",
+                        help="no kernel, no root: N synthetic connections' events through decode and publish")
+    parser.add_argument("--metrics", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=int, default=0, help=argparse.SUPPRESS)
+    for name in ("--tree", "--workdir", "--state", "--node", "--client-ns", "--server-ip"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return in_process(args) if args.in_process else child(args)
+    if args.in_process:
+        return compare_in_process(args)
+
+    sys.path.insert(0, HERE)
+    import lab
+    from datapath import NGINX_CONF  # bench/datapath.py's nginx: 204 for every request
+
+    trees = ([("before", os.path.abspath(args.before))] if args.before else []) + [("after", HERE)]
+    levels = [level for level in args.aggregation.split(",") if level]
+    rates = [int(rate) for rate in args.rates.split(",") if rate]
+    workdir = args.workdir = tempfile.mkdtemp(prefix="fsev-")
+    with open(os.path.join(workdir, "nginx.conf"), "w") as conf:
+        conf.write(NGINX_CONF.format(dir=workdir, port=PORT))
+    topology = {"name": "e" + secrets.token_hex(2),
+                "pods": [{"name": "client", "labels": {"app": "client"}},
+                         {"name": "server", "labels": {"app": "server"},
+                          "commands": [f"exec nginx -c {workdir}/nginx.conf -g 'daemon off;'"]}]}
+    state = lab.up(lab.parse_topology(topology, source="<bench>"))
+    rows = []
+    try:
+        client, server = (next(h for h in state.pods if h.name.startswith(n)) for n in ("client", "server"))
+        time.sleep(1.5)
+        for round_no in range(args.rounds):
+            for rate in rates:
+                for level in levels:
+                    for name, tree in trees:  # a pair back to back: the same load on both
+                        r = run_variant(tree, level, rate, state, client, server, args)
+                        rows.append((round_no + 1, rate, name, level, r))
+                        print(f"round {round_no + 1} {name} {level} {rate}: {json.dumps(r)}", flush=True)
+    finally:
+        lab.down(state.path)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.seconds} s per run")
+    print("| round | wrk paced to | code | aggregation | conn/s made | events sent/conn | events lost | flows/conn "
+          "| collector cores | CPU s per 10k conn | load avg |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for round_no, rate, name, level, r in rows:
+        conns = max(r["connections"], 1)
+        print(f"| {round_no} | {rate or 'max'} | {name} | {level} | {r['connections'] / args.seconds:,.0f} "
+              f"| {(r['events'] + r['lost']) / conns:.1f} | {r['lost']:,} | {r['flows'] / conns:.1f} "
+              f"| {r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / conns * 10000:.2f} | {r['load']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
