@@ -23,7 +23,7 @@ from collector.l7 import ConnKey
 from collector.observer.wire import FLOW_KEY, EncodedFlow, node_name_field, time_fields
 from common.errors import UserError
 from proto.flow import flow_pb2
-from proto.wire import TimestampCache, tag, timestamp, varint
+from proto.wire import TimestampCache, tag, varint
 from google.protobuf import wrappers_pb2
 
 # Hubble's monitor event types and trace sub-types (observation points of Cilium's monitor API).
@@ -42,6 +42,7 @@ _ADDR_CACHE_LIMIT = 65536
 _TEMPLATE_CACHE_LIMIT = 16384
 # Keys of the fields an L7 flow adds to its template's bytes.
 _UUID, _L7 = tag(flow_pb2.Flow, "uuid"), tag(flow_pb2.Flow, "l7")
+_UUID_COUNTER = (1 << 48) - 1  # 12 hex digits
 _SUMMARY = tag(flow_pb2.Flow, "Summary")
 _L7_PROTOCOLS = (socket.IPPROTO_TCP, socket.IPPROTO_UDP)
 _new_key = tuple.__new__  # ConnKey(...) without its Python-level __new__ (this runs for every segment)
@@ -121,8 +122,10 @@ class Decoder:
         self._trace_templates: dict[tuple, _Template] = {}
         self._l7_templates: dict[tuple, _Template] = {}
         self._uuid_prefix = str(uuid.uuid4())[:24]
-        self._uuid_bytes = self._uuid_prefix.encode()
+        # Flow.uuid as a field up to its counter: the prefix and 12 hex digits are always 36 bytes.
+        self._uuid_field = _UUID + varint(36) + self._uuid_prefix.encode()
         self._timestamps = TimestampCache()
+        self._first_seen = TimestampCache()  # a second cache: first_seen and time rarely share a second
         self._named = ("", b"")  # (node_name, its GetFlowsResponse field)
         self._seq = itertools.count()
         self.sync_clock()
@@ -303,7 +306,7 @@ class Decoder:
             l4 = _l4_field(_L4_UDP, event.sport, event.dport, b"")
             summary = _UDP_END_SUMMARY_FIELD if end else _UDP_SUMMARY_FIELD
         pf, bf, pr, br = event.packets_fwd, event.bytes_fwd, event.packets_rev, event.bytes_rev
-        first_seen = timestamp(event.first_seen_ns + self._offset)
+        first_seen = self._first_seen.encode(event.first_seen_ns + self._offset)
         duration = event.ts_ns - event.first_seen_ns
         counters = b"".join((_PACKETS_FWD + varint(pf) if pf else b"", _BYTES_FWD + varint(bf) if bf else b"",
                              _PACKETS_REV + varint(pr) if pr else b"", _BYTES_REV + varint(br) if br else b"",
@@ -314,8 +317,8 @@ class Decoder:
         if node_name != self._named[0]:
             self._named = (node_name, node_name_field(node_name))
         stamp_field, suffix = time_fields(self._named[1], self._timestamps.encode(wall_ns))
-        uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
-        data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, l4, summary,
+        uuid = b"%s%012x" % (self._uuid_field, next(self._seq) & _UUID_COUNTER)
+        data = b"".join((base.data, stamp_field, uuid, l4, summary,
                          _COUNTERS, varint(len(counters)), counters))
         return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns, node_name,
                            base.namespaces)
@@ -381,10 +384,10 @@ class Decoder:
             else:
                 base = self._l7_base(event, client, server, direction, False)
                 l4 = _l4_field(l4_tag, cport, sport, b"")
-            uuid = b"%s%012x" % (self._uuid_bytes, next(self._seq))
+            uuid = b"%s%012x" % (self._uuid_field, next(self._seq) & _UUID_COUNTER)
             layer7 = record.layer7_bytes()
             summary = record.summary.encode() + self._summary_suffix
-            data = b"".join((base.data, stamp_field, _UUID, varint(len(uuid)), uuid, l4, _L7, varint(len(layer7)),
+            data = b"".join((base.data, stamp_field, uuid, l4, _L7, varint(len(layer7)),
                              layer7, _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
             flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
                                      node_name, base.namespaces))
