@@ -187,7 +187,7 @@ class Collector:
         """Safe from a signal handler: wait() returns, the caller then calls stop()."""
         self._stop.set()
 
-    def stop(self, grace_s: float = 1.0) -> None:
+    def stop(self, grace_s: float = 0.5) -> None:
         self._stop.set()
         if self.server is not None:
             self.server.stop(grace_s).wait()

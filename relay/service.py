@@ -4,6 +4,7 @@ peer.Peer (the nodes the relay follows, for tools) and gRPC health ("hubble.serv
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from concurrent import futures
@@ -21,10 +22,13 @@ from relay.core import VERSION
 from relay.flows import LiveFilter, Seam, chunks, masked, node_problems, past_flows
 from relay.hub import Subscriber
 
+log = logging.getLogger(__name__)
+
 VERSION_HEADER = (("hubble-relay-version", VERSION),)
 # A relay stream holds no thread (asyncio) but a subscriber queue of up to a few MB and a share of the
 # fan-out work of every flow: more than a node's, still bounded.
 DEFAULT_RELAY_STREAMS = 256
+STOP_DRAIN = 1.0  # seconds the cancelled calls' tasks get to unwind once the server has stopped
 
 
 class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
@@ -97,6 +101,10 @@ async def _limited(limit: StreamLimit, context, stream) -> None:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limit.message())
     try:
         await stream
+    except grpc.aio.InternalError as err:
+        # A write that raced the client's leaving (`observe | head -1`) fails its batch: the call is over,
+        # nothing is wrong with the relay.
+        log.debug("client %s went away mid-stream (%s)", context.peer(), err)
     finally:
         limit.release()
 
@@ -207,9 +215,19 @@ class RelayServer:
         like grpc.Server.stop."""
         if not self._stopping:
             self._stopping = True
-            stopping = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop)
+            stopping = asyncio.run_coroutine_threadsafe(self._shutdown(grace), self._loop)
             stopping.add_done_callback(lambda _: self._loop.call_soon_threadsafe(self._loop.stop))
         return self._stopped
+
+    async def _shutdown(self, grace: float | None) -> None:
+        """grpc.aio cancels the calls still open after `grace`, but their tasks finish on later turns of
+        the loop: stopping it at once destroyed them half-way, an ERROR and a traceback per open stream."""
+        await self._server.stop(grace)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_DRAIN)
 
 
 def create_server(relay, address: str = "0.0.0.0:4245", tls: TLSConfig | None = None,

@@ -224,7 +224,7 @@ def run(args) -> int:
         for watcher in watchers:
             watcher.stop()
         if server is not None:
-            server.stop(grace=2).wait()
+            server.stop(grace=1).wait()
         relay.stop()
         if exporters is not None:
             exporters.stop()

@@ -20,6 +20,8 @@ from common.errors import UserError
 
 log = logging.getLogger("flowscope.commands.up")
 
+STOP_GRACE = 0.5  # seconds the Observer APIs' open calls get on stop
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from collector.metrics.server import add_metrics_arguments
@@ -189,14 +191,17 @@ def run(args) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
-        if server is not None:
-            server.stop(grace=1).wait()
+        # Both Observer APIs stop at once: follow streams never end by themselves, so each stop takes its
+        # whole grace, and one after the other they made the process overrun its supervisor's patience.
+        servers = [s for s in (server, collector.server if collector is not None else None) if s is not None]
+        for stopped in [s.stop(grace=STOP_GRACE) for s in servers]:
+            stopped.wait()
         if relay is not None:
             relay.stop()
         if exporters is not None:
             exporters.stop()
         if collector is not None:
-            collector.stop()
+            collector.stop(grace_s=0)
         if http is not None:
             http.stop()
         if ui is not None:
