@@ -23,17 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="datapath pin dir whose applied policies the policy page compares against")
 
 
+def http_settings(args: argparse.Namespace):
+    """(auth, tls) of the options; raises UserError for an address off loopback without auth (unless
+    --insecure) before any store is opened: fail fast."""
+    from ui.auth import check_address, parse_address
+    auth, tls = http_auth(args, "", "FLOWSCOPE_UI"), http_tls(args, "")
+    check_address(parse_address(args.address)[0], auth, args.insecure)
+    return auth, tls
+
+
 def run(args: argparse.Namespace) -> int:
     from storage import open_store
     from ui.app import serve
-    from ui.auth import UIConfigError, check_address, parse_address
+    from ui.auth import UIConfigError
 
     if args.refresh < 1:
         raise UIConfigError(f"--refresh {args.refresh}: expected at least 1 second")
-    auth = http_auth(args, "", "FLOWSCOPE_UI")
-    tls = http_tls(args, "")
-    host, _ = parse_address(args.address)
-    check_address(host, auth, args.insecure)  # before opening the store: fail fast on a bad address
+    auth, tls = http_settings(args)
     store = open_store(storage_url(args))
     store.require_schema()
     serve(store, args.address, auth=auth, insecure=args.insecure, tls=tls, refresh_s=args.refresh,

@@ -84,3 +84,53 @@ def test_rendered_overlays_ship_no_secret_and_take_secrets_from_secret_refs(over
                     assert "secretKeyRef" in var.get("valueFrom", {}), f'{container["name"]}: {var["name"]}'
             assert not any("$(" in arg and SECRET_KEY.search(arg) for arg in container.get("args", [])), \
                 f'{container["name"]}: a secret expanded into the arguments is in the process list'
+
+
+def check_listeners(args) -> None:
+    """What each command checks before it opens a store: its HTTP faces' authentication and address,
+    and the storage password."""
+    from flowscope.commands import relay, ui, up
+    from flowscope.storage_options import storage_url
+    storage_url(args)
+    if args.command == "ui":
+        ui.http_settings(args)
+    if args.command in ("relay", "up"):
+        relay.prepare_http_api(args)
+    if args.command == "up":
+        up.prepare_ui(args)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_programs_start_with_the_secrets_and_refuse_without_them(overlay, monkeypatch):
+    """Each flowscope container's arguments and environment, as rendered: with the Secrets' keys
+    present the command's checks pass; without any one of them it refuses, naming what it expected."""
+    from common.errors import UserError
+    from flowscope.cli import build_parser
+
+    objects = render(overlay)
+    config_maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    for workload in workloads(objects):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            if not container["image"].startswith("ghcr.io/flowscope/") or container["args"][0] not in (
+                    "relay", "ui", "up"):  # the commands that serve HTTP or open a store
+                continue
+            env, secret_vars = {}, []
+            for var in container.get("env", []):
+                source = var.get("valueFrom", {})
+                if "secretKeyRef" in source:
+                    env[var["name"]] = "s" * 24
+                    secret_vars.append(var["name"])
+                elif "configMapKeyRef" in source:
+                    env[var["name"]] = config_maps[source["configMapKeyRef"]["name"]][source["configMapKeyRef"]["key"]]
+                else:
+                    env[var["name"]] = var.get("value", "")
+            args = [re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), ""), a) for a in container["args"]]
+            parsed = build_parser(args[0]).parse_args(args)
+            for name in secret_vars:
+                monkeypatch.setenv(name, env[name])
+            check_listeners(parsed)
+            for name in secret_vars:
+                monkeypatch.delenv(name)
+                with pytest.raises(UserError, match="expected"):
+                    check_listeners(parsed)
+                monkeypatch.setenv(name, env[name])

@@ -186,6 +186,9 @@ def test_off_loopback_needs_credentials(shop):
      "--http-api-cors-origin '*': expected an origin such as https://grafana.example.com"),
     (["--http-api-address", "127.0.0.1:0", "--http-api-tls-cert-file", "/nonexistent"], {},
      "--http-api-tls-cert-file and --http-api-tls-key-file: expected both or neither"),
+    (["--storage", "clickhouse://flowscope@db.example.com:9000/flowscope"], {},
+     "--storage clickhouse://...@db.example.com: a server off loopback needs a password; expected "
+     "--storage-password-file or $FLOWSCOPE_STORAGE_PASSWORD"),
 ])
 def test_relay_refuses_bad_http_api_settings_in_one_line(tmp_path, args, env, message):
     process = flowscope("relay", "--peer", "a=127.0.0.1:1", "--listen-address", "127.0.0.1:0", "--storage",
