@@ -149,6 +149,9 @@ def run(args) -> int:
         listener_tls(args, args.collector_address)
     metrics_tls = metrics_tls_from_args(args)
     client_tls, explicit = collector_tls(args)
+    if args.collector and tls is not None and not args.unix_socket and not explicit:
+        raise UserError("the relay reaches this machine's collector through --unix-socket; without one it "
+                        "needs the --tls-hubble-* flags to reach it over TLS")
     state_path = find_lab_state(args.lab_state)
     nodes = lab_nodes(state_path)
     node = args.node_name or (nodes[0] if nodes else socket.gethostname())

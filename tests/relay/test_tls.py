@@ -157,3 +157,13 @@ def test_relay_refuses_plaintext_beyond_loopback_unless_asked(test_pki):
                      "--disable-server-tls", "--tls-relay-server-cert-file", test_pki.server.cert,
                      "--tls-relay-server-key-file", test_pki.server.key)
     assert done.returncode == 1 and "--disable-server-tls contradicts" in done.stderr
+
+
+def test_up_with_tls_and_no_unix_socket_needs_the_relays_client_flags(test_pki):
+    done = flowscope("up", "--unix-socket", "", "--tls-cert-file", test_pki.server.cert,
+                     "--tls-key-file", test_pki.server.key, "--tls-client-ca-files", test_pki.ca)
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        "flowscope up: error: the relay reaches this machine's collector through --unix-socket; without one it "
+        "needs the --tls-hubble-* flags to reach it over TLS"], done.stderr
+    done = flowscope("up", "--collector-address", "0.0.0.0:4244")
+    assert done.returncode == 1 and "0.0.0.0:4244: will not serve flows in plaintext beyond loopback" in done.stderr
