@@ -10,7 +10,7 @@ import pytest
 
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.fixtures.stopping import empty_lab, free_port, start_command, stop_and_check
-from tests.fixtures.wait import wait_for
+from lab.testbed.wait import wait_for
 from tests.relay.nodes import make_flow
 
 Req = observer_pb2.GetFlowsRequest
