@@ -26,7 +26,7 @@ class MapEdge:
     flows: int
     bytes: int
     requests: int  # L7 responses seen (HTTP, DNS, Kafka)
-    errors: int  # HTTP 5xx, DNS rcode != 0, Kafka error_code != 0 among those responses
+    errors: int  # HTTP 5xx, DNS rcode != 0 (but NXDOMAIN to search-list expansions), Kafka error_code != 0
     error_rate: float  # errors / requests (0.0 without L7)
     p50_ns: Optional[float]
     p95_ns: Optional[float]

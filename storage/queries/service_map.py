@@ -4,7 +4,10 @@ panels on edges_sql and node_id_sql) read — plus top talkers and the namespace
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
+
+from common.dns_search import is_search_expansion
 
 from common.timeparse import TimeLike
 from proto.flow import flow_pb2
@@ -88,9 +91,35 @@ class ServiceMapQueries(StoreCore):
                                  p50_ns=p50, p95_ns=p95, p99_ns=p99,
                                  l7=tuple(sorted(name for bit, name in L7_NAMES.items() if l7 >> bit & 1)),
                                  target_ips=tuple(sorted(ips))))
+        edges = self._without_search_expansions(edges, since, until)
         edges.sort(key=lambda e: e.key)
         return ServiceMap(since_ns=since_ns, until_ns=until_ns,
                           nodes=[MapNode(**n) for _, n in sorted(nodes.items())], edges=edges)
+
+    def _without_search_expansions(self, edges: list[MapEdge], since: TimeLike, until: TimeLike) -> list[MapEdge]:
+        """DNS edges with the NXDOMAIN answers to their client's search-list expansions taken out of
+        the errors (common.dns_search): by design, not a failure anyone would call an error."""
+        clients = {e.source for e in edges if "dns" in e.l7 and e.errors}
+        if not clients:
+            return edges
+        _, _, window = minutes(since, until, bucket_s=60)
+        expected: dict[str, int] = {}
+        for namespace, workload, query, answers in self.backend.rows(
+                f"SELECT namespace, workload, query, sumMerge(responses) FROM {self.layout.table('dns_1m')} "
+                f"WHERE {window} AND rcode = 3 GROUP BY namespace, workload, query"):
+            client = node_id(namespace, workload, "pod")
+            if client in clients and is_search_expansion(query, namespace):
+                expected[client] = expected.get(client, 0) + answers
+        out = []
+        for edge in edges:
+            taken = min(edge.errors, expected.get(edge.source, 0)) if "dns" in edge.l7 else 0
+            if taken:
+                expected[edge.source] -= taken
+                errors = edge.errors - taken
+                edge = dataclasses.replace(edge, errors=errors,
+                                           error_rate=errors / edge.requests if edge.requests else 0.0)
+            out.append(edge)
+        return out
 
     def service_map_changes(self, since: TimeLike, until: TimeLike,
                             namespaces: Iterable[str] | None = None) -> ServiceMapChanges:

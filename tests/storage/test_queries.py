@@ -86,6 +86,23 @@ def test_service_map_has_exactly_the_lab_edges(store, tmp_path):
         [(e.key, e.flows, e.requests, e.errors, e.bytes) for e in smap.edges]
 
 
+def test_search_list_nxdomains_are_not_dns_errors_on_the_map(store, tmp_path):
+    """frontend (in shop) resolves api.example.com as a pod's resolver does with ndots:5: three
+    NXDOMAIN expansions, then the answer; and a missing service `nope`, whose first NXDOMAIN is a real
+    error. The DNS edge counts 1 error in 5 answers, not 4: the DNS panel still lists every NXDOMAIN."""
+    flows = []
+    for i, (query, rcode) in enumerate([
+            ("api.example.com.shop.svc.cluster.local.", 3), ("api.example.com.svc.cluster.local.", 3),
+            ("api.example.com.cluster.local.", 3), ("api.example.com.", 0), ("nope.shop.svc.cluster.local.", 3)]):
+        flows += _dns(T0 + i * 10**9, query, rcode)
+    with FlowWriter(store, spool_dir=str(tmp_path / "spool")) as writer:
+        writer.write(flows)
+    dns = store.service_map(T0, T0 + 2 * MIN).edges[0]
+    assert (dns.source, dns.requests, dns.errors, dns.error_rate) == ("shop/frontend", 5, 1, 0.2)
+    assert {q.query: q.nxdomain for q in store.dns_summary(T0, T0 + 2 * MIN).top_queries}[
+        "api.example.com.shop.svc.cluster.local."] == 1
+
+
 def test_what_changed_between_windows(store, tmp_path):
     flows = lab_flows()
     earlier = base(T0 - 5 * MIN, src=FRONT, dst=("shop", "legacy-1", "legacy"), dport=80)

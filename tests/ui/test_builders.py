@@ -214,3 +214,14 @@ def test_map_filters_by_verdict_protocol_and_pod():
     anywhere = sm.filter_map(DEMO, sm.edge_matcher(pod="/data"))  # any namespace: "database"
     assert {e.target for e in anywhere.edges} == {"data/database"}
     assert sm.filter_map(DEMO, sm.edge_matcher(pod="/nothing")).nodes == []
+
+
+def test_world_to_world_traffic_is_not_drawn_but_a_pod_calling_itself_is():
+    """ICMPv6 neighbour discovery between outside addresses gave the world node an edge to itself."""
+    smap = ServiceMap(0, 60_000_000_000, [node("shop/frontend"), node("world:world", "world")],
+                      [edge("world:world", "world:world", 0, "ICMPv6"), edge("shop/frontend", "shop/frontend", 8080),
+                       edge("shop/frontend", "world:world", 443)])
+    els = by_id(sm.build_elements(smap))
+    assert "edge:world:world|world:world|0|ICMPv6|FORWARDED" not in els
+    assert {"edge:shop/frontend|shop/frontend|8080|TCP|FORWARDED", "edge:shop/frontend|world:world|443|TCP|FORWARDED",
+            "world:world"} <= set(els)

@@ -233,6 +233,10 @@ def build_elements(smap: ServiceMap, added: Iterable[MapEdge] = (), removed: Ite
     tagged = [(e, "added" if e.key in added_keys else "") for e in smap.edges]
     tagged += [(e, "removed") for e in removed]
     for edge, change in tagged:
+        if edge.source == edge.target and nodes[edge.source].kind != "pod":
+            # Between two addresses outside the cluster (world to world: IPv6 neighbour discovery and
+            # multicast seen on a pod's device): not a connection of the cluster's workloads.
+            continue
         if endpoint(edge.source) == edge.source and endpoint(edge.target) == edge.target:
             plain.append(_edge_element(edge, change))
         else:
