@@ -11,8 +11,9 @@ machine's other load changes all of them alike. `--before` names another checkou
 `git worktree` of the previous commit) whose collector code the child imports instead of this one.
 
 Per run: connections the client made (wrk's requests), events read from the perf rings, events
-lost (the kernel's count: LostEvent), flows published, the collector's cores, and CPU seconds per
-10,000 connections; the load average before the run. Results go to docs/benchmarks.md by hand.
+lost (the kernel's count: LostEvent), flows published, the collector's cores, CPU seconds per 10,000
+connections, the most events read but not yet decoded at once (how far decoding fell behind; `-`
+for code without that count) and the load average before the run. Results go to docs/benchmarks.md by hand.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def child(args: argparse.Namespace) -> int:
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         print(json.dumps({"connections": connections, "events": stats.events - events0, "lost": stats.lost - lost0,
                           "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + args.drain,
+                          "pending_max": getattr(stats, "pending_max", None),
                           "errors": " ".join(re.findall(r"Socket errors: .*", out))}))
     finally:
         collector.stop(grace_s=0)
@@ -253,13 +255,14 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.seconds} s per run")
     print("| round | wrk paced to | code | aggregation | conn/s made | events sent/conn | events lost | flows/conn "
-          "| collector cores | CPU s per 10k conn | load avg |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| collector cores | CPU s per 10k conn | most events waiting | load avg |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for round_no, rate, name, level, r in rows:
         conns = max(r["connections"], 1)
         print(f"| {round_no} | {rate or 'max'} | {name} | {level} | {r['connections'] / args.seconds:,.0f} "
               f"| {(r['events'] + r['lost']) / conns:.1f} | {r['lost']:,} | {r['flows'] / conns:.1f} "
-              f"| {r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / conns * 10000:.2f} | {r['load']:.1f} |")
+              f"| {r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / conns * 10000:.2f} "
+              f"| {'-' if r['pending_max'] is None else format(r['pending_max'], ',')} | {r['load']:.1f} |")
     return 0
 
 

@@ -51,6 +51,7 @@ class DatapathStats:
     lost: int = 0
     ended: int = 0
     attached: int = 0
+    pending_max: int = 0  # most events read but not yet decoded at once (how far decoding fell behind)
 
 
 class Datapath:
@@ -130,6 +131,8 @@ class Datapath:
         held = len(pending)
         lost = self._rings.drain(pending)
         self.stats.events += len(pending) - held
+        if len(pending) > self.stats.pending_max:
+            self.stats.pending_max = len(pending)
         if lost:
             self._on_lost(lost)
 
