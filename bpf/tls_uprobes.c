@@ -8,7 +8,7 @@
  * Libraries that do their own socket I/O around memory BIOs (gRPC core) receive before SSL_read
  * and send after SSL_write on the same thread: a read takes the thread's last received socket, a
  * write whose connection is still unknown is sent with family 0 and bound by the thread's next
- * send (a TLS_OP_BIND event).
+ * send (a TLS_OP_BIND event). SSL_free ends what is known of an SSL object (TLS_OP_FREE).
  *
  * struct sock is read at offsets of the RUNNING kernel (collector/btf.py), passed as -D constants:
  *   SKC_FAMILY SKC_DADDR SKC_RCV_SADDR SKC_DPORT SKC_NUM SKC_V6_DADDR SKC_V6_RCV_SADDR SKC_NET
@@ -225,6 +225,22 @@ int enter_read(struct pt_regs *ctx) { return enter(ctx, TLS_OP_READ, 0); }
 int enter_read_ex(struct pt_regs *ctx) { return enter(ctx, TLS_OP_READ, 1); }
 int leave_call(struct pt_regs *ctx) { return leave(ctx, 0); }
 int leave_call_ex(struct pt_regs *ctx) { return leave(ctx, 1); }
+
+/* SSL_free: forget the connection, so an SSL object allocated at the same address is not taken for it. */
+int enter_free(struct pt_regs *ctx)
+{
+    struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = PT_REGS_PARM1(ctx)};
+    if (!conns.lookup(&key))
+        return 0;
+    conns.delete(&key);
+    struct tls_event e = {};
+    e.ts_ns = bpf_ktime_get_ns();
+    e.ssl = key.ssl;
+    e.tgid = key.tgid;
+    e.op = TLS_OP_FREE;
+    tls_events.perf_submit(ctx, &e, sizeof(e));
+    return 0;
+}
 
 /* A socket send or receive: inside a TLS call it names that call's connection. */
 static __always_inline int on_sock_io(void *ctx, int rx)

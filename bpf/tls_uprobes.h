@@ -11,6 +11,7 @@
 #define TLS_OP_WRITE 1 /* SSL_write / SSL_write_ex: plaintext leaving this process */
 #define TLS_OP_READ 2  /* SSL_read / SSL_read_ex: plaintext arriving */
 #define TLS_OP_BIND 3  /* no data: the connection of `ssl` is now known (a write waited for it) */
+#define TLS_OP_FREE 4  /* no data: SSL_free(ssl): its address may next be another connection's */
 
 /* Capture modes, as the TC datapath's (flowscope.h L7_*): a prefix of every call, or whole calls
  * within a per-connection budget once the connection opened with the HTTP/2 preface. */

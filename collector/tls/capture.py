@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import struct
 import threading
 from collections import Counter
@@ -20,7 +21,7 @@ from typing import Callable
 from collector.datapath.datapath import PUBLISH_BATCH
 from collector.datapath.decoder import Decoder
 from collector.datapath.perfring import BccRings, PerfRings, open_rings, reader_loop, take_until
-from collector.tls import procs
+from collector.tls import netns, procs
 from collector.tls.loader import TlsProgram, TlsProgramConfig
 from collector.tls.translate import TlsTranslator
 from common.endpoints import EndpointSource
@@ -41,12 +42,13 @@ class TlsCapture:
     thread's); `sink` receives lists of flows (Observer.publish_many)."""
 
     def __init__(self, config: TlsCaptureConfig, endpoints: EndpointSource, decoder: Decoder,
-                 sink: Callable[[list], None], scan: Callable[[], dict[int, procs.ProcessTls]] | None = None) -> None:
+                 sink: Callable[[list], None], scan: Callable[[], dict[int, procs.ProcessTls]] | None = None,
+                 device_nsids: Callable[[], dict[int, int]] = netns.device_nsids) -> None:
         self.config = config
         self.endpoints = endpoints
         self.decoder = decoder
         self.sink = sink
-        self.translator = TlsTranslator(decoder)
+        self.translator = TlsTranslator(decoder, resolve_netns=self._resolve_netns)
         self.program = TlsProgram(config.program)
         self.not_visible: Counter = Counter()  # reason -> processes reported
         self.lost = 0
@@ -54,8 +56,11 @@ class TlsCapture:
         self.flows = 0
         self._scanner = procs.StaticScanner()
         self._scan = scan or (lambda: procs.scan(self._scanner))
+        self._device_nsids = device_nsids
         self._procs: dict[int, procs.ProcessTls] = {}
         self._reported: set[tuple[int, int]] = set()
+        self._pod_names: dict[int, str] = {}  # nsid of a local pod's namespace -> namespace/name
+        self._by_nsid: dict[int, int] = {}    # nsid of a local pod's namespace -> its device's ifindex
         self._failed: set[procs.FileId] = set()
         self._pending: list[tuple[int, bytes]] = []
         self._rings: PerfRings | BccRings | None = None
@@ -127,8 +132,8 @@ class TlsCapture:
     # -- following processes and pods ------------------------------------------------------------
 
     def sync(self) -> None:
-        self._sync_pods()
         found = self._scan()
+        self._sync_pods(found)
         for pid, old in self._procs.items():
             new = found.get(pid)
             if new is None or new.start != old.start:
@@ -140,10 +145,13 @@ class TlsCapture:
             for file_id, path in proc.libssl.items():
                 wanted.setdefault(file_id, path)
             if proc.static and (proc.pid, proc.start) not in self._reported:
+                pod = self._pod_names.get(proc.nsid) if proc.nsid is not None else None
+                if pod is None:
+                    continue  # not a pod of this collector's (another node's, or no pod at all)
                 self._reported.add((proc.pid, proc.start))
                 self.not_visible[procs.NOT_VISIBLE] += 1
-                log.warning("pod process %d (%s): %s (%s); its HTTP is not seen unless it also crosses a "
-                            "TC-observed plaintext port", proc.pid, proc.comm, procs.NOT_VISIBLE, proc.static)
+                log.warning("pod %s process %d (%s): %s (%s); its requests are seen only where the other "
+                            "end is visible", pod, proc.pid, proc.comm, procs.NOT_VISIBLE, proc.static)
         for file_id in set(self.program.attached) - set(wanted):
             self.program.detach(file_id)
             log.info("TLS: detached from %s (no pod process maps it)", file_id)
@@ -164,10 +172,33 @@ class TlsCapture:
         self.decoder.invalidate()
         self.decoder.sync_clock()
 
-    def _sync_pods(self) -> None:
+    def _sync_pods(self, found: dict[int, procs.ProcessTls]) -> None:
+        """Local pods by address (the far end of a connection) and by network namespace (the process's
+        own end: a pod's device links to its namespace's nsid)."""
         pods: dict[bytes, int] = {}
+        names: dict[int, str] = {}
+        by_nsid: dict[int, int] = {}
+        device_nsid = self._device_nsids()
         for ep in self.endpoints.local_endpoints():
             for ip in ep.ips:
                 if ip:
                     pods[ipaddress.ip_address(ip).packed.ljust(16, b"\0")] = ep.ifindex
-        self.translator.local_pods = pods
+            nsid = device_nsid.get(ep.ifindex)
+            if nsid is not None:
+                names[nsid] = f"{ep.namespace}/{ep.pod_name}"
+                by_nsid[nsid] = ep.ifindex
+        self.translator.set_pods(pods, {proc.netns: by_nsid[proc.nsid] for proc in found.values()
+                                        if proc.nsid in by_nsid})
+        self._pod_names = names
+        self._by_nsid = by_nsid
+
+    def _resolve_netns(self, tgid: int, netns_inode: int) -> int | None:
+        """The pod device of a namespace first met in an event: through its process, if still alive."""
+        path = f"/proc/{tgid}/ns/net"
+        try:
+            if os.stat(path).st_ino != netns_inode:
+                return None
+        except OSError:
+            return None
+        nsid = netns.nsid_of(path)
+        return self._by_nsid.get(nsid) if nsid is not None else None

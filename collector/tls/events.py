@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-OP_WRITE, OP_READ, OP_BIND = 1, 2, 3
+OP_WRITE, OP_READ, OP_BIND, OP_FREE = 1, 2, 3, 4
 L7_PREFIX, L7_STREAM = 1, 2
 
 TLS_EVENT_SIZE = 72

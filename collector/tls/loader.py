@@ -14,13 +14,14 @@ from common.errors import UserError
 
 BPF_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "bpf", "tls_uprobes.c")
-# (symbol, entry program, return program): OpenSSL 3's plaintext calls. SSL_write and SSL_write_ex
-# (and the reads) do not call each other, so no call is seen twice.
+# (symbol, entry program, return program or ""): OpenSSL 3's plaintext calls (SSL_write and SSL_write_ex,
+# and the reads, do not call each other, so no call is seen twice) and SSL_free, which ends a connection.
 PROBES = (
     ("SSL_write", "enter_write", "leave_call"),
     ("SSL_write_ex", "enter_write_ex", "leave_call_ex"),
     ("SSL_read", "enter_read", "leave_call"),
     ("SSL_read_ex", "enter_read_ex", "leave_call_ex"),
+    ("SSL_free", "enter_free", ""),
 )
 TRACEPOINTS = (("sock", "sock_send_length", "on_sock_send"), ("sock", "sock_recv_length", "on_sock_recv"))
 _SOCK_FIELDS = {
@@ -115,7 +116,8 @@ class TlsProgram:
                 self.bpf.attach_uprobe(name=path.encode(), sym=symbol.encode(), fn_name=enter.encode())
             except Exception:  # noqa: BLE001 - bcc raises a bare Exception for a missing symbol
                 continue
-            self.bpf.attach_uretprobe(name=path.encode(), sym=symbol.encode(), fn_name=leave.encode())
+            if leave:
+                self.bpf.attach_uretprobe(name=path.encode(), sym=symbol.encode(), fn_name=leave.encode())
             found += 1
         if found:
             self.attached[identity] = path
@@ -125,8 +127,8 @@ class TlsProgram:
         path = self.attached.pop(identity, None)
         if path is None:
             return
-        for symbol, _enter, _leave in PROBES:
-            for ret in (False, True):
+        for symbol, _enter, leave in PROBES:
+            for ret in (False, True) if leave else (False,):
                 try:
                     if ret:
                         self.bpf.detach_uretprobe(name=path.encode(), sym=symbol.encode())

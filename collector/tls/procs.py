@@ -1,5 +1,5 @@
 """Which TLS libraries the pod processes use, from /proc: libssl files to probe, and processes whose
-TLS the uprobes cannot see (a TLS library linked into the program or one of its own files).
+TLS the uprobes cannot see (a TLS library linked into the program or into one of the files it maps).
 
 A pod process is one whose network namespace is not the host's. Uprobes attach per file, so the scan
 returns files by identity (device, inode) with a path that reaches them from the host
@@ -12,14 +12,18 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from collector.tls.netns import nsid_of
+
 FileId = tuple[int, int]  # (st_dev, st_ino)
 _LIBSSL = re.compile(r"/libssl\.so[.\d]*$")
 _LIBCRYPTO = re.compile(r"/libcrypto\.so[.\d]*$")
 # Bytes a TLS implementation leaves in a file it is linked into, even stripped: Go's crypto/tls
-# package path, BoringSSL's name, OpenSSL's version text. Checked only in files that are not libssl or
-# libcrypto themselves, and only for processes that map no libssl (whose calls we would see).
-STATIC_MARKERS = ((b"crypto/tls.", "Go crypto/tls"), (b"BoringSSL", "BoringSSL"),
-                  (b"OpenSSL 3.", "OpenSSL"), (b"OpenSSL 1.", "OpenSSL"))
+# package path (Go keeps function names), BoringSSL's name, and the source paths libssl's error
+# reporting keeps (OpenSSL). A program that merely links libssl dynamically has none of them (its
+# OpenSSL version text does not count: nginx and Python's _hashlib carry it). Checked in every file a
+# pod process maps except libssl and libcrypto themselves, whether or not it also maps libssl: PyPI's
+# grpcio carries BoringSSL inside a Python that has loaded libssl for its own ssl module.
+STATIC_MARKERS = ((b"crypto/tls.", "Go crypto/tls"), (b"BoringSSL", "BoringSSL"), (b"ssl/statem/", "OpenSSL"))
 NOT_VISIBLE = "TLS not visible: statically linked"
 
 
@@ -29,6 +33,7 @@ class ProcessTls:
     start: int          # start time (clock ticks): a pid reused later is another process
     netns: int
     comm: str
+    nsid: int | None = None  # the host's id of its network namespace (collector.tls.netns)
     libssl: dict[FileId, str] = field(default_factory=dict)  # id -> host path
     static: str = ""    # "<implementation> in <file>" when TLS is linked in statically
 
@@ -75,8 +80,10 @@ class StaticScanner:
         return found
 
 
-def scan_process(pid: int, scanner: StaticScanner, host_ns: int) -> ProcessTls | None:
-    """The TLS view of one pod process; None for host processes and processes that vanished."""
+def scan_process(pid: int, scanner: StaticScanner, host_ns: int,
+                 nsids: dict[int, int | None] | None = None) -> ProcessTls | None:
+    """The TLS view of one pod process; None for host processes and processes that vanished.
+    `nsids` caches each network namespace's nsid (by inode) across the processes of a scan."""
     try:
         netns = os.stat(f"/proc/{pid}/ns/net").st_ino
         if netns == host_ns:
@@ -87,7 +94,11 @@ def scan_process(pid: int, scanner: StaticScanner, host_ns: int) -> ProcessTls |
         paths = mapped_files(pid)
     except (OSError, ValueError, IndexError):
         return None
-    proc = ProcessTls(pid, start, netns, comm)
+    if nsids is None:
+        nsids = {}
+    if netns not in nsids:
+        nsids[netns] = nsid_of(f"/proc/{pid}/ns/net")
+    proc = ProcessTls(pid, start, netns, comm, nsids[netns])
     others: list[tuple[FileId, str, str]] = []
     for path in paths:
         host_path = f"/proc/{pid}/root{path}"
@@ -100,22 +111,22 @@ def scan_process(pid: int, scanner: StaticScanner, host_ns: int) -> ProcessTls |
             proc.libssl[file_id] = host_path
         elif not _LIBCRYPTO.search(path):
             others.append((file_id, host_path, path))
-    if not proc.libssl:
-        for file_id, host_path, path in others:
-            name = scanner.implementation(file_id, host_path)
-            if name:
-                proc.static = f"{name} in {path}"
-                break
+    for file_id, host_path, path in others:
+        name = scanner.implementation(file_id, host_path)
+        if name:
+            proc.static = f"{name} in {path}"
+            break
     return proc
 
 
 def scan(scanner: StaticScanner, host_ns: int | None = None, proc_dir: str = "/proc") -> dict[int, ProcessTls]:
     """Every pod process now, by pid."""
     host_ns = host_netns() if host_ns is None else host_ns
-    found = {}
+    found: dict[int, ProcessTls] = {}
+    nsids: dict[int, int | None] = {}
     for name in os.listdir(proc_dir):
         if name.isdigit():
-            proc = scan_process(int(name), scanner, host_ns)
+            proc = scan_process(int(name), scanner, host_ns, nsids)
             if proc is not None:
                 found[proc.pid] = proc
     return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from collector.datapath import events as dp
 from collector.datapath.decoder import Decoder
@@ -53,7 +54,7 @@ def is_client(op: int, data: bytes, lport: int, rport: int, ephemeral: range) ->
 @dataclass
 class TranslateStats:
     events: int = 0
-    not_pod: int = 0        # the process's socket is not a local pod's
+    not_pod: int = 0        # the socket is not in a local pod's network namespace
     other_end: int = 0      # the server, a local pod, reports the connection
     undecided: int = 0      # client or server not known yet: the call was not used
     unbound_dropped: int = 0
@@ -69,13 +70,20 @@ class _Ssl:
 
 
 class TlsTranslator:
-    """Feed raw TLS events in time order; get flows. `local_pods` maps a local pod's packed address
-    (16 bytes, IPv4 zero-padded) to its device's ifindex (kept current by the capture)."""
+    """Feed raw TLS events in time order; get flows. `pod_netns` maps the network namespace inode of a
+    local pod to its device's ifindex, `local_pods` a local pod's packed address (16 bytes, IPv4
+    zero-padded) to the same (both kept current by the capture)."""
 
     def __init__(self, decoder: Decoder, local_pods: dict[bytes, int] | None = None,
-                 ephemeral: range | None = None) -> None:
+                 pod_netns: dict[int, int] | None = None, ephemeral: range | None = None,
+                 resolve_netns: Callable[[int, int], int | None] | None = None) -> None:
+        """`resolve_netns(tgid, netns inode)` names the pod device of a namespace not in `pod_netns`
+        (a process started since the capture's last scan); None: not a local pod's."""
         self.decoder = decoder
         self.local_pods = local_pods if local_pods is not None else {}
+        self.pod_netns = pod_netns if pod_netns is not None else {}
+        self.resolve_netns = resolve_netns
+        self._not_pods: set[int] = set()
         self.ephemeral = ephemeral if ephemeral is not None else ephemeral_ports()
         self.stats = TranslateStats()
         self._ssl: OrderedDict[tuple[int, int], _Ssl] = OrderedDict()
@@ -87,11 +95,14 @@ class TlsTranslator:
         self.stats.events += 1
         self.stats.by_op[event.op] += 1
         key = (event.tgid, event.ssl)
+        if event.op == tev.OP_FREE:
+            self._forget(key)
+            return []
         if event.op == tev.OP_BIND:
             flows = []
             for held, data in self._held.pop(key, ()):
                 flows += self._data(held._replace(family=event.family, laddr=event.laddr, raddr=event.raddr,
-                                                  lport=event.lport, rport=event.rport), data)
+                                                  lport=event.lport, rport=event.rport, netns=event.netns), data)
             return flows
         data = tev.payload(raw, event)
         if not event.family:
@@ -99,14 +110,22 @@ class TlsTranslator:
             return []
         return self._data(event, data)
 
+    def set_pods(self, local_pods: dict[bytes, int], pod_netns: dict[int, int]) -> None:
+        self.local_pods = local_pods
+        self.pod_netns = pod_netns
+        self._not_pods = set()
+
     def forget_process(self, tgid: int) -> None:
         """The process exited: its SSL objects' addresses may be reused by another process."""
-        for key in [k for k in self._ssl if k[0] == tgid]:
-            ssl = self._ssl.pop(key)
-            if ssl.reports:
-                self.decoder.l7.on_close(ssl.conn)
-        for key in [k for k in self._held if k[0] == tgid]:
-            del self._held[key]
+        for key in [k for k in (*self._ssl, *self._held) if k[0] == tgid]:
+            self._forget(key)
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        """The SSL object is gone (SSL_free, or its process): end its connection's parser state."""
+        self._held.pop(key, None)
+        ssl = self._ssl.pop(key, None)
+        if ssl is not None and ssl.reports:
+            self.decoder.l7.on_close(ssl.conn)
 
     def _hold(self, key: tuple[int, int], event: tev.TlsEvent, data: bytes) -> None:
         held = self._held.get(key)
@@ -145,7 +164,13 @@ class TlsTranslator:
 
     def _new_ssl(self, key: tuple[int, int], event: tev.TlsEvent, data: bytes) -> _Ssl | None:
         family, laddr = tev.unmapped(event.family, event.laddr)
-        ifindex = self.local_pods.get(laddr)
+        ifindex = self.pod_netns.get(event.netns)
+        if ifindex is None and self.resolve_netns is not None and event.netns not in self._not_pods:
+            ifindex = self.resolve_netns(event.tgid, event.netns)
+            if ifindex is None:
+                self._not_pods.add(event.netns)
+            else:
+                self.pod_netns[event.netns] = ifindex
         if ifindex is None:
             self.stats.not_pod += 1
             return None

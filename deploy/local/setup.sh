@@ -18,7 +18,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 debs=(
   python3 python3-venv python3-dev python3-bpfcc bpftool linux-headers-amd64
   iproute2 iputils-ping nftables procps psmisc curl dnsutils dnsmasq-base redis-server redis-tools
-  nginx-light iperf3 wrk hey nghttp2-client tshark tcpdump
+  nginx-light iperf3 wrk hey nghttp2-client tshark tcpdump python3-grpcio
   clickhouse-server clickhouse-client zookeeperd prometheus chromium chromium-driver
 )
 missing=()

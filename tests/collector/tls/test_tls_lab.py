@@ -5,14 +5,16 @@ labels, and with the same L7 fields as the same client's plaintext run seen by t
 from __future__ import annotations
 
 import collections
+import os
 import re
+import subprocess
 import time
 
 import pytest
-from google.protobuf import json_format
-
+from collector.tls import NOT_VISIBLE
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
+from tests.collector.tls.helpers import assert_same_fields, responses_seen, wait_count
 
 pytestmark = pytest.mark.root
 
@@ -40,41 +42,6 @@ def curl(lab, urls: list[str], *options: str, one_connection: bool = True) -> co
         lines += out.stdout.splitlines()
     return collections.Counter((re.sub(r"^\w+://[^/]+", "", url), int(code))
                                for url, code in (line.split() for line in lines))
-
-
-def l7_flows(run, port: int, tls: bool) -> list[flow_pb2.Flow]:
-    return run.snapshot(lambda f: f.Type == flow_pb2.L7 and f.l7_tls == tls and port in (
-        f.l4.TCP.source_port, f.l4.TCP.destination_port))
-
-
-def wait_count(run, port: int, tls: bool, count: int) -> list[flow_pb2.Flow]:
-    deadline = time.monotonic() + 15
-    while len(flows := l7_flows(run, port, tls)) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # and nothing more (a duplicate from the other end would arrive now)
-    return l7_flows(run, port, tls)
-
-
-def responses_seen(flows: list[flow_pb2.Flow]) -> collections.Counter:
-    return collections.Counter((re.sub(r"^\w+://[^/]+", "", f.l7.http.url), f.l7.http.code)
-                               for f in flows if f.l7.type == flow_pb2.RESPONSE)
-
-
-def comparable(flow: flow_pb2.Flow, port: int) -> dict:
-    """The fields a user reads, without what differs between any two runs (time, ids, client port,
-    latency, the device's name) and what names the transport (server port, TLS mark, and the scheme
-    HTTP/2's :scheme gives: https inside TLS)."""
-    flow = flow_pb2.Flow.FromString(flow.SerializeToString())
-    for name in ("time", "uuid", "l7_tls", "interface"):
-        flow.ClearField(name)
-    flow.l7.latency_ns = 0
-    flow.l4.TCP.source_port = flow.l4.TCP.destination_port = 0
-    flow.l7.http.url = flow.l7.http.url.replace(f":{port}", ":PORT").replace("https://", "http://")
-    flow.Summary = re.sub(r" \d+ms ", " ", flow.Summary.removesuffix(" (TLS)").replace(f":{port}", ":PORT")
-                          .replace("https://", "http://"))
-    for header in flow.l7.http.headers:
-        header.value = header.value.replace(f":{port}", ":PORT")
-    return json_format.MessageToDict(flow)
 
 
 @pytest.mark.parametrize("version, tls_options, plain_port, plain_options", [
@@ -111,8 +78,35 @@ def test_https_requests_are_seen_like_plaintext(lab_factory, collector_factory, 
     assert curl(lab, [f"http://{web}:{plain_port}{p}" for p in PATHS], *plain_options,
                 one_connection=version == "HTTP/1.1") == client
     plain = wait_count(run, plain_port, False, 2 * len(PATHS))
-    seen_tls = sorted(map(str, (comparable(f, 8443) for f in tls)))
-    seen_plain = sorted(map(str, (comparable(f, plain_port) for f in plain)))
-    diff = [(a, b) for a, b in zip(seen_tls, seen_plain) if a != b]
-    assert not diff, f"first difference (TLS, plaintext): {diff[0]}"
-    assert len(seen_tls) == len(seen_plain)
+    assert_same_fields(tls, 8443, plain, plain_port)
+
+
+STATIC_CLIENT = os.path.join(os.path.dirname(__file__), "programs", "static_https.c")
+
+
+def test_a_statically_linked_client_is_reported_not_visible(lab_factory, collector_factory, nginx_tls, tmp_path):
+    """Its TLS is inside the program: reported once (log line and metric). Its requests are still seen
+    where the other end is visible: from nginx's libssl, as the server end reports anyway."""
+    binary = str(tmp_path / "static_https")
+    build = subprocess.run(["gcc", "-static", "-O1", "-o", binary, STATIC_CLIENT, "-lssl", "-lcrypto", "-lpthread"],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, f"gcc -static with libssl-dev's libssl.a/libcrypto.a failed: {build.stderr[-500:]}"
+    lab = lab_factory(topology(nginx_tls))
+    run = collector_factory(lab, l7_tls=True)
+    wait_listening(lab, "web", 8443)
+    time.sleep(1.5)
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.pod("client").netns, binary, lab.pod("web").ipv4, "8443",
+                             "/ok", "5"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        statuses = [proc.stdout.readline().strip() for _ in range(5)]
+        assert statuses == ["200"] * 5
+        deadline = time.monotonic() + 10
+        while not run.collector.tls.not_visible and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # later scans see the same process: not reported again
+        assert run.collector.tls.not_visible == {NOT_VISIBLE: 1}
+    finally:
+        proc.communicate("\n", timeout=10)
+    assert proc.returncode == 0
+    assert responses_seen(wait_count(run, 8443, True, 10)) == {("/ok", 200): 5}

@@ -22,10 +22,14 @@ def packed(ip: str) -> bytes:
     return socket.inet_aton(ip).ljust(16, b"\0")
 
 
+NETNS = {CLIENT: 4026532001, SERVER: 4026532002}  # each pod's network namespace inode
+
+
 def event(op: int, data: bytes, local: str, lport: int, remote: str, rport: int, ssl: int = 0x10,
-          tgid: int = 100, family: int = 4) -> bytes:
-    header = tev.EVENT.pack(1_000_000 + len(data), ssl, packed(local), packed(remote), tgid, len(data), 4026531840,
-                            lport, rport, len(data), family, op, tev.L7_PREFIX)
+          tgid: int = 100, family: int = 4, netns: int = 0) -> bytes:
+    header = tev.EVENT.pack(1_000_000 + len(data), ssl, packed(local), packed(remote), tgid, len(data),
+                            netns or NETNS.get(local, 4026531840), lport, rport, len(data), family, op,
+                            tev.L7_PREFIX)
     return header + data
 
 
@@ -35,7 +39,8 @@ def translator(local_pods=(CLIENT, SERVER)) -> TlsTranslator:
                    Endpoint("shop", "web", (SERVER,), {"app": "web"}, node_name="node-1", ifindex=8)])
     decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(), tls=True)
     pods = {packed(ip): i for ip, i in zip((CLIENT, SERVER), (7, 8)) if ip in local_pods}
-    return TlsTranslator(decoder, pods, EPHEMERAL)
+    netns = {NETNS[ip]: i for ip, i in zip((CLIENT, SERVER), (7, 8)) if ip in local_pods}
+    return TlsTranslator(decoder, pods, netns, EPHEMERAL)
 
 
 REQUEST = b"GET /cart HTTP/1.1\r\nHost: web\r\n\r\n"
@@ -79,10 +84,17 @@ def test_host_processes_are_not_reported():
     assert t.stats.not_pod == 1
 
 
+def test_a_pod_address_in_another_namespace_is_not_that_pod():
+    """Another cluster or lab on the machine may reuse the address: the namespace decides."""
+    t = translator()
+    assert flows_of(t, [event(tev.OP_WRITE, REQUEST, CLIENT, 40000, "10.9.9.9", 443, netns=4026539999)]) == []
+    assert t.stats.not_pod == 1
+
+
 def test_writes_wait_for_their_connection():
     """gRPC core writes through memory BIOs: the event comes without addresses, a BIND names them."""
     t = translator(local_pods=(CLIENT,))
-    unknown = event(tev.OP_WRITE, REQUEST, "0.0.0.0", 0, "0.0.0.0", 0, family=0)
+    unknown = event(tev.OP_WRITE, REQUEST, "0.0.0.0", 0, "0.0.0.0", 0, family=0, netns=NETNS[CLIENT])
     assert t.feed(unknown) == []
     bind = event(tev.OP_BIND, b"", CLIENT, 40000, SERVER, 443)
     flows = [f.parse() for f in t.feed(bind)]

@@ -4,8 +4,11 @@
 streaming; request b"bad" -> INVALID_ARGUMENT after one message), Collect (client streaming).
 `grpc_demo.py client PORT` makes a fixed mix of calls on one channel and prints, per line,
 "<method> <status code name>" for every call as the client saw it.
-`grpc_demo.py load PORT N` makes N unary calls back to back (every tenth fails) for bench/l7.py."""
+`grpc_demo.py load PORT N` makes N unary calls back to back (every tenth fails) for bench/l7.py.
+With FLOWSCOPE_GRPC_TLS=DIR (holding cert.pem and key.pem, subject CN=web) the server serves TLS and
+the clients trust that certificate."""
 
+import os
 import sys
 from concurrent import futures
 
@@ -38,15 +41,30 @@ def serve(port: int) -> None:
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"[::]:{port}")  # every address: lab pods call it from another namespace
+    tls = os.environ.get("FLOWSCOPE_GRPC_TLS")
+    if tls:
+        with open(os.path.join(tls, "key.pem"), "rb") as key, open(os.path.join(tls, "cert.pem"), "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        server.add_secure_port(f"[::]:{port}", credentials)
+    else:
+        server.add_insecure_port(f"[::]:{port}")  # every address: lab pods call it from another namespace
     server.start()
     print("READY", flush=True)
     server.wait_for_termination()
 
 
+def channel_to(target: str) -> grpc.Channel:
+    tls = os.environ.get("FLOWSCOPE_GRPC_TLS")
+    if not tls:
+        return grpc.insecure_channel(target)
+    with open(os.path.join(tls, "cert.pem"), "rb") as cert:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read())
+    return grpc.secure_channel(target, credentials, options=[("grpc.ssl_target_name_override", "web")])
+
+
 def client(target: str) -> None:
     """`target` is PORT (on 127.0.0.1) or HOST:PORT."""
-    with grpc.insecure_channel(target if ":" in target else f"127.0.0.1:{target}") as channel:
+    with channel_to(target if ":" in target else f"127.0.0.1:{target}") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         say_call = channel.unary_unary("/demo.Echo/Say")
         stream_call = channel.unary_stream("/demo.Echo/Stream")
@@ -70,7 +88,7 @@ def client(target: str) -> None:
 def load(port: int, calls: int) -> None:
     """Unary calls back to back (for bench/l7.py); prints how many completed with OK."""
     ok = 0
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with channel_to(f"127.0.0.1:{port}") as channel:
         say_call = channel.unary_unary("/demo.Echo/Say")
         for i in range(calls):
             try:
