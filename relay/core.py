@@ -26,6 +26,7 @@ from relay import history
 from relay.hub import Hub, Subscriber, now_timestamp
 from relay.merge import MergeBuffer, Run
 from relay.node import NodeClient, Peer
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,24 @@ class Relay:
                 return
         if old is not None:
             old.stop()
-        since_ns, seen = history.resume_point(self.store, peer.name) if self.store else (0, [])
+        since_ns, seen = self._resume_point(peer.name)
         client = NodeClient(peer, self._sink, self._node_state, since_ns=since_ns, seen=seen,
                             backoff=self.options.backoff)
         with self._nodes_lock:
             self._nodes[peer.name] = client
             self._notify_peer(peer, peer_pb2.PEER_UPDATED if old else peer_pb2.PEER_ADDED)
         client.start()
+
+    def _resume_point(self, name: str) -> tuple[int, list[str]]:
+        if self.store is None:
+            return 0, []
+        try:
+            return history.resume_point(self.store, name)
+        except StorageError as err:
+            # Storage down: follow from the node's oldest flow; spooled batches are checked against the
+            # store by uuid when they are replayed, so nothing is stored twice.
+            log.warning("node %s: no resume point from storage (%s); following from its oldest flow", name, err)
+            return 0, []
 
     def remove_peer(self, name: str) -> None:
         with self._nodes_lock:
@@ -202,7 +214,14 @@ class Relay:
             version=VERSION, flows_rate=self.hub.flows_rate())
         response.num_connected_nodes.value = len(nodes) - len(unavailable)
         response.num_unavailable_nodes.value = len(unavailable)
+        if self.store is not None and not getattr(self.store, "available", True):
+            # Hubble's ServerStatus has no storage field; its clients print every unavailable_nodes entry.
+            response.unavailable_nodes.append(f"storage unavailable ({self.store.url.redacted()}): "
+                                              f"{self.store.error}; flows are spooled")
         return response
+
+    def storage_available(self) -> bool:
+        return self.store is None or getattr(self.store, "available", True)
 
 
 def _peer_change(peer: Peer, kind: int) -> peer_pb2.ChangeNotification:

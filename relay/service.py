@@ -21,6 +21,7 @@ from relay import history
 from relay.core import VERSION
 from relay.flows import LiveFilter, Seam, chunks, masked, node_problems, past_flows
 from relay.hub import Subscriber
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,11 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     def GetNamespaces(self, request, context):
         if self.relay.store is None:
             return observer_pb2.GetNamespacesResponse()
-        return observer_pb2.GetNamespacesResponse(
-            namespaces=history.recent_namespaces(self.relay.store, time.time_ns()))
+        try:
+            return observer_pb2.GetNamespacesResponse(
+                namespaces=history.recent_namespaces(self.relay.store, time.time_ns()))
+        except StorageError as err:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"namespaces come from storage: {err}")
 
     def ServerStatus(self, request, context):
         context.send_initial_metadata(VERSION_HEADER)

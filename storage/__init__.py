@@ -46,6 +46,7 @@ those parts), chdb_backend/server_backend (the engines).
 """
 
 from storage.errors import SpoolFullError, StorageError, StorageTimeError, StorageUnavailable, StorageURLError
+from storage.deferred import DeferredStore
 from storage.open import open_store
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
                              NodeSeen, RedPoint, ServiceMap, ServiceMapChanges, Talker)
@@ -53,7 +54,7 @@ from storage.store import TABLE_COLUMNS, FlowStore, node_id
 from storage.url import DEFAULT_URL, StorageURL, parse_url
 from storage.writer import FlowWriter, WriterStats
 
-__all__ = ["DEFAULT_URL", "DnsPoint", "DnsQuery", "DnsSummary", "DropCount", "FlowPage", "FlowStore",
+__all__ = ["DEFAULT_URL", "DeferredStore", "DnsPoint", "DnsQuery", "DnsSummary", "DropCount", "FlowPage", "FlowStore",
            "FlowWriter", "MapEdge", "MapNode", "NodeSeen", "RedPoint", "ServiceMap", "ServiceMapChanges",
            "SpoolFullError", "StorageError", "StorageTimeError", "StorageURL", "StorageURLError", "StorageUnavailable",
            "TABLE_COLUMNS", "Talker", "WriterStats", "node_id", "open_store", "parse_url"]

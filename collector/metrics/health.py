@@ -84,6 +84,9 @@ class HealthMetrics:
         self.spool_bytes = Gauge("flowscope_storage_spool_bytes",
                                  "Bytes of flows spooled on disk while storage is unavailable",
                                  registry=registry)
+        self.storage_available = Gauge("flowscope_storage_available",
+                                       "1 while the flow store answers, 0 while it is unavailable (flows "
+                                       "are then spooled)", registry=registry)
         self.connected_nodes = Gauge("flowscope_connected_nodes", "Collectors the relay is connected to",
                                      registry=registry)
         self.unavailable_nodes = Gauge("flowscope_unavailable_nodes", "Known collectors the relay cannot reach",
@@ -122,6 +125,9 @@ class HealthMetrics:
 
     def watch_spool_bytes(self, read: Callable[[], float]) -> None:
         self.spool_bytes.set_function(read)
+
+    def watch_storage(self, available: Callable[[], bool]) -> None:
+        self.storage_available.set_function(lambda: 1.0 if available() else 0.0)
 
     def set_nodes(self, connected: int, unavailable: int = 0) -> None:
         self.connected_nodes.set(connected)

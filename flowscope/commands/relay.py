@@ -118,12 +118,21 @@ def listen_address(address: str) -> str:
 
 
 def open_storage(url: str):
-    """(store, writer) for a storage URL; (None, None) for 'none'."""
+    """(store, writer) for a storage URL; (None, None) for 'none'. A ClickHouse server that does not
+    answer yet is no reason to exit (and crash-loop through its rollout): the store is then a
+    DeferredStore, the writer spools until the server answers, ServerStatus says so."""
     if url == "none":
         return None, None
     import storage
-    store = storage.open_store(url)
-    store.migrate()
+    if storage.parse_url(url).scheme == "chdb":
+        store = storage.open_store(url)
+        store.migrate()
+    else:
+        store = storage.DeferredStore(url)
+        try:
+            store.connect()
+        except storage.StorageUnavailable:
+            pass  # logged by the store; the writer spools and retries
     return store, storage.FlowWriter(store)
 
 
@@ -182,6 +191,7 @@ def start_metrics(relay: Relay, writer, address: str, exporters=None, tls: TLSCo
     health.watch_status(relay.status)
     if writer is not None:
         health.watch_spool_bytes(lambda: writer.stats().spool_bytes)
+        health.watch_storage(relay.storage_available)
         writer.insert_hooks.append(health.observe_storage_write)
     if exporters is not None:
         export_flags.register_metrics(exporters, registry)
