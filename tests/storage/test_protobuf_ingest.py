@@ -94,7 +94,11 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     big_port = base(BASE_NS + 78, dport=70_000)  # wider than the UInt16 column: l4 stays
     big_kafka_error = base(BASE_NS + 79)
     big_kafka_error.l7.kafka.error_code = 40_000  # wider than the Int16 column: l7 stays
+    tls_http = base(BASE_NS + 80, dport=443)  # read from TLS plaintext (collector/tls): the mark survives
+    tls_http.l7.type, tls_http.l7.http.method, tls_http.l7.http.url = flow_pb2.REQUEST, "GET", "http://web/cart"
+    tls_http.l7_tls = True
     return {
+        "tls_http": (tls_http, no_counters + l7),
         "dns_plain": (dns_plain, no_counters + l7),
         "kafka_plain": (kafka_plain, no_counters + l7),
         "http_empty": (http_empty, no_counters + l7),

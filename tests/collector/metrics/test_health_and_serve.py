@@ -41,6 +41,10 @@ def test_health_setters_and_watchers():
     assert get("flowscope_l7_capture_budget_exhausted_total", {"protocol": "http2"}) == 2
     budget_exhausted["kafka"] = 1  # read at scrape time
     assert get("flowscope_l7_capture_budget_exhausted_total", {"protocol": "kafka"}) == 1
+    not_visible = {}
+    health.watch_tls_not_visible(lambda: not_visible)
+    not_visible["TLS not visible: statically linked"] = 3
+    assert get("flowscope_tls_not_visible_processes_total", {"reason": "TLS not visible: statically linked"}) == 3
     assert get("flowscope_events_total") == len(sf.shop_round()) + 5
     assert get("flowscope_lost_events_total", {"source": "perf_event_ring_buffer"}) == 4
     assert get("flowscope_ring_buffer_fill_ratio") == 0.25
