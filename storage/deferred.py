@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class DeferredStore:
-    """Stands for `open_store(url)` + `migrate()`, done on first use. Every FlowStore method and
+    """Stands for `open_store(url)` + `migrate()` (or `require_schema()`), done on first use. Every FlowStore method and
     attribute is reachable through it; `available` and `error` tell the state without connecting."""
 
-    def __init__(self, url: str, retry_s: float = 2.0, clock=time.monotonic) -> None:
+    def __init__(self, url: str, retry_s: float = 2.0, migrate: bool = True, clock=time.monotonic) -> None:
         self.url = parse_url(url)  # a malformed URL is a StorageURLError now, not at first use
         self._text = url
+        self._migrate = migrate  # False for readers (the UI): they check the schema, never change it
         self.retry_s = retry_s
         self.error = ""
         self._clock = clock
@@ -51,11 +52,14 @@ class DeferredStore:
                 raise StorageUnavailable(self.error)
             try:
                 store = open_store(self._text)
-                store.migrate()
+                if self._migrate:
+                    store.migrate()
+                else:
+                    store.require_schema()
             except StorageUnavailable as err:
                 self._next_attempt = self._clock() + self.retry_s
                 if not self.error:
-                    log.warning("storage unavailable, flows are spooled until it answers: %s", err)
+                    log.warning("storage unavailable, trying again every %g s: %s", self.retry_s, err)
                 self.error = str(err)
                 raise
             if self.error:

@@ -33,15 +33,25 @@ def http_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from storage import open_store
+    from storage import DeferredStore, StorageUnavailable, open_store, parse_url
     from ui.app import serve
     from ui.auth import UIConfigError
 
     if args.refresh < 1:
         raise UIConfigError(f"--refresh {args.refresh}: expected at least 1 second")
     auth, tls = http_settings(args)
-    store = open_store(storage_url(args))
-    store.require_schema()
+    url = storage_url(args)
+    if parse_url(url).scheme == "chdb":
+        store = open_store(url)
+        store.require_schema()
+    else:
+        # A ClickHouse server that is not up yet: serve anyway, each view says the store did not answer
+        # until it does (no crash loop through the database's rollout).
+        store = DeferredStore(url, migrate=False)
+        try:
+            store.connect()
+        except StorageUnavailable:
+            pass  # logged by the store
     serve(store, args.address, auth=auth, insecure=args.insecure, tls=tls, refresh_s=args.refresh,
           pin_dir=args.pin_dir)
     return 0
