@@ -218,10 +218,14 @@ def test_map_filters_by_verdict_protocol_and_pod():
 
 def test_world_to_world_traffic_is_not_drawn_but_a_pod_calling_itself_is():
     """ICMPv6 neighbour discovery between outside addresses gave the world node an edge to itself."""
-    smap = ServiceMap(0, 60_000_000_000, [node("shop/frontend"), node("world:world", "world")],
+    smap = ServiceMap(0, 60_000_000_000, [node("shop/frontend"), node("world:world", "world"),
+                                          node("world:api.example.com", "world")],
                       [edge("world:world", "world:world", 0, "ICMPv6"), edge("shop/frontend", "shop/frontend", 8080),
-                       edge("shop/frontend", "world:world", 443)])
-    els = by_id(sm.build_elements(smap))
-    assert "edge:world:world|world:world|0|ICMPv6|FORWARDED" not in els
-    assert {"edge:shop/frontend|shop/frontend|8080|TCP|FORWARDED", "edge:shop/frontend|world:world|443|TCP|FORWARDED",
-            "world:world"} <= set(els)
+                       edge("shop/frontend", "world:api.example.com", 443)])
+    view = sm.build_elements(smap)
+    els = by_id(view)
+    assert "edge:world:world|world:world|0|ICMPv6|FORWARDED" not in els and "world:world" not in els, \
+        "neither the loop nor the node only it brought"
+    assert {"edge:shop/frontend|shop/frontend|8080|TCP|FORWARDED", "world:api.example.com",
+            "edge:shop/frontend|world:api.example.com|443|TCP|FORWARDED"} <= set(els)
+    assert view.edges == 2, "the summary counts the edges drawn"

@@ -189,6 +189,7 @@ def build_elements(smap: ServiceMap, added: Iterable[MapEdge] = (), removed: Ite
                    expanded: Iterable[str] = (), collapse_above: int = COLLAPSE_ABOVE) -> MapView:
     """Cytoscape elements for `smap`. `added`/`removed` (from ServiceMapChanges) mark edges new in this
     window or gone since the previous one; removed edges are drawn grey with their nodes."""
+    smap = _without_outside_loops(smap)
     added_keys = {e.key for e in added}
     removed = [e for e in removed]
     nodes = {n.id: n for n in smap.nodes}
@@ -233,10 +234,6 @@ def build_elements(smap: ServiceMap, added: Iterable[MapEdge] = (), removed: Ite
     tagged = [(e, "added" if e.key in added_keys else "") for e in smap.edges]
     tagged += [(e, "removed") for e in removed]
     for edge, change in tagged:
-        if edge.source == edge.target and nodes[edge.source].kind != "pod":
-            # Between two addresses outside the cluster (world to world: IPv6 neighbour discovery and
-            # multicast seen on a pod's device): not a connection of the cluster's workloads.
-            continue
         if endpoint(edge.source) == edge.source and endpoint(edge.target) == edge.target:
             plain.append(_edge_element(edge, change))
         else:
@@ -244,6 +241,18 @@ def build_elements(smap: ServiceMap, added: Iterable[MapEdge] = (), removed: Ite
     elements += plain + _aggregate(merged, endpoint)
     return MapView(elements=elements, workloads=len(pods), edges=len(smap.edges),
                    collapsed=tuple(sorted(collapsed)))
+
+
+def _without_outside_loops(smap: ServiceMap) -> ServiceMap:
+    """The map without traffic of a non-pod node with itself (world to world: IPv6 neighbour discovery
+    and multicast seen on a pod's device) — no connection of the cluster's workloads — nor the nodes
+    only that traffic brought."""
+    kinds = {n.id: n.kind for n in smap.nodes}
+    edges = [e for e in smap.edges if not (e.source == e.target and kinds.get(e.source, "pod") != "pod")]
+    if len(edges) == len(smap.edges):
+        return smap
+    ends = {nid for e in edges for nid in (e.source, e.target)}
+    return dataclasses.replace(smap, edges=edges, nodes=[n for n in smap.nodes if n.kind == "pod" or n.id in ends])
 
 
 def _node_from_id(nid: str) -> MapNode:
