@@ -274,7 +274,7 @@ class Collector:
         from collector.tls import TlsCapture, TlsCaptureConfig, TlsCaptureError, TlsProgramConfig
 
         dp = self.config.datapath
-        dispatcher = L7Dispatcher(self.l7.config, fqdn=self.fqdn, endpoint_of=self._endpoint_of)
+        dispatcher = L7Dispatcher(self.l7.config, fqdn=self.fqdn, endpoint_of=self._endpoint_of, tls=True)
         decoder = Decoder(Enricher(self.endpoints, self.identities), self.config.node_name, l7=dispatcher,
                           names=self.fqdn, policies=self.decoder.policies, tls=True)
         program = TlsProgramConfig(dp.payload_bytes, dp.stream_segment_bytes, dp.l7_budget)

@@ -32,11 +32,13 @@ EndpointOf = Callable[[str], "tuple[str, str] | None"]  # ip -> (namespace, pod 
 
 class L7Dispatcher:
     """Turns payload prefixes into L7Records. `endpoint_of` (optional) names the pod of a server IP so
-    per-namespace/pod port rules apply; DNS answers feed `fqdn` (a FqdnCache, shared if given)."""
+    per-namespace/pod port rules apply; DNS answers feed `fqdn` (a FqdnCache, shared if given). `tls`:
+    the payload is TLS plaintext (collector.tls), so HTTP/1 URLs are https:// like HTTP/2's :scheme."""
 
     def __init__(self, config: L7Config = L7Config(), fqdn: FqdnCache | None = None,
-                 endpoint_of: EndpointOf | None = None) -> None:
+                 endpoint_of: EndpointOf | None = None, tls: bool = False) -> None:
         self.config = config
+        self._http1_scheme = "https" if tls else "http"
         self.fqdn = fqdn if fqdn is not None else FqdnCache(max_ips=config.fqdn_max_ips)
         self.endpoint_of = endpoint_of
         self.stats = L7Stats()
@@ -146,9 +148,10 @@ class L7Dispatcher:
         if port in self._ports("http2", ip):
             return Http2Parser(self.config, self.stats, host, preface_expected=False)
         if port in self._ports("http", ip):  # in sync from the start: anything but HTTP is counted
-            return Http1Parser(self.config, self.stats, host, cache=self.http_heads)
+            return Http1Parser(self.config, self.stats, host, cache=self.http_heads, scheme=self._http1_scheme)
         if self.config.detect_http_by_payload and (
                 looks_like_request(payload) if from_client else looks_like_response(payload)):
-            return Http1Parser(self.config, self.stats, host, synced=False, cache=self.http_heads)
+            return Http1Parser(self.config, self.stats, host, synced=False, cache=self.http_heads,
+                               scheme=self._http1_scheme)
         # Servers may speak first (an HTTP/2 server's SETTINGS): the client's first bytes decide.
         return _IGNORED if from_client else None

@@ -140,8 +140,10 @@ class Http1Parser:
     protocol = "http"
 
     def __init__(self, config: L7Config, stats: L7Stats, server_host: str, synced: bool = True,
-                 cache: HeadCache | None = None) -> None:
+                 cache: HeadCache | None = None, scheme: str = "http") -> None:
+        """`scheme` of the URLs: "https" for bytes read inside TLS (the request line has none)."""
         self.config = config
+        self.scheme = scheme
         self.stats = stats
         self.cache = cache if cache is not None else HeadCache()
         self.server_host = server_host  # "ip:port" for requests without a Host header
@@ -344,7 +346,7 @@ class Http1Parser:
         target = parts[1].decode("latin-1")
         protocol = parts[2].decode("latin-1")
         host = fields.get("host") or self.server_host
-        url = build_url(self.config, "http", host, target) if method != "CONNECT" else target
+        url = build_url(self.config, self.scheme, host, target) if method != "CONNECT" else target
         out.append(request_record(self.config, protocol, method, url, headers, partial, self.protocol))
         self._queue(_Pending(method, url, protocol, ts_ns, fields.get("upgrade", "").lower(),
                              _http_fields(method, url, protocol)))

@@ -36,8 +36,8 @@ _ORIGIN = re.compile(r"\bhttps?://[^/ )]+")
 def comparable(flow: flow_pb2.Flow, port: int) -> dict:
     """The fields a user reads, without what differs between any two runs (time, ids, client port,
     latency, the device's name) and what names the transport: the server port, the TLS mark, and the
-    URL's origin (HTTP/2's :scheme is https inside TLS; a TLS client names the certificate's host in
-    :authority where a plaintext one names the address)."""
+    URL's origin (https inside TLS; a TLS client may name the certificate's host in :authority where a
+    plaintext one names the address)."""
     flow = flow_pb2.Flow.FromString(flow.SerializeToString())
     for name in ("time", "uuid", "l7_tls", "interface"):
         flow.ClearField(name)

@@ -31,17 +31,22 @@ def topology(nginx: str) -> dict:
     }
 
 
-def curl(lab, urls: list[str], *options: str, one_connection: bool = True) -> collections.Counter:
+def curl_timed(lab, urls: list[str], *options: str, one_connection: bool = True) -> list[tuple[str, int, float]]:
     """The requests in order, on one connection (else one curl each: curl 7.88 cannot reuse an h2c
-    prior-knowledge connection); (path, status) as the client saw them."""
+    prior-knowledge connection); (path, status, seconds from start to response end) as curl saw them."""
     lines = []
     for batch in [urls] if one_connection else [[url] for url in urls]:
-        out = lab.exec("client", ["curl", "-sk", *options, "-w", "%{url_effective} %{http_code}\\n",
+        out = lab.exec("client", ["curl", "-sk", *options, "-w", "%{url_effective} %{http_code} %{time_total}\\n",
                                   *sum((["-o", "/dev/null", url] for url in batch), [])])
         assert out.returncode == 0, out.stderr
         lines += out.stdout.splitlines()
-    return collections.Counter((re.sub(r"^\w+://[^/]+", "", url), int(code))
-                               for url, code in (line.split() for line in lines))
+    return [(re.sub(r"^\w+://[^/]+", "", url), int(code), float(seconds))
+            for url, code, seconds in (line.split() for line in lines)]
+
+
+def curl(lab, urls: list[str], *options: str, one_connection: bool = True) -> collections.Counter:
+    return collections.Counter((path, code) for path, code, _s in curl_timed(lab, urls, *options,
+                                                                             one_connection=one_connection))
 
 
 @pytest.mark.parametrize("version, tls_options, plain_port, plain_options", [
@@ -59,21 +64,27 @@ def test_https_requests_are_seen_like_plaintext(lab_factory, collector_factory, 
     time.sleep(1.5)  # the capture's next /proc scan attaches to the libssl nginx maps
     web = lab.pod("web").ipv4
 
-    client = curl(lab, [f"https://{web}:8443{p}" for p in PATHS], *tls_options)
+    timed = curl_timed(lab, [f"https://{web}:8443{p}" for p in PATHS], *tls_options)
+    client = collections.Counter((path, code) for path, code, _s in timed)
     assert sum(client.values()) == len(PATHS)
     tls = wait_count(run, 8443, True, 2 * len(PATHS))
     assert responses_seen(tls) == client
     assert len(tls) == 2 * len(PATHS)
     for flow in tls:
         assert flow.l7.http.protocol == version
-        assert flow.Summary.endswith(" (TLS)")
+        assert flow.Summary.endswith(" (TLS)") and flow.l7.http.url.startswith(f"https://{web}:8443/")
         assert {flow.source.pod_name, flow.destination.pod_name} == {lab.pod("client").name, lab.pod("web").name}
         web_end = flow.destination if flow.l7.type == flow_pb2.REQUEST else flow.source
         assert "k8s:tier=front" in web_end.labels
         assert web_end.namespace == "shop"
     requests = [f for f in tls if f.l7.type == flow_pb2.REQUEST]
     assert collections.Counter(f.l7.http.method for f in requests) == {"GET": len(PATHS)}
-    assert all(f.l7.latency_ns > 0 for f in tls if f.l7.type == flow_pb2.RESPONSE)
+    # Latency is the server's: its SSL_read of the request to its SSL_write of the response, inside the
+    # client's own time for the request (curl's time_total also holds connect and handshake for the first).
+    responses = sorted((f for f in tls if f.l7.type == flow_pb2.RESPONSE), key=lambda f: f.time.ToNanoseconds())
+    for flow, (path, code, seconds) in zip(responses, timed):
+        assert flow.l7.http.url.endswith(path) and flow.l7.http.code == code
+        assert 0 < flow.l7.latency_ns <= seconds * 1e9
 
     assert curl(lab, [f"http://{web}:{plain_port}{p}" for p in PATHS], *plain_options,
                 one_connection=version == "HTTP/1.1") == client

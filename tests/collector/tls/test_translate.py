@@ -37,7 +37,7 @@ def translator(local_pods=(CLIENT, SERVER)) -> TlsTranslator:
     cache = EndpointCache("node-1")
     cache.replace([Endpoint("shop", "client", (CLIENT,), {"app": "client"}, node_name="node-1", ifindex=7),
                    Endpoint("shop", "web", (SERVER,), {"app": "web"}, node_name="node-1", ifindex=8)])
-    decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(), tls=True)
+    decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(tls=True), tls=True)
     pods = {packed(ip): i for ip, i in zip((CLIENT, SERVER), (7, 8)) if ip in local_pods}
     netns = {NETNS[ip]: i for ip, i in zip((CLIENT, SERVER), (7, 8)) if ip in local_pods}
     return TlsTranslator(decoder, pods, netns, EPHEMERAL)
@@ -62,7 +62,7 @@ def test_the_server_end_reports_a_connection_between_two_local_pods():
     assert [(f.l7.type, f.traffic_direction, f.IP.source) for f in flows] == [
         (flow_pb2.REQUEST, flow_pb2.INGRESS, CLIENT), (flow_pb2.RESPONSE, flow_pb2.INGRESS, SERVER)]
     response = flows[1]
-    assert response.l7.http.code == 503 and response.l7.http.url == "http://web/cart"
+    assert response.l7.http.code == 503 and response.l7.http.url == "https://web/cart"
     assert response.l7_tls and response.Summary.endswith(" (TLS)")
     assert response.source.pod_name == "web" and response.destination.pod_name == "client"
     assert response.interface.index == 8
@@ -98,7 +98,7 @@ def test_writes_wait_for_their_connection():
     assert t.feed(unknown) == []
     bind = event(tev.OP_BIND, b"", CLIENT, 40000, SERVER, 443)
     flows = [f.parse() for f in t.feed(bind)]
-    assert [f.l7.http.url for f in flows] == ["http://web/cart"]
+    assert [f.l7.http.url for f in flows] == ["https://web/cart"]
     assert flows_of(t, [event(tev.OP_READ, RESPONSE, CLIENT, 40000, SERVER, 443)])[0].l7.http.code == 503
 
 
