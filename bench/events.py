@@ -12,7 +12,9 @@ machine's other load changes all of them alike. `--before` names another checkou
 
 Per run: connections the client made (wrk's requests), events read from the perf rings, events
 lost (the kernel's count: LostEvent), flows published, the collector's cores, CPU seconds per 10,000
-connections, the most events read but not yet decoded at once (how far decoding fell behind; `-`
+connections (over the load and until the collector caught up: nothing read or published for
+`--drain` s; "caught up after" is when its last flow came, after the load), the most events read but
+not yet decoded at once (how far decoding fell behind; `-`
 for code without that count) and the load average before the run. Results go to docs/benchmarks.md by hand.
 """
 
@@ -42,6 +44,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_wrk(client_ns: str, server_ip: str, rate: int, seconds: int, workdir: str) -> str:
+    """wrk's output. Rate 0: wrk at its own maximum (-c8, as docs/benchmarks.md measured it before);
+    otherwise paced by its Lua delay(): each of PACED_CONNECTIONS waits between requests. hey
+    -disable-keepalive reached only ~1,700 connections/s here."""
+    script = os.path.join(workdir, "pace.lua")
+    with open(script, "w") as f:
+        f.write(f"function delay() return {round(PACED_CONNECTIONS * 1000 / rate)} end\n" if rate else "")
+    return subprocess.run(["ip", "netns", "exec", client_ns, "wrk", "-t2", f"-c{PACED_CONNECTIONS if rate else 8}",
+                           f"-d{seconds}s", "-s", script, "-H", "Connection: close", f"http://{server_ip}:{PORT}/"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def wrk_connections(out: str) -> int:
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
 def child(args: argparse.Namespace) -> int:
     """One run: a collector from `args.tree`, wrk paced to `args.rate`, a JSON line of what happened."""
     sys.path.insert(0, args.tree)
@@ -60,22 +78,22 @@ def child(args: argparse.Namespace) -> int:
         stats = collector.datapath.stats
         events0, lost0, flows0 = stats.events, stats.lost, stats.flows
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        # rate 0: wrk at its own maximum (-c8, as docs/benchmarks.md measured it before); otherwise paced by
-        # its Lua delay(): each of PACED_CONNECTIONS waits between requests. hey -disable-keepalive reached
-        # only ~1,700 connections/s here.
-        script = os.path.join(args.workdir, "pace.lua")
-        with open(script, "w") as f:
-            f.write(f"function delay() return {round(PACED_CONNECTIONS * 1000 / args.rate)} end\n" if args.rate else "")
-        out = subprocess.run(["ip", "netns", "exec", args.client_ns, "wrk", "-t2",
-                              f"-c{PACED_CONNECTIONS if args.rate else 8}", f"-d{args.seconds}s", "-s", script,
-                              "-H", "Connection: close", f"http://{args.server_ip}:{PORT}/"],
-                             capture_output=True, text=True, check=True).stdout
-        time.sleep(args.drain)
+        out = run_wrk(args.client_ns, args.server_ip, args.rate, args.seconds, args.workdir)
+        # Until the collector has caught up: a reader that fell behind holds the backlog in the kernel's
+        # rings (or, since the reads between steps, in user memory) long after the load ended.
+        ended = last_change = time.monotonic()
+        seen = None
+        while time.monotonic() - last_change < args.drain and time.monotonic() - ended < 120:
+            now = (stats.events, stats.lost, stats.flows)
+            if now != seen:
+                seen, last_change = now, time.monotonic()
+            time.sleep(0.2)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        connections = int(re.search(r"(\d+) requests in", out).group(1))
+        connections = wrk_connections(out)
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         print(json.dumps({"connections": connections, "events": stats.events - events0, "lost": stats.lost - lost0,
-                          "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + args.drain,
+                          "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + time.monotonic() - ended,
+                          "behind_s": last_change - ended,
                           "pending_max": getattr(stats, "pending_max", None),
                           "errors": " ".join(re.findall(r"Socket errors: .*", out))}))
     finally:
@@ -234,10 +252,13 @@ def main() -> int:
     parser.add_argument("--rates", default="0,10000",
                         help="new HTTP connections per second to pace wrk to, comma-separated (0: wrk's maximum)")
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--drain", type=float, default=2.0, help="seconds after the load, counted in the CPU")
+    parser.add_argument("--drain", type=float, default=3.5,
+                        help="after the load, wait until nothing changed for this long (> the sweep's close grace "
+                             "+ its interval, 3 s); the CPU counts until then")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--aggregation", default="medium,max", help="comma-separated levels to compare")
     parser.add_argument("--before", help="another source tree to compare against (its collector code)")
+    parser.add_argument("--detached", action="store_true", help="also run the load with no collector")
     parser.add_argument("--perf-pages", type=int, default=0, help="perf ring pages per CPU (0: the default)")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="no kernel, no root: N synthetic connections' events through decode and publish")
@@ -273,6 +294,12 @@ def main() -> int:
         time.sleep(1.5)
         for round_no in range(args.rounds):
             for rate in rates:
+                if args.detached:  # the load alone: what this machine's wrk and nginx reach without a collector
+                    load = os.getloadavg()[0]
+                    made = wrk_connections(run_wrk(client.netns, server.ipv4, rate, args.seconds, workdir))
+                    rows.append((round_no + 1, rate, "-", "no collector",
+                                 {"connections": made, "events": 0, "lost": 0, "flows": 0, "cpu_s": 0, "wall_s": 1,
+                                  "pending_max": None, "load": load}))
                 for level in levels:
                     for name, tree in trees:  # a pair back to back: the same load on both
                         r = run_variant(tree, level, rate, state, client, server, args)
@@ -283,14 +310,15 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.seconds} s per run")
     print("| round | wrk paced to | code | aggregation | conn/s made | events sent/conn | events lost | flows/conn "
-          "| collector cores | CPU s per 10k conn | most events waiting | load avg |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| collector cores | CPU s per 10k conn | most events waiting | caught up after s | load avg |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for round_no, rate, name, level, r in rows:
         conns = max(r["connections"], 1)
         print(f"| {round_no} | {rate or 'max'} | {name} | {level} | {r['connections'] / args.seconds:,.0f} "
               f"| {(r['events'] + r['lost']) / conns:.1f} | {r['lost']:,} | {r['flows'] / conns:.1f} "
               f"| {r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / conns * 10000:.2f} "
-              f"| {'-' if r['pending_max'] is None else format(r['pending_max'], ',')} | {r['load']:.1f} |")
+              f"| {'-' if r['pending_max'] is None else format(r['pending_max'], ',')} | {r.get('behind_s', 0):.1f} "
+              f"| {r['load']:.1f} |")
     return 0
 
 
