@@ -8,6 +8,7 @@ comparisons: before migration 7 (one thread, StoredFlow envelopes, whole raw), C
 
     .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--uuids random,collector]
                                       [--all [--skip-server]]
+    .venv/bin/python bench/storage.py --targets [--flows 200000] [--skip-server]   # issue #17's ratios
 
 The ingest runs use distinct generated flows (lab-like: 20 namespaces x 25 workloads, HTTP/DNS/L4,
 some drops). For the query part the store is grown to --total rows inside ClickHouse (INSERT ... SELECT
@@ -257,7 +258,7 @@ def earlier(args, flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
         from lab.testbed.clickhouse import new_server
         server = new_server(tmp / "server")
         try:
-            sstore = open_store(f"{server.url}/bench")
+            sstore = open_store(server.store_url("bench"))
             sstore.migrate()
             rows.append(("ingest, server 18.16 (FlowWriter, native columnar)",
                          f"{ingest(sstore, flows, tmp, 'server'):,.0f} flows/s"))
@@ -268,6 +269,57 @@ def earlier(args, flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
                          f"{s_per_flow:.1f} (+ {s_aggr:.1f})"))
         finally:
             server.stop()
+    return rows
+
+
+def targets(flows, tmp: pathlib.Path, skip_server: bool) -> list[tuple[str, str]]:
+    """Issue #17's targets side by side in one run: our embedded ingest (FlowWriter) against ClickHouse's
+    own "Native rows -> flows + 4 views", and our server ingest (FlowWriter: envelopes -> Native in the
+    embedded engine -> HTTP) against raw HTTP INSERT FORMAT Native of ready bytes into the same server,
+    and the server's previous path (Python columns through clickhouse-driver). Ours, the reference,
+    ours again: the median of ours is compared."""
+    rows: list[tuple[str, str]] = []
+    store = open_store(f"chdb://{tmp}/chdb?database=bench_targets")
+    store.migrate()
+    ceiling_store = open_store(f"chdb://{tmp}/chdb?database=bench_targets_ceiling")
+    ceiling_store.migrate()
+    ours = [ingest(store, flows, tmp, "targets-1")]
+    _, reference = clickhouse_alone(store, ceiling_store)
+    store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
+    ours.append(ingest(store, flows, tmp, "targets-2"))
+    rows += [("embedded: ours (FlowWriter, envelopes -> ingest view -> flows + 4 views)",
+              " / ".join(f"{r:,.0f}" for r in ours) + " flows/s"),
+             ("embedded: ClickHouse alone (Native rows -> flows + 4 views)", f"{reference:,.0f} flows/s"),
+             ("embedded: ours / ClickHouse alone (target >= 0.8)", f"{statistics.mean(ours) / reference:.2f}")]
+    for s_ in (store, ceiling_store):
+        s_.drop_database()
+    if skip_server:
+        return rows
+    from lab.testbed.clickhouse import new_server
+    server = new_server(tmp / "server-targets")
+    try:
+        stores = {name: open_store(server.store_url(name)) for name in ("ours", "raw", "columns")}
+        for s_ in stores.values():
+            s_.migrate()
+        ours = [ingest(stores["ours"], flows, tmp, "server-1")]
+        batches = [stores["ours"].encode_flows(flows[i:i + 100_000], [f.SerializeToString() for f in
+                                                                    flows[i:i + 100_000]])
+                   for i in range(0, len(flows), 100_000)]
+        names = stores["ours"]._converter().columns
+        start = time.perf_counter()
+        for batch in batches:
+            stores["raw"].backend.insert_native(stores["raw"].layout.table("flows"), names, batch.native)
+        raw = len(flows) / (time.perf_counter() - start)
+        stores["ours"].backend.execute(f"TRUNCATE TABLE {stores['ours'].db}.flows")
+        ours.append(ingest(stores["ours"], flows, tmp, "server-2"))
+        columns = python_columns(stores["columns"], flows)
+        rows += [("server 18.16: ours (FlowWriter, envelopes -> Native in chdb -> HTTP)",
+                  " / ".join(f"{r:,.0f}" for r in ours) + " flows/s"),
+                 ("server 18.16: raw HTTP INSERT FORMAT Native of ready bytes, with views", f"{raw:,.0f} flows/s"),
+                 ("server 18.16: before (Python columns through clickhouse-driver)", f"{columns:,.0f} flows/s"),
+                 ("server 18.16: ours / raw Native (target >= 0.7)", f"{statistics.mean(ours) / raw:.2f}")]
+    finally:
+        server.stop()
     return rows
 
 
@@ -331,7 +383,8 @@ def main() -> None:
                              "counter); the query benchmark uses the last")
     parser.add_argument("--all", action="store_true", help="also the earlier comparisons (schema 6, "
                         "ClickHouse alone, Python columns, naive INSERTs, server)")
-    parser.add_argument("--skip-server", action="store_true", help="with --all: no clickhouse-server")
+    parser.add_argument("--skip-server", action="store_true", help="with --all/--targets: no clickhouse-server")
+    parser.add_argument("--targets", action="store_true", help="only issue #17's ingest targets, side by side")
     args = parser.parse_args()
     styles = args.uuids.split(",")
     if not styles or set(styles) - {"random", "collector"}:
@@ -342,6 +395,10 @@ def main() -> None:
     print(f"load average at start {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
     table: list[tuple[str, str, str]] = []
     rows: list[tuple[str, str]] = []
+    if args.targets:
+        print(f"generating {args.flows:,} flows ...", file=sys.stderr)
+        rows = targets(make_flows(args.flows, t0, span, uuids=styles[-1]), tmp, args.skip_server)
+        styles, args.total = [], 0
     for i, style in enumerate(styles):
         print(f"generating {args.flows:,} flows, {style} uuids ...", file=sys.stderr)
         flows = make_flows(args.flows, t0, span, uuids=style)
@@ -373,7 +430,8 @@ def main() -> None:
           f"{os.cpu_count()} cores, {args.flows:,} generated flows per ingest run, load average at the "
           f"end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     width = max(len(r[0]) for r in table + rows)
-    print(f"  {'':<{width}}  {'schema 8':>20}  {'schema 9':>20}")
+    if table:
+        print(f"  {'':<{width}}  {'schema 8':>20}  {'schema 9':>20}")
     for name, v8, v9 in table:
         print(f"  {name:<{width}}  {v8:>20}  {v9:>20}")
     for name, value in rows:

@@ -21,6 +21,10 @@ from storage.errors import StorageError
 
 _lock = threading.Lock()
 _sessions: dict[str, object] = {}  # directory -> chdb Session for queries (one per process)
+# Conversions (convert()) in a process without a store: a Session of no directory, closed as soon as a
+# store opens one (the embedded server then restarts on that directory). Taken before _lock.
+_convert_lock = threading.Lock()
+_private: list = []
 _inserters: dict[str, tuple[object, threading.Lock]] = {}  # directory -> (Session, lock) for inserts
 
 # Replacing/AggregatingMergeTree run their merge algorithm over every inserted block by default; here
@@ -54,9 +58,11 @@ def _insert_session(path: str) -> tuple[object, threading.Lock]:
 
 def _session(path: str):
     from chdb import session as chdb_session
-    with _lock:
+    with _convert_lock, _lock:
         if path in _sessions:
             return _sessions[path]
+        if _private:
+            _private.pop().close()
         if _sessions:
             other = next(iter(_sessions))
             raise StorageError(f"chdb://{path}: this process already opened the embedded store "
@@ -71,6 +77,24 @@ def _session(path: str):
                                "process (flowscope up/relay) using this directory?") from None
         _sessions[path] = sess
         return sess
+
+
+def convert(sql: str, fmt: str) -> bytes:
+    """The answer (in format `fmt`) of a query that reads no store table — the server path's
+    envelopes -> Native rows (storage.ingest.native) — on this process's embedded engine: the open
+    store's session, else a private one."""
+    from chdb import session as chdb_session
+    with _convert_lock:
+        with _lock:
+            session = next(iter(_sessions.values()), None)
+            if session is None:
+                if not _private:
+                    _private.append(chdb_session.Session())
+                session = _private[0]
+        try:
+            return session.query(sql, fmt).bytes()
+        except Exception as err:
+            raise StorageError(f"embedded engine: {str(err).strip().splitlines()[0]}") from None
 
 
 class ChdbBackend:

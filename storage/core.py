@@ -25,6 +25,8 @@ class StoreCore:
         self._ingest_schema: str | None = None  # format_schema of flows_ingest once known to exist
         self._ingest_compact = False  # flows_ingest takes CompactFlow (migration 7)
         self._migrations: set[int] | None = None  # applied migrations, read once
+        self._flow_columns: set[str] | None = None  # the flows table's columns, read once
+        self._native = None  # storage.ingest.native's converter, made on the first server insert
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
             # default profile, which refuses it.
@@ -40,6 +42,17 @@ class StoreCore:
             self._migrations = self.applied_migrations()
         return self._migrations
 
+    def _columns(self) -> set[str]:
+        """The flows table's columns. In a cluster each server records only the migrations it ran
+        itself, so a reader asks the table what it holds."""
+        if self._flow_columns is None:
+            database, name = self.layout.table("flows").split(".")
+            self._flow_columns = {c for (c,) in self.backend.rows(
+                f"SELECT name FROM system.columns WHERE database = '{database}' AND table = '{name}'")}
+        return self._flow_columns
+
 
     def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
         self.backend.close()

@@ -1,13 +1,19 @@
-"""A ClickHouse server over the native protocol (clickhouse-driver), columnar inserts.
+"""A ClickHouse server: queries over the native protocol (clickhouse-driver), flows inserted over its HTTP
+interface as ready Native rows (insert_native; storage.ingest.native makes them), columnar inserts
+through clickhouse-driver for the rest.
 
-clickhouse-driver's Client is not thread-safe: each thread (the writer, query threads of the relay or UI)
-gets its own connection. All SQL names tables with their database, so connecting never depends on the
-database existing.
+clickhouse-driver's Client and http.client connections are not thread-safe: each thread (the writer,
+query threads of the relay or UI) gets its own. All SQL names tables with their database, so connecting
+never depends on the database existing.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
+import ssl
 import threading
+import urllib.parse
 from typing import Sequence
 
 from storage.backend import Column
@@ -84,6 +90,46 @@ class ServerBackend:
             except Exception:
                 pass
 
+    def _http(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "http", None)
+        if conn is None:
+            u = self.url
+            if u.secure:
+                context = ssl.create_default_context()
+                if not u.verify:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                conn = http.client.HTTPSConnection(u.host, u.http_port, timeout=300, context=context)
+            else:
+                conn = http.client.HTTPConnection(u.host, u.http_port, timeout=300)
+            self._local.http = conn
+        return conn
+
+    def insert_native(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """POSTs rows in ClickHouse's Native format to the server's HTTP interface."""
+        query = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT Native"
+        params = urllib.parse.urlencode({"query": query, **self._settings})
+        secret = base64.b64encode(f"{self.url.user}:{self.url.password}".encode()).decode()
+        where = f"{self.description} (HTTP port {self.url.http_port})"
+        conn = self._http()
+        try:
+            conn.request("POST", f"/?{params}", body=data, headers={"Authorization": f"Basic {secret}"})
+            response = conn.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            self._local.http = None
+            conn.close()
+            raise StorageUnavailable(f"{where}: server unreachable: {_first_line(err)}") from None
+        if response.status == 200:
+            return
+        message = answer.decode("utf-8", "replace").strip()
+        text = message.splitlines()[0] if message else f"HTTP {response.status}"
+        if response.status in (401, 403) or any(f"Code: {code}," in text for code in _AUTH_CODES):
+            raise StorageError(f"{where}: authentication failed for user {self.url.user!r} (wrong user or "
+                               f"password?): {text}")
+        if response.status >= 500 and "Code:" not in text:
+            raise StorageUnavailable(f"{where}: {text}")
+        raise StorageError(f"{where}: {text}")
+
     def execute(self, sql: str) -> None:
         self._run(sql)
 
@@ -98,3 +144,7 @@ class ServerBackend:
 
     def close(self) -> None:
         self._drop_client()
+        conn = getattr(self._local, "http", None)
+        self._local.http = None
+        if conn is not None:
+            conn.close()

@@ -23,7 +23,7 @@ class FlowStore(Ingest, FlowQueries, ServiceMapQueries, L7Queries):
         """Creates the database and applies the migrations it lacks, in order (up to version `upto`:
         tests and benchmarks make stores as older releases left them); returns the versions applied
         now (empty when up to date). Safe to run any number of times."""
-        self._migrations = None
+        self._migrations = self._flow_columns = None
         self._ingest_schema = None  # the ingest table may change
         return admin.migrate(self.backend, self.layout, self.url.redacted(), upto)
 

@@ -3,7 +3,8 @@
 
 Query parameters (both kinds unless noted): `database=` (chdb; for servers the path names it),
 `retention_days=N` (0 keeps everything), `cluster=NAME` (server: create tables ON CLUSTER, Distributed
-over sharded ReplicatedMergeTree), `secure=1`, `verify=0`, `connect_timeout=S` (server).
+over sharded ReplicatedMergeTree), `secure=1`, `verify=0`, `connect_timeout=S` (server), `http_port=N`
+(server: its HTTP interface, which takes the flows; default 8123, 8443 with secure=1).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ DEFAULT_URL = "chdb:///var/lib/flowscope/db"
 DEFAULT_DATABASE = "flowscope"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _PARAMS = {"chdb": {"database", "retention_days"},
-           "clickhouse": {"retention_days", "cluster", "secure", "verify", "connect_timeout"}}
+           "clickhouse": {"retention_days", "cluster", "secure", "verify", "connect_timeout", "http_port"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,7 @@ class StorageURL:
     path: str = ""  # chdb data directory
     host: str = ""
     port: int = 9000
+    http_port: int = 8123  # the server's HTTP interface: flows are inserted there (FORMAT Native)
     user: str = "default"
     password: str = ""
     secure: bool = False
@@ -106,6 +108,7 @@ def parse_url(url: str) -> StorageURL:
     return StorageURL(
         "clickhouse", _database(shown, database), host=parts.hostname,
         port=port or (9440 if secure else 9000),
+        http_port=_number(shown, "http_port", params.get("http_port", "8443" if secure else "8123")),
         user=urllib.parse.unquote(parts.username or "default"),
         password=urllib.parse.unquote(parts.password or ""), secure=secure,
         verify=_flag(shown, "verify", params.get("verify", "1")),

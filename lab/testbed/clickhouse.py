@@ -90,6 +90,11 @@ class ClickHouseServer:
     def url(self) -> str:
         return f"clickhouse://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{self.tcp_port}"
 
+    def store_url(self, database: str, **params) -> str:
+        """A storage URL of `database` on this server (its HTTP port too: flows are inserted there)."""
+        query = "&".join(f"{k}={v}" for k, v in {"http_port": self.http_port, **params}.items())
+        return f"{self.url}/{database}?{query}"
+
     def start(self, timeout: float = 60.0) -> None:
         if not os.path.exists(CLICKHOUSE_SERVER):
             raise RuntimeError(f"{CLICKHOUSE_SERVER} is missing: install Debian's clickhouse-server "

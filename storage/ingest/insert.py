@@ -1,5 +1,7 @@
 """The write half of a FlowStore (used by FlowWriter): flows -> envelopes the embedded engine parses
-itself, or Python-built columns for a server; and which uuids a batch being replayed has stored already."""
+itself; for a server the same envelopes made into Native rows by the embedded engine and posted over
+HTTP (storage.ingest.native), or Python-built columns into a server not migrated to 9; and which uuids
+a batch being replayed has stored already."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from storage.backend import quote
 from storage.core import StoreCore
 from storage.ingest.columns import flows_to_columns, split_uuids
 from storage.ingest.envelope import encode
+from storage.ingest.native import NativeConverter
 from storage.schema import envelope as envelope_schema
 from storage.schema.columns import FLOW_COLUMNS, STORED_COLUMNS
 
@@ -24,6 +27,7 @@ class EncodedFlows:
     rows: int
     protobuf: bytes | None = None
     columns: dict[str, list] | None = None
+    native: bytes | None = None  # Native rows of the flows table (a server)
 
 
 
@@ -50,9 +54,19 @@ class Ingest(StoreCore):
                 envelope_schema.COMPACT_MESSAGE if self._ingest_compact else envelope_schema.MESSAGE)
         if self._ingest_schema:
             return EncodedFlows(len(raws), protobuf=encode(flows, raws, self._ingest_compact))
+        if hasattr(self.backend, "insert_native") and 9 in applied:
+            return EncodedFlows(len(raws), native=self._converter().convert(encode(flows, raws)))
         return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
 
+    def _converter(self) -> NativeConverter:
+        if self._native is None:
+            self._native = NativeConverter(self.features.low_cardinality)
+        return self._native
+
     def insert_encoded(self, batch: EncodedFlows) -> int:
+        if batch.native is not None:
+            self.backend.insert_native(self.layout.table("flows"), self._converter().columns, batch.native)
+            return batch.rows
         if batch.protobuf is not None:
             self.backend.insert_protobuf(f"{self.db}.flows_ingest", batch.protobuf, self._ingest_schema)
             return batch.rows

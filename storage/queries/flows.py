@@ -53,7 +53,7 @@ class FlowQueries(StoreCore):
 
     def _rebuilt(self, where_order_limit: str) -> list[flow_pb2.Flow]:
         """Stored flows, rebuilt exactly (raw plus the columns it left out, since migration 7)."""
-        if 7 in self._applied():
+        if "raw_stripped" in self._columns():
             rows = self.backend.rows(f"SELECT {', '.join(REBUILD_COLUMNS)} FROM {self.layout.table('flows')} "
                                      f"{where_order_limit}", binary=True)
             return [rebuild_row(row) for row in rows]

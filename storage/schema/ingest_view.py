@@ -113,18 +113,28 @@ def _select() -> dict[str, str]:
     return cols
 
 
-def _view_sql(layout: Layout, select: dict[str, str], flow_columns, stages: tuple[str, ...] = ()) -> str:
-    """The ingest view; `stages`: further columns, each stage a subquery over the one before (named
-    columns keep ClickHouse from re-analysing long expressions at every use: that cost 0.3 s per
-    insert)."""
-    exprs = ", ".join(c.name if select[c.name] == c.name else f"CAST({select[c.name]} AS {c.type}) AS {c.name}"
-                      for c in flow_columns)
-    source = (f"(SELECT *, {_kind('source')} AS kind_source, {_kind('destination')} AS kind_destination "
-              f"FROM {layout.database}.flows_ingest)")
+def ingest_select(source: str, select: dict[str, str], flow_columns, stages: tuple[str, ...] = (),
+                  low_cardinality: bool = False) -> str:
+    """The SELECT that turns envelope rows of `source` (a table or table function with the ingest
+    table's columns) into flows columns; `stages`: further columns, each stage a subquery over the one
+    before (named columns keep ClickHouse from re-analysing long expressions at every use: that cost
+    0.3 s per insert); `low_cardinality`: those columns typed LowCardinality, as the table has them."""
+    def typed(c) -> str:
+        kind = f"LowCardinality({c.type})" if low_cardinality and c.low_cardinality else c.type
+        if select[c.name] == c.name and kind == c.type:
+            return c.name
+        return f"CAST({select[c.name]} AS {kind}) AS {c.name}"
+    exprs = ", ".join(typed(c) for c in flow_columns)
+    inner = (f"(SELECT *, {_kind('source')} AS kind_source, {_kind('destination')} AS kind_destination "
+             f"FROM {source})")
     for stage in stages:
-        source = f"(SELECT *, {stage} FROM {source})"
+        inner = f"(SELECT *, {stage} FROM {inner})"
+    return f"SELECT {exprs} FROM {inner}"
+
+
+def _view_sql(layout: Layout, select: dict[str, str], flow_columns, stages: tuple[str, ...] = ()) -> str:
     return (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {layout.database}.flows_ingest_mv TO "
-            f"{layout.table('flows')} AS SELECT {exprs} FROM {source}")
+            f"{layout.table('flows')} AS {ingest_select(f'{layout.database}.flows_ingest', select, flow_columns, stages)}")
 
 
 def statements(layout: Layout) -> list[str]:
@@ -288,12 +298,9 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(", ".join(stage) for stage in (sizes, offsets, cuts, kept, uuid))
 
 
-def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT, uuid_split: bool = False) -> list[str]:
-    """Migrations 7 and 8: the ingest table and view again, for CompactFlow envelopes (embedded
-    engine), cutting `cut` out of raw. Migration 9 (`uuid_split`): into the flows table whose uuid is
-    uuid_bin (a canonical UUID text, or one generated for a flow without uuid) or else uuid_str."""
-    if not layout.features.protobuf_ingest:
-        return []
+def _compact(cut: tuple[str, ...], uuid_split: bool) -> tuple[dict[str, str], tuple]:
+    """(flows column -> SQL, the flows columns) of the ingest from CompactFlow envelopes, cutting `cut`
+    out of raw; `uuid_split`: into the flows table of migration 9."""
     select = dict(_select(), raw="raw_kept", src_id="flow_source_ID", dst_id="flow_destination_ID",
                   ip_encrypted="flow_IP_encrypted", raw_stripped="raw_bits")
     flow_columns = columns.FLOW_COLUMNS + columns.COMPACT_COLUMNS
@@ -303,7 +310,28 @@ def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT, uuid_split: b
                                f"'{columns.ZERO_UUID}')))",
                       uuid_str=f"if({canonical}, '', flow_uuid)")
         flow_columns = tuple(c for c in flow_columns if c.name != "uuid") + columns.UUID_COLUMNS
+    return select, flow_columns
+
+
+def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT, uuid_split: bool = False) -> list[str]:
+    """Migrations 7 and 8: the ingest table and view again, for CompactFlow envelopes (embedded
+    engine), cutting `cut` out of raw. Migration 9 (`uuid_split`): into the flows table whose uuid is
+    uuid_bin (a canonical UUID text, or one generated for a flow without uuid) or else uuid_str."""
+    if not layout.features.protobuf_ingest:
+        return []
+    select, flow_columns = _compact(cut, uuid_split)
     db = layout.database
     return [f"DROP TABLE IF EXISTS {db}.flows_ingest_mv", f"DROP TABLE IF EXISTS {db}.flows_ingest",
             f"CREATE TABLE {db}.flows_ingest ({', '.join(COMPACT_INGEST_COLUMNS)}) ENGINE = Null",
             _view_sql(layout, select, flow_columns, _compact_stages(cut))]
+
+
+def latest_select(source: str, low_cardinality: bool) -> tuple[str, tuple]:
+    """(SELECT, its columns) of the latest ingest view over `source` (CompactFlow envelope rows): the
+    same SQL turns envelopes into a server's rows in the embedded engine (storage.ingest.native);
+    `low_cardinality`: as the server's table has them (18.16 converts no String to LowCardinality)."""
+    select, flow_columns = _compact(CUT, True)
+    # in the table's column order: 18.16's Distributed tables forward a block to the shards by position
+    order = [c.name for c in columns.STORED_COLUMNS + columns.COMPACT_COLUMNS]
+    flow_columns = tuple(sorted(flow_columns, key=lambda c: order.index(c.name)))
+    return ingest_select(source, select, flow_columns, _compact_stages(CUT), low_cardinality), flow_columns

@@ -21,7 +21,7 @@ def shop_store(request, chdb_dir, spool_dir):
     if request.param == "chdb":
         url = f"chdb://{chdb_dir}?database={name}"
     else:
-        url = f"{request.getfixturevalue('clickhouse_server').url}/{name}"
+        url = request.getfixturevalue('clickhouse_server').store_url(name)
     store = open_store(url)
     store.migrate()
     now = time.time_ns()

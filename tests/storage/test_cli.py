@@ -13,7 +13,7 @@ def flowscope(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_migrate_then_status(clickhouse_server, server_database):
-    url = f"{clickhouse_server.url}/{server_database}"
+    url = clickhouse_server.store_url(server_database)
     first = flowscope("migrate", "--storage", url, "-o", "json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"applied": [1, 2, 3, 4, 5, 6, 7, 8, 9], "schema_version": 9}

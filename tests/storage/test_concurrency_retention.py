@@ -39,7 +39,7 @@ def test_queries_while_the_writer_inserts(store, tmp_path):
 def test_retention_drops_old_days(chdb_dir, clickhouse_server, tmp_path):
     now_ns = time.time_ns()
     for url in (f"chdb://{chdb_dir}?database={random_database()}&retention_days=3",
-                f"{clickhouse_server.url}/{random_database()}?retention_days=3"):
+                clickhouse_server.store_url(random_database(), retention_days=3)):
         store = open_store(url)
         store.migrate()
         try:

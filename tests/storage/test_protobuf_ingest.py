@@ -1,14 +1,13 @@
-"""The embedded engine's ClickHouse-side protobuf parsing fills exactly the columns that
-storage.ingest.columns computes in Python (the server path), for every field family and edge case; `raw` keeps
-only what the columns cannot give back, and every flow still rebuilds exactly."""
+"""ClickHouse-side protobuf parsing — the embedded engine's ingest view, and the same SQL making a
+server's Native rows (storage.ingest.native) — fills exactly the columns that storage.ingest.columns
+computes in Python, for every field family and edge case; `raw` keeps only what the columns cannot
+give back, and every flow still rebuilds exactly."""
 
 from google.protobuf import json_format
 
 from proto.flow import flow_pb2
-from storage import open_store
 from storage.ingest.columns import flows_to_columns
 from storage.schema.columns import NAMES, STRIPPED
-from tests.fixtures.clickhouse import random_database
 from tests.storage.flows import BASE_NS, base, every_family
 
 
@@ -122,9 +121,7 @@ def _unusual() -> dict[str, tuple[flow_pb2.Flow, int]]:
     }
 
 
-def test_clickhouse_parsing_matches_python_columns(chdb_dir):
-    store = open_store(f"chdb://{chdb_dir}?database={random_database()}")
-    store.migrate()
+def test_clickhouse_parsing_matches_python_columns(store):
     unusual = _unusual()
     # Values wider than their column (ipVersion 300, port 70000, Kafka error 40000): the Python column
     # path refuses them, ClickHouse wraps them in the column and keeps the exact value in raw.
@@ -143,7 +140,7 @@ def test_clickhouse_parsing_matches_python_columns(chdb_dir):
         store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
         flows = sorted(flows + wide, key=_time)
         store.insert_flows(flows, [f.SerializeToString() for f in flows])
-        assert store._ingest_schema, "the embedded engine should parse protobuf itself"
+        assert store._ingest_schema or store._native, "ClickHouse should parse the protobuf itself"
         by_clickhouse = store.backend.rows(select, binary=True)
         assert len(by_clickhouse) == len(by_python) == len(flows) - len(wide)
         for row_py, row_ch in zip(by_python, by_clickhouse):

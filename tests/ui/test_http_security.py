@@ -61,7 +61,7 @@ def relay(request, chdb_dir, tmp_path_factory):
         port = free_port()
         process = flowscope(
             "relay", "--peer", f"node-a=127.0.0.1:{free_port()}", "--listen-address", "127.0.0.1:0",
-            "--storage", f"clickhouse://{u.user}@{u.host}:{u.port}/{u.database}",
+            "--storage", f"clickhouse://{u.user}@{u.host}:{u.port}/{u.database}?http_port={u.http_port}",
             "--http-api-address", f"127.0.0.1:{port}", "--http-api-cors-origin", GRAFANA,
             env={"FLOWSCOPE_HTTP_API_TOKEN": TOKEN, "FLOWSCOPE_STORAGE_PASSWORD": u.password})
         url = f"http://127.0.0.1:{port}"

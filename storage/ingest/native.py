@@ -1,0 +1,48 @@
+"""The server path without Python column building: the embedded engine (chdb, in this process) turns
+CompactFlow envelopes (storage.ingest.envelope, the embedded path's own) into the server's rows with the
+latest ingest view's own SELECT (storage.schema.ingest_view.latest_select), in ClickHouse's Native
+format, which the server takes over HTTP (`INSERT ... FORMAT Native`). The rows hold only plain types
+(String, (U)Int, Array(String), UUID) and LowCardinality(String) where the server's table has it (18.16
+converts no String to LowCardinality on insert), which Debian's 18.16 and current servers read alike.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+import threading
+
+from storage import chdb_backend
+from storage.backend import quote
+from storage.schema import envelope
+from storage.schema.ingest_view import COMPACT_INGEST_COLUMNS, latest_select
+
+
+def _scratch_dir() -> str:
+    # tmpfs when there is one: the batch is written once and read once
+    shm = "/dev/shm"
+    return tempfile.mkdtemp(prefix="flowscope-native-", dir=shm if os.path.isdir(shm) else None)
+
+
+class NativeConverter:
+    """Envelopes -> Native rows of the flows table; one conversion at a time (one scratch file)."""
+
+    def __init__(self, low_cardinality: bool) -> None:
+        self._dir = _scratch_dir()
+        self._batch = pathlib.Path(self._dir) / "batch.protobuf"
+        schema = envelope.write_schema(self._dir)
+        source = f"file({quote(str(self._batch))}, 'Protobuf', {quote(', '.join(COMPACT_INGEST_COLUMNS))})"
+        select, flow_columns = latest_select(source, low_cardinality)
+        self.columns = tuple(c.name for c in flow_columns)
+        self._sql = f"{select} SETTINGS format_schema = {quote(schema)}"
+        self._lock = threading.Lock()
+
+    def convert(self, envelopes: bytes) -> bytes:
+        with self._lock:
+            self._batch.write_bytes(envelopes)
+            return chdb_backend.convert(self._sql, "Native")
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
