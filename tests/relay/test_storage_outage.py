@@ -17,7 +17,7 @@ def test_relay_starts_without_clickhouse_and_stores_the_outage_once(tmp_path, re
 
     server = ClickHouseServer(path=tmp_path / "ch", tcp_port=free_port(), http_port=free_port(),
                               interserver_port=free_port())
-    store = DeferredStore(f"{server.url}/{random_database()}", retry_s=0.2)
+    store = DeferredStore(server.store_url(random_database()), retry_s=0.2)
     assert not store.available
     writer = FlowWriter(store, flush_interval=0.2, spool_dir=str(tmp_path / "spool"), retry_max=0.5)
     node = node_factory("node-o")
