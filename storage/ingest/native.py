@@ -34,7 +34,9 @@ class NativeConverter:
         self._batch = pathlib.Path(self._dir) / "batch.protobuf"
         schema = envelope.write_schema(self._dir)
         source = f"file({quote(str(self._batch))}, 'Protobuf', {quote(', '.join(COMPACT_INGEST_COLUMNS))})"
-        select, flow_columns = latest_select(source, low_cardinality)
+        # raw whole but for time and uuid, as the Python column path stored it: cutting what the columns
+        # rebuild costs the conversion 2.2x (17 vs 7.7 us per flow, bench/storage.py --targets)
+        select, flow_columns = latest_select(source, low_cardinality, cut=False)
         self.columns = tuple(c.name for c in flow_columns)
         self._sql = f"{select} SETTINGS format_schema = {quote(schema)}"
         self._lock = threading.Lock()

@@ -326,12 +326,27 @@ def compact_statements(layout: Layout, cut: tuple[str, ...] = CUT, uuid_split: b
             _view_sql(layout, select, flow_columns, _compact_stages(cut))]
 
 
-def latest_select(source: str, low_cardinality: bool) -> tuple[str, tuple]:
+def _whole_stages() -> tuple[str, ...]:
+    """Stages keeping raw whole but for time and uuid (as storage.ingest.columns.stored_bytes does):
+    raw_bits 0. A few byte operations per row and a query planned in 0.05 s, where cutting fields
+    costs ~4 us per row and 0.5 s of planning per query."""
+    head = "reinterpretAsUInt8(substring(raw, 2, 1))"
+    time_tag, uuid_tag = _bytes_sql(_flow_tag("time")), _bytes_sql(_flow_tag("uuid"))
+    kept = (f"if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, substring(raw, 3 + {head}), raw) "
+            "AS raw_cut")
+    uuid = (f"if(flow_uuid != '' AND length(flow_uuid) < 16384, replaceOne(raw_cut, concat({uuid_tag}, "
+            f"{_varint_sql('length(flow_uuid)')}, flow_uuid), ''), raw_cut) AS raw_kept, 0 AS raw_bits")
+    return kept, uuid
+
+
+def latest_select(source: str, low_cardinality: bool, cut: bool = True) -> tuple[str, tuple]:
     """(SELECT, its columns) of the latest ingest view over `source` (CompactFlow envelope rows): the
     same SQL turns envelopes into a server's rows in the embedded engine (storage.ingest.native);
-    `low_cardinality`: as the server's table has them (18.16 converts no String to LowCardinality)."""
+    `low_cardinality`: as the server's table has them (18.16 converts no String to LowCardinality);
+    `cut`: raw without what the columns rebuild (else whole but for time and uuid)."""
     select, flow_columns = _compact(CUT, True)
     # in the table's column order: 18.16's Distributed tables forward a block to the shards by position
     order = [c.name for c in columns.STORED_COLUMNS + columns.COMPACT_COLUMNS]
     flow_columns = tuple(sorted(flow_columns, key=lambda c: order.index(c.name)))
-    return ingest_select(source, select, flow_columns, _compact_stages(CUT), low_cardinality), flow_columns
+    stages = _compact_stages(CUT) if cut else _whole_stages()
+    return ingest_select(source, select, flow_columns, stages, low_cardinality), flow_columns

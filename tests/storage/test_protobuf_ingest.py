@@ -136,6 +136,8 @@ def test_clickhouse_parsing_matches_python_columns(store):
     try:
         store.insert_columns(flows_to_columns(flows))
         by_python = store.backend.rows(select, binary=True)
+        raw_sql = f"SELECT uuid, raw FROM {store.db}.flows ORDER BY time_ns"
+        raw_by_python = store.backend.rows(raw_sql, binary=True)
         assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
         flows = sorted(flows + wide, key=_time)
@@ -148,12 +150,18 @@ def test_clickhouse_parsing_matches_python_columns(store):
             diff = {n: (a, b) for n, a, b in zip(columns, row_py, row_ch) if a != b}
             assert not diff, f"flow {flow}: python vs clickhouse {diff}"
         stripped = dict(store.backend.rows(f"SELECT uuid, raw_stripped FROM {store.db}.flows"))
+        # The embedded engine cuts what the columns rebuild out of raw; a server's rows keep raw whole
+        # (the conversion into its Native rows costs 2.2x with the cut)
+        cuts = store._ingest_schema is not None
+        if not cuts:  # whole but for time and uuid: the very bytes the Python path keeps
+            assert [r for r in store.backend.rows(raw_sql, binary=True)
+                    if r[0].decode() not in {w.uuid for w in wide}] == raw_by_python
         for name, (flow, expected) in unusual.items():
-            assert stripped[flow.uuid] == expected, f"{name}: raw_stripped {stripped[flow.uuid]}"
+            assert stripped[flow.uuid] == (expected if cuts else 0), f"{name}: raw_stripped {stripped[flow.uuid]}"
         # every family: endpoints, IP and l4 cut (counters stay where first_seen is set); l7 only for
         # the HTTP response (the request has headers, DNS ttl/cnames/..., Kafka api_version/...)
         want = [23, 23, 23, 23, 55, 23, 23, 23, 23]
-        assert [stripped[f.uuid] for f in every_family_flows] == want
+        assert [stripped[f.uuid] for f in every_family_flows] == (want if cuts else [0] * len(want))
         assert _equal_flows(store.query_flows(limit=None, first=True), flows)
         for flow in flows:
             assert store.get_flow(flow.uuid) == flow
