@@ -27,6 +27,7 @@ class StoreCore:
         self._migrations: set[int] | None = None  # applied migrations, read once
         self._flow_columns: set[str] | None = None  # the flows table's columns, read once
         self._native = None  # storage.ingest.native's converter, made on the first server insert
+        self._http_ok = True  # the server's HTTP interface takes inserts (storage.ingest.insert)
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
             # default profile, which refuses it.

@@ -6,17 +6,20 @@ a batch being replayed has stored already."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Sequence
 
 from proto.flow import flow_pb2
 from storage.backend import quote
 from storage.core import StoreCore
+from storage.errors import StorageUnavailable
 from storage.ingest.columns import flows_to_columns, split_uuids
 from storage.ingest.envelope import encode
 from storage.ingest.native import NativeConverter
 from storage.schema import envelope as envelope_schema
 from storage.schema.columns import FLOW_COLUMNS, STORED_COLUMNS
 
+log = logging.getLogger(__name__)
 MAX_LIST_CHARS = 200_000  # of literals in one query (ClickHouse's max_query_size is 262,144 bytes)
 
 
@@ -54,9 +57,22 @@ class Ingest(StoreCore):
                 envelope_schema.COMPACT_MESSAGE if self._ingest_compact else envelope_schema.MESSAGE)
         if self._ingest_schema:
             return EncodedFlows(len(raws), protobuf=encode(flows, raws, self._ingest_compact))
-        if hasattr(self.backend, "insert_native") and 9 in applied:
+        if hasattr(self.backend, "insert_native") and 9 in applied and self._http_ok:
             return EncodedFlows(len(raws), native=self._converter().convert(encode(flows, raws)))
         return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
+
+    def _check_http(self) -> None:
+        """After a failed HTTP insert: when the server answers over its native protocol, its HTTP
+        interface is not where the URL says (http_port): the store goes on with Python-built columns
+        (the writer retries the batch, encoded again) and says so once."""
+        try:
+            self.backend.rows("SELECT 1")
+        except StorageUnavailable:
+            return  # the server is down: the writer spools and retries as for any outage
+        self._http_ok = False
+        log.warning("storage %s: no HTTP interface at port %d (set http_port= in the storage URL); "
+                    "inserting Python-built columns over the native protocol instead, several times "
+                    "slower", self.url.redacted(), self.url.http_port)
 
     def _converter(self) -> NativeConverter:
         if self._native is None:
@@ -65,7 +81,11 @@ class Ingest(StoreCore):
 
     def insert_encoded(self, batch: EncodedFlows) -> int:
         if batch.native is not None:
-            self.backend.insert_native(self.layout.table("flows"), self._converter().columns, batch.native)
+            try:
+                self.backend.insert_native(self.layout.table("flows"), self._converter().columns, batch.native)
+            except StorageUnavailable:
+                self._check_http()
+                raise
             return batch.rows
         if batch.protobuf is not None:
             self.backend.insert_protobuf(f"{self.db}.flows_ingest", batch.protobuf, self._ingest_schema)

@@ -70,7 +70,7 @@ def test_suggest_from_recorded_traffic_then_enforce(lab_factory, enforced_collec
     time.sleep(1.0)
     until = time.time_ns()
 
-    url = clickhouse_server.store_url(server_database)
+    url = f"{clickhouse_server.url}/{server_database}"
     store = open_store(url)
     store.migrate()
     writer = FlowWriter(store)

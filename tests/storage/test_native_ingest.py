@@ -33,3 +33,22 @@ def test_server_writer_then_a_chdb_store_in_one_process(clickhouse_server, tmp_p
         assert result.returncode == 0 and result.stdout.startswith("ok"), result.stderr[-3000:]
     finally:
         clickhouse_server.client().execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_a_url_without_the_http_port_falls_back_to_columns(clickhouse_server, tmp_path, caplog):
+    """A server whose HTTP interface is not where the URL says still takes every flow (through
+    clickhouse-driver columns), and the log says to set http_port."""
+    from storage import FlowWriter, open_store
+    from tests.storage.flows import every_family
+    database = random_database()
+    store = open_store(f"{clickhouse_server.url}/{database}?http_port=1")  # nothing listens on port 1
+    try:
+        store.migrate()
+        flows = every_family()
+        with FlowWriter(store, spool_dir=str(tmp_path / "spool"), retry_initial=0.05) as writer:
+            writer.write(flows)
+            writer.flush()
+        assert store.query_flows(limit=None, first=True) == flows
+        assert "no HTTP interface at port 1 (set http_port= in the storage URL)" in caplog.text
+    finally:
+        clickhouse_server.client().execute(f"DROP DATABASE IF EXISTS {database}")

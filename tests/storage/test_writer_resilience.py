@@ -30,30 +30,26 @@ def _count(server, db):
 
 def test_server_killed_mid_stream_every_flow_once(own_server, tmp_path):
     db = random_database()
-    store = open_store(own_server.store_url(db, connect_timeout=1))
+    store = open_store(f"{own_server.url}/{db}?connect_timeout=1")
     store.migrate()
     flows = make_flows(30_000)
     writer = FlowWriter(store, spool_dir=str(tmp_path / "spool"), batch_rows=1000, flush_interval=0.05,
                         retry_initial=0.1, retry_max=0.5)
-    killed = threading.Event()
+    done = threading.Event()
 
     def produce():
         for i in range(0, len(flows), 500):
             writer.write(flows[i:i + 500])
             time.sleep(0.04)  # a steady stream of ~12,000 flows/s lasting ~2.5 s
-            if i == len(flows) // 2:  # the second half flows while the server is down, however slow
-                killed.wait(120)
+        done.set()
 
     producer = threading.Thread(target=produce)
     producer.start()
     while writer.stats().written < 5000:
         time.sleep(0.01)
     own_server.kill()  # SIGKILL mid-stream: inserts in flight are cut off
-    killed.set()
-    deadline = time.monotonic() + 60
-    while writer.stats().spool_batches == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert writer.stats().spool_batches > 0, writer.stats()
+    time.sleep(1.0)
+    assert not done.is_set() and writer.stats().spool_batches > 0, writer.stats()
     own_server.start()
     producer.join(60)
     assert writer.wait_stored(120)
@@ -65,7 +61,7 @@ def test_server_killed_mid_stream_every_flow_once(own_server, tmp_path):
 
 def test_spool_survives_a_writer_restart(own_server, tmp_path):
     db = random_database()
-    store = open_store(own_server.store_url(db, connect_timeout=1))
+    store = open_store(f"{own_server.url}/{db}?connect_timeout=1")
     store.migrate()
     own_server.kill()
     writer = FlowWriter(store, spool_dir=str(tmp_path / "spool"), retry_initial=0.1, retry_max=0.2)
@@ -88,7 +84,7 @@ def test_full_spool_disk_is_a_clear_error_and_nothing_is_lost(own_server, tmp_pa
     assert mounted.returncode == 0, f"mounting a tmpfs for the spool needs root: {mounted.stderr}"
     try:
         db = random_database()
-        store = open_store(own_server.store_url(db, connect_timeout=1))
+        store = open_store(f"{own_server.url}/{db}?connect_timeout=1")
         store.migrate()
         own_server.kill()
         writer = FlowWriter(store, spool_dir=str(spool / "spool"), batch_rows=500, flush_interval=0.05,
