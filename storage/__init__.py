@@ -3,7 +3,8 @@
 Open and migrate:
     open_store(url: str = "chdb:///var/lib/flowscope/db") -> FlowStore
         URLs: chdb:///dir[?database=flowscope&retention_days=N]
-              clickhouse://user:pass@host:9000/db[?secure=1&verify=0&cluster=NAME&retention_days=N]
+              clickhouse://user:pass@host:9000/db[?secure=1&verify=0&cluster=NAME&retention_days=N
+                                                   &http_port=8123]  (flows go to the HTTP port)
         Raises StorageURLError (malformed URL), StorageUnavailable (server unreachable),
         StorageError (wrong credentials, chdb directory in use...) — all UserError subclasses.
     FlowStore.migrate(upto=None) -> list[int]   versions applied now (idempotent; upto: stop at a version)
