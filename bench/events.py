@@ -10,7 +10,8 @@ per round: each variant (source tree x aggregation level), interleaved round by 
 machine's other load changes all of them alike. `--before` names another checkout (e.g. a
 `git worktree` of the previous commit) whose collector code the child imports instead of this one.
 
-Per run: connections the client made (wrk's requests), events read from the perf rings, events
+Per run: TCP connections the server accepted (its namespace's PassiveOpens; wrk sends ~1.3 requests
+per connection), events read from the perf rings, events
 lost (the kernel's count: LostEvent), flows published, the collector's cores, CPU seconds per 10,000
 connections (over the load and until the collector caught up: nothing read or published for
 `--drain` s; "caught up after" is when its last flow came, after the load), the most events read but
@@ -56,8 +57,17 @@ def run_wrk(client_ns: str, server_ip: str, rate: int, seconds: int, workdir: st
                           capture_output=True, text=True, check=True).stdout
 
 
-def wrk_connections(out: str) -> int:
+def wrk_requests(out: str) -> int:
     return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def passive_opens(netns: str) -> int:
+    """TCP connections the server's network namespace accepted (its own /proc/net/snmp): wrk answers
+    about a quarter of its Connection: close requests on a connection it already had."""
+    lines = [line.split() for line in subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
+                                                      capture_output=True, text=True, check=True).stdout.splitlines()
+             if line.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("PassiveOpens")])
 
 
 def child(args: argparse.Namespace) -> int:
@@ -78,7 +88,9 @@ def child(args: argparse.Namespace) -> int:
         stats = collector.datapath.stats
         events0, lost0, flows0 = stats.events, stats.lost, stats.flows
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        opens0 = passive_opens(args.server_ns)
         out = run_wrk(args.client_ns, args.server_ip, args.rate, args.seconds, args.workdir)
+        connections = passive_opens(args.server_ns) - opens0
         # Until the collector has caught up: a reader that fell behind holds the backlog in the kernel's
         # rings (or, since the reads between steps, in user memory) long after the load ended.
         ended = last_change = time.monotonic()
@@ -89,9 +101,9 @@ def child(args: argparse.Namespace) -> int:
                 seen, last_change = now, time.monotonic()
             time.sleep(0.2)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        connections = wrk_connections(out)
+        requests = wrk_requests(out)
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        print(json.dumps({"connections": connections, "events": stats.events - events0, "lost": stats.lost - lost0,
+        print(json.dumps({"connections": connections, "requests": requests, "events": stats.events - events0, "lost": stats.lost - lost0,
                           "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + time.monotonic() - ended,
                           "behind_s": last_change - ended,
                           "pending_max": getattr(stats, "pending_max", None),
@@ -214,7 +226,8 @@ def in_process(args: argparse.Namespace) -> int:
 def run_variant(tree: str, aggregation: str, rate: int, state, client, server, args) -> dict:
     load = os.getloadavg()[0]
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--aggregation", aggregation,
-           "--state", state.path, "--node", client.node, "--client-ns", client.netns, "--server-ip", server.ipv4,
+           "--state", state.path, "--node", client.node, "--client-ns", client.netns, "--server-ns", server.netns,
+           "--server-ip", server.ipv4,
            "--workdir", args.workdir, "--rate", str(rate), "--seconds", str(args.seconds), "--drain", str(args.drain)]
     if args.perf_pages:
         cmd += ["--perf-pages", str(args.perf_pages)]
@@ -265,7 +278,7 @@ def main() -> int:
     parser.add_argument("--metrics", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=int, default=0, help=argparse.SUPPRESS)
-    for name in ("--tree", "--workdir", "--state", "--node", "--client-ns", "--server-ip"):
+    for name in ("--tree", "--workdir", "--state", "--node", "--client-ns", "--server-ns", "--server-ip"):
         parser.add_argument(name, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -296,7 +309,9 @@ def main() -> int:
             for rate in rates:
                 if args.detached:  # the load alone: what this machine's wrk and nginx reach without a collector
                     load = os.getloadavg()[0]
-                    made = wrk_connections(run_wrk(client.netns, server.ipv4, rate, args.seconds, workdir))
+                    opens0 = passive_opens(server.netns)
+                    run_wrk(client.netns, server.ipv4, rate, args.seconds, workdir)
+                    made = passive_opens(server.netns) - opens0
                     rows.append((round_no + 1, rate, "-", "no collector",
                                  {"connections": made, "events": 0, "lost": 0, "flows": 0, "cpu_s": 0, "wall_s": 1,
                                   "pending_max": None, "load": load}))
