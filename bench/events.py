@@ -1,22 +1,23 @@
-"""The collector's event path at a fixed rate of new HTTP connections, by hand as root:
-`sudo .venv/bin/python bench/events.py [--rate 10000] [--seconds 5] [--before /path/to/old/tree]`.
+"""The collector's event path under new HTTP connections, by hand as root:
+`sudo .venv/bin/python bench/events.py [--rates 0,10000] [--seconds 5] [--detached] [--before OLD_TREE]`,
+or without the kernel: `bench/events.py --in-process 5000 [--before OLD_TREE]`.
 
 Two lab pods; nginx in the server pod (port 8080, an L7 port: every request and response is parsed);
-wrk in the client pod paced to a fixed rate with `Connection: close`, so every HTTP request is a
-new TCP connection (SYN, SYN-ACK, request, response, FINs, seen on both pods' devices). The collector runs
-in a child process of its own, fresh per run, with Prometheus metrics on (the hooks `flowscope
-collector` runs): its CPU (utime + stime over the load and a drain period) is its own. Side by side
-per round: each variant (source tree x aggregation level), interleaved round by round so the
-machine's other load changes all of them alike. `--before` names another checkout (e.g. a
-`git worktree` of the previous commit) whose collector code the child imports instead of this one.
+wrk in the client pod with `Connection: close`, at its maximum or paced to a rate, so HTTP requests
+open new TCP connections (SYN, SYN-ACK, request, response, FINs, seen on both pods' devices). The
+collector runs in a child process of its own, fresh per run, with Prometheus metrics on (the hooks
+the DaemonSet's `--metrics-address` adds): its CPU (utime + stime) is its own. Side by side: each
+pair (before, after) back to back, variants interleaved round by round so the machine's other load
+changes all of them alike. `--before` names another checkout (e.g. a `git worktree` of the previous
+commit) whose collector code the child imports instead of this one.
 
 Per run: TCP connections the server accepted (its namespace's PassiveOpens; wrk sends ~1.3 requests
-per connection), events read from the perf rings, events
-lost (the kernel's count: LostEvent), flows published, the collector's cores, CPU seconds per 10,000
-connections (over the load and until the collector caught up: nothing read or published for
-`--drain` s; "caught up after" is when its last flow came, after the load), the most events read but
-not yet decoded at once (how far decoding fell behind; `-`
-for code without that count) and the load average before the run. Results go to docs/benchmarks.md by hand.
+per connection), events read from the perf rings, events lost (the kernel's count: LostEvent), flows
+published, the collector's cores, CPU seconds per 10,000 connections (over the load and until the
+collector caught up: nothing read or published for `--drain` s; "caught up after" is when its last
+change came, after the load), the most events read but not yet decoded at once (how far decoding fell
+behind; `-` for code without that count) and the load average before the run. Results go to
+docs/benchmarks.md by hand.
 """
 
 from __future__ import annotations
