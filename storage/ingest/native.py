@@ -13,9 +13,11 @@ import pathlib
 import shutil
 import tempfile
 import threading
+import weakref
 
 from storage import chdb_backend
 from storage.backend import quote
+from storage.errors import StorageError
 from storage.schema import envelope
 from storage.schema.ingest_view import COMPACT_INGEST_COLUMNS, latest_select
 
@@ -40,11 +42,21 @@ class NativeConverter:
         self.columns = tuple(c.name for c in flow_columns)
         self._sql = f"{select} SETTINGS format_schema = {quote(schema)}"
         self._lock = threading.Lock()
+        # also when the store is never closed (a process ending): the directory goes with this object
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
 
     def convert(self, envelopes: bytes) -> bytes:
         with self._lock:
-            self._batch.write_bytes(envelopes)
-            return chdb_backend.convert(self._sql, "Native")
+            try:
+                if not self._batch.parent.exists():  # a cleaned-up /dev/shm: the schema file again
+                    envelope.write_schema(self._dir)
+                self._batch.write_bytes(envelopes)
+            except OSError as err:
+                raise StorageError(f"embedded engine: cannot write the batch to convert ({err})") from None
+            try:
+                return chdb_backend.convert(self._sql, "Native")
+            finally:
+                self._batch.unlink(missing_ok=True)  # tmpfs is memory: a batch is tens of MB
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._cleanup()
