@@ -65,9 +65,12 @@ def tracepoint_offsets() -> dict[str, int]:
     return send
 
 
-def uprobes_available() -> str:
+UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
+
+
+def uprobes_available(pmu: str = UPROBE_PMU) -> str:
     """'' if this kernel can run uprobes, else the one-line reason it cannot."""
-    if not os.path.exists("/sys/bus/event_source/devices/uprobe"):
+    if not os.path.exists(pmu):
         return "the kernel has no uprobe PMU (CONFIG_UPROBES / CONFIG_UPROBE_EVENTS off)"
     if os.geteuid() != 0:
         return "uprobes need root (CAP_SYS_ADMIN / CAP_BPF and CAP_PERFMON)"
@@ -81,9 +84,10 @@ class TlsProgram:
     config: TlsProgramConfig = field(default_factory=TlsProgramConfig)
     btf_path: str = ""
     attached: dict[tuple[int, int], str] = field(default_factory=dict)  # (dev, ino) -> path used
+    uprobe_pmu: str = UPROBE_PMU
 
     def load(self):
-        reason = uprobes_available()
+        reason = uprobes_available(self.uprobe_pmu)
         if reason:
             raise TlsCaptureError(f"TLS capture off: {reason}")
         try:

@@ -1,0 +1,53 @@
+"""Finding the TLS a pod process uses: libssl files to probe, and TLS linked into a file (not visible)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from collector.tls import procs
+
+
+def test_tls_linked_into_a_file_is_named(tmp_path):
+    scanner = procs.StaticScanner()
+    for name, marker, expected in (("go", b"crypto/tls.(*Conn).Write", "Go crypto/tls"),
+                                   ("boring", b"BoringSSL", "BoringSSL"),
+                                   ("static", b"ssl/statem/statem_clnt.c", "OpenSSL"), ("plain", b"hello", "")):
+        path = tmp_path / name
+        path.write_bytes(b"\x7fELF" + b"\0" * 4096 + marker + b"\0" * 16)
+        assert scanner.implementation((0, hash(name)), str(path)) == expected
+    (tmp_path / "empty").write_bytes(b"")
+    assert scanner.implementation((0, 1), str(tmp_path / "empty")) == ""
+
+
+def test_programs_that_link_libssl_dynamically_are_not_static():
+    """nginx and Python's _hashlib carry OpenSSL's version text, not its code."""
+    scanner = procs.StaticScanner()
+    for path in (shutil.which("nginx") or "/usr/sbin/nginx", shutil.which("curl") or "/usr/bin/curl"):
+        assert os.path.exists(path), f"{path} missing (Debian packages nginx-light, curl)"
+        st = os.stat(path)
+        assert scanner.implementation((st.st_dev, st.st_ino), path) == ""
+
+
+def test_a_process_in_another_namespace_shows_its_libssl(tmp_path):
+    """A Python that imported ssl, in a network namespace of its own (unshare -n): a pod process."""
+    child = subprocess.Popen(["unshare", "-n", sys.executable, "-c", "import ssl, sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            found = procs.scan(procs.StaticScanner())
+            mine = [p for p in found.values() if p.pid == child.pid and p.libssl]  # unshare execs python
+            if mine:
+                break
+            time.sleep(0.05)
+        assert mine, "the namespaced python was not found with its libssl"
+        proc = mine[0]
+        assert proc.netns != procs.host_netns() and not proc.static
+        assert all(path.startswith(f"/proc/{proc.pid}/root/") and "libssl.so" in path
+                   for path in proc.libssl.values())
+        assert proc.nsid is None  # no host device links to this namespace: not a pod of ours
+    finally:
+        child.communicate(b"", timeout=10)
