@@ -17,6 +17,13 @@ lost events (datapath.stats.lost, printed by the collector on exit) and the coll
 (utime+stime of its process from /proc, over the load plus a drain period) as cores per
 10,000 requests/s. hey comes from the Debian package `hey`.
 
+TLS (`--tls`): the same pods, nginx also serving HTTPS (HTTP/1.1 keep-alive, port 8443, self-signed), and
+runs in pairs at the same load: plaintext (collector with --l7-tls off, the TC path parses) then TLS
+(collector with --l7-tls on: uprobes on nginx's libssl, the TLS capture parses). hey is a Go program, its
+TLS invisible (reported so), so only nginx's end is probed, as with any client outside the cluster; wrk
+links OpenSSL, so its runs probe both ends (the client's copy is read and dropped: the server's end
+reports). Side by side: % observed and the collector's cores per 10,000 requests/s.
+
 In process (`--in-process N`, no kernel, no root): N synthetic hey -> nginx requests (request and response
 datapath events) through the collector's own decode and publish path, in CPU µs per request: the part of
 the end-to-end cost that Python code in collector/ decides, measured in seconds instead of minutes.
@@ -46,7 +53,7 @@ from collector.l7 import L7Dispatcher  # noqa: E402
 from tests.collector.l7.capture import background, netns, run, segments, tcpdump, wait_port  # noqa: E402
 from tests.collector.l7.test_http1_capture import nginx_conf  # noqa: E402
 
-HTTP_PORT, GRPC_PORT = 8080, 50051
+HTTP_PORT, GRPC_PORT, HTTPS_PORT = 8080, 50051, 8443
 WRK_MIX = """
 local paths = {"/ok", "/missing", "/fail", "/ok"}
 local i = 0
@@ -176,8 +183,10 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
   uwsgi_temp_path {d}; scgi_temp_path {d}; keepalive_requests 1000000;
+  ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
   server {{
     listen {port} backlog=4096;
+    listen {https_port} ssl backlog=4096;
     location /ok {{ return 200 "ok\\n"; }}
     location /fail {{ return 500; }}
     location / {{ return 404; }}
@@ -259,7 +268,10 @@ class E2ERun:
 
 
 def e2e_topology(workdir: Path) -> dict:
-    (workdir / "nginx.conf").write_text(E2E_NGINX_CONF.format(d=workdir, port=HTTP_PORT))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=server",
+                    "-keyout", str(workdir / "key.pem"), "-out", str(workdir / "cert.pem")],
+                   check=True, capture_output=True)
+    (workdir / "nginx.conf").write_text(E2E_NGINX_CONF.format(d=workdir, port=HTTP_PORT, https_port=HTTPS_PORT))
     (workdir / "grpc_server.py").write_text(GRPC_SERVER % GRPC_PORT)
     (workdir / "grpc_load.py").write_text(GRPC_LOAD)
     # gRPC needs no L7 port: the datapath recognises the HTTP/2 preface and captures the connection whole
@@ -305,7 +317,7 @@ def busiest_thread(before: dict, after: dict) -> tuple[float, float]:
 class CollectorProcess:
     """`flowscope collector` on the lab's node, its own pin dir and port, no unix socket."""
 
-    def __init__(self, state: lab.LabState, workdir: Path) -> None:
+    def __init__(self, state: lab.LabState, workdir: Path, tls: bool = False) -> None:
         self.port = free_port()
         self.pin_dir = f"/sys/fs/bpf/fsl7b-{secrets.token_hex(3)}"
         self.log = workdir / f"collector-{self.port}.log"
@@ -313,7 +325,8 @@ class CollectorProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "flowscope", "collector", "--node-name", state.pods[0].node,
                  "--lab-state", state.path, "--listen-address", f"127.0.0.1:{self.port}", "--unix-socket", "",
-                 "--pin-dir", self.pin_dir, "--ring-capacity", str(1 << 21), "--l7-ports", str(HTTP_PORT)],
+                 "--pin-dir", self.pin_dir, "--ring-capacity", str(1 << 21), "--l7-ports", str(HTTP_PORT),
+                 "--l7-tls", "on" if tls else "off"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
 
     def observe_l7(self) -> list[dict]:
@@ -386,9 +399,9 @@ def wrk_command(url: str, seconds: int, connections: int, script: Path) -> list[
 
 
 def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], seconds: int,
-            idle_cores: float = 0.0, url_part: str = f":{HTTP_PORT}/") -> E2ERun:
+            idle_cores: float = 0.0, url_part: str = f":{HTTP_PORT}/", tls: bool = False) -> E2ERun:
     client, server = (next(h for h in state.pods if h.name.startswith(n)) for n in ("client", "server"))
-    collector = CollectorProcess(state, workdir)
+    collector = CollectorProcess(state, workdir, tls)
     try:
         wait_attached(collector, state, client, server)
         time.sleep(1)
@@ -409,15 +422,52 @@ def e2e_run(state: lab.LabState, workdir: Path, load: str, command: list[str], s
                   idle_cores)
 
 
-def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int],
-               grpc_channels: list[int], grpc_seconds: int) -> list[E2ERun]:
-    for tool in ("hey", "wrk", "nginx", "curl"):
+def e2e_lab() -> tuple[lab.LabState, Path]:
+    for tool in ("hey", "wrk", "nginx", "curl", "openssl"):
         if not shutil.which(tool):
             raise SystemExit(f"bench/l7.py: {tool} not found (Debian package {tool}): install it first")
     workdir = Path(tempfile.mkdtemp(prefix="fsl7b-"))
     os.chmod(workdir, 0o755)
     (workdir / "mix.lua").write_text(WRK_MIX)
-    state = lab.up(lab.parse_topology(e2e_topology(workdir), source="<bench/l7.py>"))
+    return lab.up(lab.parse_topology(e2e_topology(workdir), source="<bench/l7.py>")), workdir
+
+
+def tls_side_by_side(seconds: int, rates: list[int], wrk_connections: list[int]) -> list[E2ERun]:
+    """Plaintext then TLS at each load, a fresh collector per run."""
+    state, workdir = e2e_lab()
+    runs = []
+    try:
+        server = next(h for h in state.pods if h.name.startswith("server"))
+        runs.append(e2e_run(state, workdir, "idle, --l7-tls on (no load)", ["sleep", str(seconds)], seconds, tls=True))
+        print_e2e(runs, header=True)
+        idle = runs[0].cores
+        for rate in rates:
+            connections = max(2, rate // 250)
+            for tls in (False, True):
+                base = f"https://{server.ipv4}:{HTTPS_PORT}" if tls else f"http://{server.ipv4}:{HTTP_PORT}"
+                runs.append(e2e_run(state, workdir, f"{'TLS' if tls else 'plaintext'}: hey -c{connections} "
+                                    f"-q{rate // connections} (/ok)", hey_command(f"{base}/ok", seconds, rate, connections),
+                                    seconds, idle, url_part=f":{HTTPS_PORT if tls else HTTP_PORT}/", tls=tls))
+                print_e2e(runs[-1:], header=False)
+        # wrk links OpenSSL: with the capture off its rate is the TLS baseline, so the uprobes' cost to
+        # the probed processes shows as the rate lost with the capture on
+        for connections in wrk_connections:
+            for name, tls, capture in (("plaintext", False, False), ("TLS, --l7-tls off", True, False),
+                                       ("TLS", True, True)):
+                base = f"https://{server.ipv4}:{HTTPS_PORT}" if tls else f"http://{server.ipv4}:{HTTP_PORT}"
+                runs.append(e2e_run(state, workdir, f"{name}: wrk -t1 -c{connections} (200/404/500 mix)",
+                                    wrk_command(f"{base}/", seconds, connections, workdir / "mix.lua"),
+                                    seconds, idle, url_part=f":{HTTPS_PORT if tls else HTTP_PORT}/", tls=capture))
+                print_e2e(runs[-1:], header=False)
+    finally:
+        lab.down(state.path)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return runs
+
+
+def end_to_end(seconds: int, rates: list[int], wrk_connections: list[int],
+               grpc_channels: list[int], grpc_seconds: int) -> list[E2ERun]:
+    state, workdir = e2e_lab()
     runs = []
     try:
         server = next(h for h in state.pods if h.name.startswith("server"))
@@ -473,7 +523,16 @@ def main() -> int:
     parser.add_argument("--grpc-seconds", type=int, default=2, help="load duration per gRPC run")
     parser.add_argument("--in-process", type=int, metavar="REQUESTS", default=0,
                         help="only decode and publish this many synthetic HTTP requests in process (no kernel)")
+    parser.add_argument("--tls", action="store_true",
+                        help="only TLS vs plaintext, end to end (hey at --rates, wrk at --wrk-connections)")
     args = parser.parse_args()
+    if args.tls:
+        print("TLS vs plaintext, end to end (collector process, lab pods):")
+        runs = tls_side_by_side(args.e2e_seconds, [int(r) for r in args.rates.split(",") if r],
+                                [int(c) for c in args.wrk_connections.split(",") if c])
+        print("\nall runs:")
+        print_e2e(runs)
+        return 0
     if args.in_process:
         result = in_process(args.in_process)
         print("in process (decoder + HTTP/1 parser + Observer with one hook) | µs per request | cores per 10k req/s")
