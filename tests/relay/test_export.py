@@ -51,8 +51,11 @@ def test_relay_exports_rotates_filters_masks_and_reloads(node_factory, relay_pro
                           "--export-file-max-backups", "2", "--export-file-compress",
                           "--export-config", str(flowlogs))
 
-    wait_for(lambda: complete_lines(events)[-1:] and parse(complete_lines(events)[-1:])[0].flow.uuid == flows[-1].uuid,
-             timeout=60, what="the last flow exported")
+    def last_exported() -> str:
+        lines = complete_lines(events)  # read once: the file may rotate between two reads
+        return parse(lines[-1:])[0].flow.uuid if lines else ""
+
+    wait_for(lambda: last_exported() == flows[-1].uuid, timeout=60, what="the last flow exported")
     backups = sorted(tmp_path.glob("events-*.log.gz"))
     assert len(backups) == 2, [p.name for p in tmp_path.iterdir()]
     assert not list(tmp_path.glob("events-*.log"))  # every backup compressed

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from storage import FlowWriter, SpoolFullError, open_store
+from lab.testbed.wait import wait_for
 from tests.fixtures.clickhouse import new_server, random_database
 from tests.storage.flows import BASE_NS, base
 
@@ -35,21 +36,21 @@ def test_server_killed_mid_stream_every_flow_once(own_server, tmp_path):
     flows = make_flows(30_000)
     writer = FlowWriter(store, spool_dir=str(tmp_path / "spool"), batch_rows=1000, flush_interval=0.05,
                         retry_initial=0.1, retry_max=0.5)
-    done = threading.Event()
+    killed = threading.Event()
 
     def produce():
         for i in range(0, len(flows), 500):
+            if i == 10_000:
+                killed.wait(60)  # the rest of the stream arrives while the server is down, however slow we are
             writer.write(flows[i:i + 500])
-            time.sleep(0.04)  # a steady stream of ~12,000 flows/s lasting ~2.5 s
-        done.set()
+            time.sleep(0.04)  # a steady stream of ~12,000 flows/s
 
     producer = threading.Thread(target=produce)
     producer.start()
-    while writer.stats().written < 5000:
-        time.sleep(0.01)
+    wait_for(lambda: writer.stats().written >= 5000, 60, "5,000 flows written", interval=0.01)
     own_server.kill()  # SIGKILL mid-stream: inserts in flight are cut off
-    time.sleep(1.0)
-    assert not done.is_set() and writer.stats().spool_batches > 0, writer.stats()
+    killed.set()
+    wait_for(lambda: writer.stats().spool_batches > 0, 60, "batches spooled while the server is down")
     own_server.start()
     producer.join(60)
     assert writer.wait_stored(120)
