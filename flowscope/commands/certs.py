@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.errors import UserError
+from flowscope.commands.arguments import positive
 
 COLLECTOR_SERVER_NAME = "collector.flowscope.local"
 RELAY_SERVER_NAME = "relay.flowscope.local"
@@ -162,21 +163,11 @@ def generate(directory: pathlib.Path, valid_days: float = 365, ca_valid_days: fl
     return written
 
 
-def _days(text: str) -> float:
-    try:
-        days = float(text)
-    except ValueError:
-        days = 0
-    if days <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of days")
-    return days
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("generate",), help="generate: write (or renew) the certificates")
     parser.add_argument("directory", metavar="DIR", help="where to write them (created if needed)")
-    parser.add_argument("--validity-days", type=_days, default=365, help="of the server and client certificates")
-    parser.add_argument("--ca-validity-days", type=_days, default=3 * 365, help="of a new CA")
+    parser.add_argument("--validity-days", type=positive(float, "days"), default=365, help="of the server and client certificates")
+    parser.add_argument("--ca-validity-days", type=positive(float, "days"), default=3 * 365, help="of a new CA")
     parser.add_argument("--san", action="append", default=[], metavar="NAME",
                         help="another DNS name or IP address for both server certificates (repeatable), "
                              "e.g. localhost for one machine")

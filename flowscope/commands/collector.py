@@ -15,6 +15,7 @@ from collector.observer.limits import DEFAULT_MAX_STREAMS
 from collector.metrics.server import add_metrics_arguments, metrics_tls_from_args
 from common.errors import UserError
 from common.tls import add_server_arguments, listener_tls
+from flowscope.commands.arguments import positive
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +30,8 @@ def _ports(text: str) -> tuple[int, ...]:
     return ports
 
 
-def stream_count(text: str) -> int:
-    """argparse type of --max-flow-streams."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of streams")
-    return value
-
-
 def add_stream_limit(parser: argparse.ArgumentParser, default: int, server: str) -> None:
-    parser.add_argument("--max-flow-streams", type=stream_count, default=default, metavar="N",
+    parser.add_argument("--max-flow-streams", type=positive(int, "streams"), default=default, metavar="N",
                         help=f"concurrent GetFlows (and event) streams the {server} serves; more are "
                              f"refused with RESOURCE_EXHAUSTED (default {default})")
 

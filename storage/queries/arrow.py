@@ -14,7 +14,6 @@ from typing import Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from proto.flow import flow_pb2
-from storage.backend import Column
 from storage.chdb_backend import arrow_type
 from storage.errors import StorageError
 from storage.queries.paging import MINUTE_NS, minute_counts, spans

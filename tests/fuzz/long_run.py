@@ -38,7 +38,7 @@ def fuzz(target: str, runs: int, corpus: str, max_total_time: int) -> dict:
     machine) fuzzing resumes on the same corpus. A crash stops the target."""
     os.makedirs(corpus, exist_ok=True)
     started = time.monotonic()
-    done, stalls, hangs, crashes, slowest_ms, cov, ft, corp, tail = 0, [], 0, 0, 0.0, 0, 0, 0, ""
+    done, stalls, hangs, crashes, cov, ft, corp, tail = 0, [], 0, 0, 0, 0, 0, ""
     while done < runs and time.monotonic() - started < max_total_time:
         left = int(max_total_time - (time.monotonic() - started)) + 1
         log = _libfuzzer(target, [f"-runs={runs - done}", "-timeout=1", "-max_len=4096",

@@ -10,6 +10,7 @@ import time
 from google.protobuf import json_format
 
 from proto.flow import flow_pb2
+from lab.testbed.wait import wait_for
 
 
 def l7_flows(run, port: int, tls: bool) -> list[flow_pb2.Flow]:
@@ -18,9 +19,10 @@ def l7_flows(run, port: int, tls: bool) -> list[flow_pb2.Flow]:
 
 
 def wait_count(run, port: int, tls: bool, count: int) -> list[flow_pb2.Flow]:
-    deadline = time.monotonic() + 15
-    while len(flows := l7_flows(run, port, tls)) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
+    try:
+        wait_for(lambda: len(l7_flows(run, port, tls)) >= count, 15, f"{count} L7 flows on port {port}", 0.1)
+    except AssertionError:
+        pass  # the caller compares what arrived with what it expected, in its own words
     time.sleep(0.5)  # and nothing more (a duplicate from the other end would arrive now)
     return l7_flows(run, port, tls)
 
