@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.collector.exporter.flows import sample_flows
-from tests.relay.nodes import wait_for
+from tests.relay.nodes import flowscope, wait_for
 
 MB = 1024 * 1024
 
@@ -91,3 +91,15 @@ def test_relay_exports_rotates_filters_masks_and_reloads(node_factory, relay_pro
     assert len(complete_lines(drops)) == 3000  # the removed exporter wrote nothing more
     relay.stop()
     assert relay.proc.returncode == 0
+
+    # What was exported reads back: `flowscope observe --input-file` gives the same flows, and its filters
+    # select from them as they would from a server.
+    written = parse(complete_lines(events))
+    assert any(r.flow.verdict == flow_pb2.DROPPED for r in written) and any(
+        r.flow.verdict == flow_pb2.FORWARDED for r in written)
+    read = flowscope("observe", "--input-file", str(events), "--all", "-o", "json")
+    assert read.returncode == 0, read.stderr
+    assert [r.flow for r in parse(read.stdout.splitlines())] == [r.flow for r in written]
+    dropped = flowscope("observe", "--input-file", str(events), "--all", "--verdict", "DROPPED", "-o", "json")
+    assert [r.flow for r in parse(dropped.stdout.splitlines())] == [
+        r.flow for r in written if r.flow.verdict == flow_pb2.DROPPED]
