@@ -28,7 +28,8 @@ namespace, pod and label are bidirectional like `hubble observe --namespace/--po
 matches when its source OR its destination matches; a parameter given twice lists alternatives.
 Times (since/until): RFC 3339, a Unix time in s, ms (Grafana's ${__from}) or ns, or a duration before
 now ("15m", "2h", "1d"). Aggregates default to the last hour. A bad parameter gets HTTP 400 and
-{"error": "parameter 'x': ..."}; an unknown path 404; missing or wrong credentials 401 (no data).
+{"error": "parameter 'x': ..."}; an unknown path 404; missing or wrong credentials 401 (no data); a
+store that does not answer 503 with Retry-After (the API keeps running and answers again once it does).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from common.flows import l4_kind, l4_ports
 from common.errors import UserError
 from common.timeparse import TimeError, parse_time_ns
 from proto.flow import flow_pb2
+from storage.errors import StorageUnavailable
 from ui.auth import Auth, check_address, parse_address
 from ui.serving import HTTPServer, Limits, TLSFiles, serve
 
@@ -309,6 +311,9 @@ ROUTES: dict[str, tuple[Callable, tuple[str, ...]]] = {
 }
 
 
+RETRY_AFTER_S = 5  # the DeferredStore tries to connect again every few seconds
+
+
 def answer(store, path: str, query: str, now_ns: int) -> tuple[HTTPStatus, object]:
     """(status, JSON body) of one GET."""
     route = ROUTES.get(path.rstrip("/"))
@@ -317,6 +322,8 @@ def answer(store, path: str, query: str, now_ns: int) -> tuple[HTTPStatus, objec
     handler, allowed = route
     try:
         return HTTPStatus.OK, handler(store, Params(query, allowed, now_ns))
+    except StorageUnavailable as err:  # not the caller's doing: a client or a proxy may retry
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(err)}
     except UserError as err:  # BadParameter, FilterError, StorageError: the caller's to fix
         return HTTPStatus.BAD_REQUEST, {"error": str(err)}
     except Exception:
@@ -358,6 +365,8 @@ def create_wsgi_app(store, *, auth: Auth | None = None, cors_origins: tuple[str,
         else:
             status, extra = HTTPStatus.OK, []
             status, body = answer(store, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), clock())
+            if status == HTTPStatus.SERVICE_UNAVAILABLE:
+                extra = [("Retry-After", str(RETRY_AFTER_S))]
         data = json.dumps(body).encode()
         start_response(f"{status.value} {status.phrase}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(data))),

@@ -10,8 +10,10 @@ import urllib.request
 
 import pytest
 
-from ui.json_api import create_http_api
 from lab.testbed import sample_flows as sf
+from lab.testbed.clickhouse import free_port
+from storage import DeferredStore
+from ui.json_api import create_http_api
 from tests.grafana.dashboards import API_QUERIES
 from tests.grafana.stores import NS, ROUNDS, shop_store
 
@@ -160,3 +162,19 @@ def test_flow_row_survives_enum_values_it_does_not_know():
     row = flow_row(flow)
     assert row["drop_reason"] == "250" and row["verdict"] == "DROPPED"
     assert row["source_pod"] == "frontend-7d9f-abcde" and row["destination_port"] == 5432
+
+
+def test_a_store_that_does_not_answer_gets_503_naming_it(tmp_path):
+    """A ClickHouse that is down is not the caller's fault: 503 with Retry-After, not 400, so Grafana and
+    proxies retry; the message names the store."""
+    port = free_port()
+    server = create_http_api(DeferredStore(f"clickhouse://127.0.0.1:{port}/flowscope", retry_s=0.1))
+    try:
+        try:
+            urllib.request.urlopen(server.url + "/api/v1/flows?since=5m", timeout=30)
+            raise AssertionError("a store that is down answered 200")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503 and err.headers["Retry-After"] == "5"
+            assert f"127.0.0.1:{port}" in json.load(err)["error"]
+    finally:
+        server.stop()
