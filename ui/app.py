@@ -11,7 +11,7 @@ import importlib.util
 import logging
 
 import dash
-from dash import dcc, html
+from dash import Input, Output, dcc, html
 
 from ui import ids
 from ui.auth import Auth, check_address, install, parse_address
@@ -49,6 +49,25 @@ def _navigation(modules: list) -> html.Nav:
                                        "fontFamily": "sans-serif"})
 
 
+BANNER = {"background": "#b71c1c", "color": "#ffffff", "padding": "8px 16px", "fontSize": "14px"}
+
+
+def _store_banner(data: UIData, app: dash.Dash, refresh_s: float) -> list:
+    """A banner over every page while the store's queries fail: the panels then show what they had, and
+    without it an operator could take a stale map for a quiet cluster."""
+    @app.callback(Output(ids.STORE_BANNER, "children"), Output(ids.STORE_BANNER, "style"),
+                  Input(ids.STORE_TICK, "n_intervals"))
+    def show(_tick):
+        problem = data.store_problem
+        if not problem:
+            return "", {"display": "none"}
+        return (f"The flow store is not answering: {problem}. The views show the last data they got; "
+                "flowscope keeps trying."), BANNER
+
+    return [html.Div(id=ids.STORE_BANNER, role="alert", style={"display": "none"}),
+            dcc.Interval(id=ids.STORE_TICK, interval=int(refresh_s * 1000))]
+
+
 def create_app(store, *, auth: Auth | None = None, secure_cookie: bool = False, refresh_s: float = 5.0, ttl_s: float = 3.0,
                with_policy: bool | None = None, pin_dir: str = PageOptions.pin_dir) -> dash.Dash:
     """The UI over `store` (a storage.FlowStore). Read-only: it only calls the store's query methods.
@@ -60,7 +79,7 @@ def create_app(store, *, auth: Auth | None = None, secure_cookie: bool = False, 
     modules = page_modules(with_policy)
     for module in modules:
         module.register(app, data, PageOptions(refresh_s=refresh_s, pin_dir=pin_dir))
-    app.layout = html.Div([_navigation(modules), dash.page_container],
+    app.layout = html.Div([_navigation(modules), *_store_banner(data, app, refresh_s), dash.page_container],
                           style={"fontFamily": "sans-serif", "margin": 0})
     # For Kubernetes probes, which carry no credentials: it answers "ok" and shows nothing else.
     app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))

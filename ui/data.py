@@ -73,10 +73,20 @@ class UIData:
     def __init__(self, store, ttl_s: float = 3.0, quantum_s: float = 2.0,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.store = store
-        self.cache = TTLCache(ttl_s, run=with_retries)
-        self.policy_cache = TTLCache(max(ttl_s, 30.0), run=with_retries)  # suggestions read every flow of the window
+        self.cache = TTLCache(ttl_s, run=self._recorded)
+        self.policy_cache = TTLCache(max(ttl_s, 30.0), run=self._recorded)  # suggestions read every flow of the window
+        self.store_problem = ""  # why the last query failed, "" once one succeeds again (the frame's banner)
         self.quantum_ns = int(quantum_s * NS)
         self.clock = clock
+
+    def _recorded(self, compute: Callable[[], object]):
+        try:
+            value = with_retries(compute)
+        except StorageError as err:
+            self.store_problem = str(err)
+            raise
+        self.store_problem = ""
+        return value
 
     def now_ns(self) -> int:
         """The current time rounded down to the quantum (shared by every query of one refresh)."""

@@ -2,6 +2,8 @@
 
 # frame (ui/app.py)
 NAV = "nav"
+STORE_BANNER = "store-banner"  # shown while the flow store does not answer
+STORE_TICK = "store-tick"  # dcc.Interval that refreshes the banner
 
 # service map page (ui/pages/service_map.py)
 WINDOW = "window"  # radio: live, 5m, 1h, 24h, custom

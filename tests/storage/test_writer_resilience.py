@@ -9,20 +9,12 @@ import pytest
 
 from storage import FlowWriter, SpoolFullError, open_store
 from lab.testbed.wait import wait_for
-from tests.fixtures.clickhouse import new_server, random_database
+from tests.fixtures.clickhouse import random_database
 from tests.storage.flows import BASE_NS, base
 
 
 def make_flows(n: int, t0: int = BASE_NS) -> list:
     return [base(t0 + i * 1000, sport=10000 + i % 50000) for i in range(n)]
-
-
-@pytest.fixture
-def own_server(tmp_path):
-    """A server this test may kill (the session server is shared)."""
-    server = new_server(tmp_path / "ch")
-    yield server
-    server.stop()
 
 
 def _count(server, db):
