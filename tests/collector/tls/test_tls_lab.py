@@ -18,6 +18,7 @@ from tests.collector.tls.helpers import assert_same_fields, responses_seen, wait
 
 pytestmark = pytest.mark.root
 
+CLOCK_SLACK_NS = 1_000_000
 PATHS = ["/ok", "/created", "/teapot", "/nothing/here", "/ok"] * 4
 
 
@@ -81,10 +82,15 @@ def test_https_requests_are_seen_like_plaintext(lab_factory, collector_factory, 
     assert collections.Counter(f.l7.http.method for f in requests) == {"GET": len(PATHS)}
     # Latency is the server's: its SSL_read of the request to its SSL_write of the response, inside the
     # client's own time for the request (curl's time_total also holds connect and handshake for the first).
+    # The slack is what two clocks read at different points cannot agree on: the capture's timestamps are
+    # taken in the probes' return traps (a few µs each here, more on a loaded machine), curl's a few calls
+    # away; CI saw a 199 µs latency against curl's 193 µs. 1 ms holds on a loaded machine and still catches a
+    # latency that spans the capture's queueing instead of the server's work (the pairing itself is checked
+    # by path and status).
     responses = sorted((f for f in tls if f.l7.type == flow_pb2.RESPONSE), key=lambda f: f.time.ToNanoseconds())
     for flow, (path, code, seconds) in zip(responses, timed):
         assert flow.l7.http.url.endswith(path) and flow.l7.http.code == code
-        assert 0 < flow.l7.latency_ns <= seconds * 1e9
+        assert 0 < flow.l7.latency_ns <= seconds * 1e9 + CLOCK_SLACK_NS
 
     assert curl(lab, [f"http://{web}:{plain_port}{p}" for p in PATHS], *plain_options,
                 one_connection=version == "HTTP/1.1") == client
