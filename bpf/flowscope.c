@@ -263,6 +263,49 @@ static __always_inline void fill_event(struct flow_event *ev, const struct pkt *
     ev->seg_len = p->seg_len;
 }
 
+/* Closed as the collector's table sweep judges it (collector/datapath/conntrack.py is_closed): FIN
+ * both ways, or a RST. */
+static __always_inline int ct_closed(const struct ct_entry *ct)
+{
+    return (ct->flags[0] & ct->flags[1] & TCPF_FIN) || ((ct->flags[0] | ct->flags[1]) & TCPF_RST);
+}
+
+/* The end of a connection as the sweep reports it (conntrack.py end_event): the originator's
+ * addresses and ports, its final counters, at the time of its last packet. */
+static __always_inline void fill_end_event(struct flow_event *ev, const struct ct_key *k,
+                                           const struct ct_entry *ct)
+{
+    if (ct->orig_is_lo) {
+        __builtin_memcpy(ev->saddr, k->addr_lo, 16);
+        __builtin_memcpy(ev->daddr, k->addr_hi, 16);
+        ev->sport = k->port_lo;
+        ev->dport = k->port_hi;
+    } else {
+        __builtin_memcpy(ev->saddr, k->addr_hi, 16);
+        __builtin_memcpy(ev->daddr, k->addr_lo, 16);
+        ev->sport = k->port_hi;
+        ev->dport = k->port_lo;
+    }
+    ev->ts_ns = ct->last_seen;
+    ev->first_seen_ns = ct->first_seen;
+    ev->packets_fwd = ct->packets[0];
+    ev->bytes_fwd = ct->bytes[0];
+    ev->packets_rev = ct->packets[1];
+    ev->bytes_rev = ct->bytes[1];
+    ev->ifindex = k->ifindex;
+    ev->policy_id = ct->policy_id;
+    ev->remote_identity = ct->remote_identity;
+    ev->family = k->family;
+    ev->proto = k->proto;
+    ev->kind = EV_END;
+    ev->obs = ct->obs;
+    ev->tcp_flags = ct->flags[0] | ct->flags[1];
+    ev->verdict = ct->verdict;
+    ev->policy_match = ct->policy_match;
+    ev->flags_fwd = ct->flags[0];
+    ev->flags_rev = ct->flags[1];
+}
+
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
     struct pkt p = {};
@@ -276,6 +319,16 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
     int src_lo = make_key(&p, skb->ifindex, &key);
 
     struct ct_entry *ct = conntrack.lookup(&key);
+    /* A SYN on a closed connection the sweep has not removed yet: the 5-tuple was reused (a client
+     * port taken again within the close grace). The old connection ends here, with its own counters,
+     * and the SYN starts a new one; otherwise the two would share one entry and one end flow. */
+    if (ct && p.proto == IPPROTO_TCP && (p.tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN && ct_closed(ct)) {
+        fill_end_event(&ev, &key, ct);
+        events.perf_submit(skb, &ev, sizeof(ev));
+        __builtin_memset(&ev, 0, sizeof(ev));
+        conntrack.delete(&key);
+        ct = 0;
+    }
     if (!ct) {
         struct ct_entry fresh = {};
         /* A guessed reply is checked as the connection the pod (or its peer) must have opened. */

@@ -21,7 +21,8 @@
 #define EV_UPDATE 4   /* periodic report of a long-lived connection */
 #define EV_PACKET 5   /* aggregation none: any other packet */
 #define EV_DROP 6     /* dropped by policy */
-#define EV_END 7      /* connection removed from the table (sent by the collector's GC, not the kernel) */
+#define EV_END 7      /* connection removed from the table: by the collector's GC, or by the kernel when a
+                       * SYN reuses the 5-tuple of a closed connection */
 
 /* flow_event.verdict: Hubble's Verdict numbers. */
 #define VERDICT_FORWARDED 1

@@ -184,19 +184,26 @@ class Datapath:
             self._ct_reader = conntrack.BatchReader(self._bpf[b"conntrack"])
         ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader)
         self.stats.ended += len(ended)
+        self.report_ended(ended)
+
+    def report_ended(self, ended: list[ev.FlowEvent]) -> None:
+        """The end flows of connections the sweep removed (none at aggregation none: every packet
+        was a flow already); their L7 state is freed either way."""
+        report = self.config.aggregation != "none"
         flows: list[flow_pb2.Flow | EncodedFlow] = []
         for i, event in enumerate(ended):
             if i % READ_EVERY == READ_EVERY - 1:
                 self._read_between()
-            self.decoder.close_connection(event)
-            if self.config.aggregation != "none":
-                try:
-                    flows += self.decoder.decode_event_encoded(event)
-                except DecodeError:
-                    self.stats.decode_errors += 1
-                if len(flows) >= PUBLISH_BATCH:
-                    self._publish(flows)
-                    flows = []
+            if not report:
+                self.decoder.close_connection(event)
+                continue
+            try:
+                flows += self.decoder.decode_event_encoded(event)
+            except DecodeError:
+                self.stats.decode_errors += 1
+            if len(flows) >= PUBLISH_BATCH:
+                self._publish(flows)
+                flows = []
         self._publish(flows)
 
     # -- following pods --------------------------------------------------------------------------

@@ -169,10 +169,13 @@ class Decoder:
                     flows.append(self._policy_verdict(flow, event))
         if payload and self.l7 is not None and event.proto in _L7_PROTOCOLS:
             flows.extend(self._l7(event, src, dst, payload))
+        if event.kind == ev.EV_END:  # from the table sweep or the kernel (a reused 5-tuple)
+            self.close_connection(event)
         return flows
 
     def close_connection(self, event: ev.FlowEvent) -> None:
-        """The connection left the table: let the L7 parsers free its state."""
+        """The connection left the table: let the L7 parsers free its state (decoding its end event
+        does this; a sweep that reports no end flows calls it)."""
         if self.l7 is not None and event.proto in _L7_PROTOCOLS:
             src = self._addr(event.saddr, event.family)
             dst = self._addr(event.daddr, event.family)

@@ -62,8 +62,9 @@ class Capture:
         line = self.proc.stderr.readline()
         assert "listening on" in line, f"tcpdump did not start: {line}"
 
-    def stop(self) -> list[tuple[str, int, str, int, int]]:
-        """(src, sport, dst, dport, wire length) of every captured TCP packet."""
+    def stop(self) -> list[tuple[str, int, str, int, int, str]]:
+        """(src, sport, dst, dport, wire length, TCP flags as scapy writes them: "S", "SA", "FA"...) of
+        every captured TCP packet."""
         from scapy.all import IP, IPv6, TCP, PcapReader
 
         time.sleep(0.3)
@@ -73,5 +74,5 @@ class Capture:
         with PcapReader(self.path) as reader:
             for pkt in reader:
                 ip = pkt[IP] if IP in pkt else pkt[IPv6]
-                packets.append((ip.src, pkt[TCP].sport, ip.dst, pkt[TCP].dport, pkt.wirelen))
+                packets.append((ip.src, pkt[TCP].sport, ip.dst, pkt[TCP].dport, pkt.wirelen, str(pkt[TCP].flags)))
         return packets

@@ -85,3 +85,32 @@ def test_aggregation_max_gives_start_and_end_only(lab_factory, collector_factory
     start, end = run.snapshot(at_server)
     assert start.Summary == "TCP Flags: SYN" and end.Summary.endswith("(connection closed)")
     assert end.l4.TCP.flags.FIN and end.counters.packets_reverse > 0
+
+
+def test_reused_client_port_gives_each_connection_its_own_end(lab_factory, collector_factory, tmp_path):
+    """Two connections in a row from one client port, the first still in the table (closed, within its
+    close grace) when the second's SYN comes: the kernel ends the first, the second starts anew."""
+    lab = lab_factory(TOPOLOGY)
+    run = collector_factory(lab, aggregation="medium", close_grace_s=3.0)
+    wait_listening(lab, "server", 8080)
+    server, client = lab.pod("server"), lab.pod("client")
+    capture = Capture(server.device, str(tmp_path / "server.pcap"))
+    port = 41234
+    url = f"http://{server.ipv4}:8080"
+    # ~1 MB then a directory listing: counters that cannot be mistaken for each other
+    lab.exec("client", ["sh", "-c", f"curl -sf -o /dev/null --local-port {port} {url}/bash && "
+                        f"curl -sf -o /dev/null --local-port {port} {url}/"], check=True)
+    at_server = lambda f: of_connection(port)(f) and f.interface.name == server.device  # noqa: E731
+    ended = run.wait_for(lambda f: at_server(f) and "closed" in f.Summary, count=2)
+    packets = capture.stop()
+    syns = [i for i, p in enumerate(packets) if (p[0], p[1]) == (client.ipv4, port) and p[5] == "S"]
+    assert len(syns) == 2, f"two connections from port {port}: {syns}"
+    assert len(ended) == 2, [f.Summary for f in ended]
+    for flow, own in zip(ended, (packets[:syns[1]], packets[syns[1]:])):
+        forward, reverse = directions(own, client.ipv4, port)
+        counters = flow.counters
+        assert (counters.packets_forward, counters.bytes_forward) == (len(forward), sum(p[4] for p in forward))
+        assert (counters.packets_reverse, counters.bytes_reverse) == (len(reverse), sum(p[4] for p in reverse))
+    assert ended[0].counters.bytes_reverse > 1_000_000 > ended[1].counters.bytes_reverse > 0
+    starts = [f for f in run.snapshot(at_server) if f.Summary == "TCP Flags: SYN"]
+    assert len(starts) == 2, "each connection starts with its own SYN flow"

@@ -67,6 +67,25 @@ def test_payload_goes_to_the_l7_dispatcher_once_per_segment():
     assert flow.is_reply.value is False and flow.traffic_direction == flow_pb2.EGRESS
 
 
+def test_an_end_event_frees_the_connections_l7_state():
+    """The kernel's end event for a reused port comes before the new connection's first payload: the
+    new request is parsed as a request of its own, not as the old connection's next bytes."""
+    dec = decoder()
+
+    def segment(data: bytes, is_reply: int, ts: int) -> bytes:
+        ports = dict(sport=8080, dport=40000, saddr=ipaddress.ip_address("192.0.2.9").packed.ljust(16, b"\0"),
+                     daddr=ipaddress.ip_address("10.244.0.2").packed.ljust(16, b"\0")) if is_reply else {}
+        return event(kind=ev.EV_NONE, dport=8080, l7=ev.L7_PREFIX, payload_off=0, cap_len=len(data),
+                     seg_len=len(data), is_reply=is_reply, ts_ns=ts, **ports) + data
+
+    half = b"GET /old HTTP/1.1\r\nHost: api\r\n"  # the old connection ended mid-request
+    assert dec.decode(segment(half, 0, 2_000_000_000)) == []
+    [end] = dec.decode(event(kind=ev.EV_END, dport=8080, flags_fwd=0x1b, flags_rev=0x1b, ts_ns=2_100_000_000))
+    assert end.Summary.endswith("(connection closed)")
+    [request] = dec.decode(segment(b"GET /new HTTP/1.1\r\nHost: api\r\n\r\n", 0, 3_000_000_000))
+    assert (request.l7.type, request.l7.http.url) == (flow_pb2.REQUEST, "http://api/new")
+
+
 def test_ipv6_icmp_and_end_event():
     [flow] = decoder().decode(event(family=6, proto=58, sport=128, dport=0, tcp_flags=0,
                                     saddr=ipaddress.ip_address("fd00::2").packed,
