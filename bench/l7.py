@@ -49,9 +49,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lab  # noqa: E402
-from collector.l7 import L7Dispatcher  # noqa: E402
-from tests.collector.l7.capture import background, netns, run, segments, tcpdump, wait_port  # noqa: E402
-from tests.collector.l7.test_http1_capture import nginx_conf  # noqa: E402
+from collector.l7 import ConnKey, L7Dispatcher  # noqa: E402
+from lab.apps.nginx import nginx_conf  # noqa: E402
+from lab.testbed.netns import REPO, background, netns, run, tcpdump, wait_port  # noqa: E402
+from lab.testbed.pcap import segments  # noqa: E402
 
 HTTP_PORT, GRPC_PORT, HTTPS_PORT = 8080, 50051, 8443
 WRK_MIX = """
@@ -77,7 +78,7 @@ def capture_http(tmp: Path, seconds: int) -> tuple[Path, int, int | None]:
 
 def capture_grpc(tmp: Path, calls: int) -> tuple[Path, int, int | None]:
     pcap = tmp / "grpc.pcap"
-    program = "tests/collector/l7/programs/grpc_demo.py"
+    program = str(REPO / "lab/apps/grpc_demo.py")
     with netns() as ns, background(ns, [sys.executable, program, "server", str(GRPC_PORT)], ready="READY"):
         with tcpdump(ns, pcap, f"tcp port {GRPC_PORT}", snaplen=700, strict=False) as info:
             out = run(ns, [sys.executable, program, "load", str(GRPC_PORT), str(calls)], timeout=300).stdout
@@ -85,7 +86,7 @@ def capture_grpc(tmp: Path, calls: int) -> tuple[Path, int, int | None]:
 
 
 def measure(pcap: Path, port: int, protocol: str, repeat: int = 3) -> dict:
-    events = list(segments(pcap, {port}))
+    events = [(e[0], ConnKey(*e[1]), *e[2:]) for e in segments(pcap, {port})]
     data = [e for e in events if e[0] == "data"]
     best_floor = best_parse = float("inf")
     for _ in range(repeat):
@@ -196,7 +197,7 @@ http {{
 GRPC_SERVER = """
 from concurrent import futures
 import grpc
-from tests.collector.l7.programs.grpc_demo import say
+from lab.apps.grpc_demo import say
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
     "demo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}),))

@@ -12,8 +12,9 @@ pytest_plugins = sorted(
 )
 
 # Fixtures that start a real dependency — the kernel datapath or a lab (root), ClickHouse (chdb or a
-# server), Prometheus, Chromium. A test that uses one, or is marked root, is an integration test; the
-# rest are unit tests: `make unit` runs them without root in well under a minute, `make test` runs all.
+# server), Prometheus, Chromium. A test that uses one, or is marked root, is an integration test (so is
+# one marked integration itself: it starts its dependency without a fixture); the rest are unit tests:
+# `make unit` runs them without root, in parallel, in under a minute; `make test` runs all.
 INTEGRATION_FIXTURES = {
     "chdb_dir", "chromium", "own_server", "clickhouse_cluster", "clickhouse_server", "collector_factory", "enforced_collector",
     "lab_factory", "policy_cli", "prometheus_factory", "relay_store", "server_database", "store", "store_url",

@@ -17,9 +17,6 @@ FLOORS = [
     ("ui",),
     ("flowscope",),
 ]
-# The one exception left: bench/l7.py replays pcaps through tests/collector/l7/capture.py, whose helpers need
-# collector.l7 and scapy (a test-only dependency), so they cannot stand in lab/testbed/.
-PENDING = {pathlib.Path("bench/l7.py")}
 FLOOR = {package: level for level, packages in enumerate(FLOORS) for package in packages}
 
 
@@ -60,6 +57,4 @@ def test_the_ground_floor_and_the_tools_stand_apart():
         assert {t for t, _ in imported_packages(path) if t in FLOOR} <= {"proto", "common"}, path
     for folder in ("bench", "deploy"):
         for path in sources(folder):
-            if path.relative_to(ROOT) in PENDING:
-                continue
             assert "tests" not in {t for t, _ in imported_packages(path)}, f"{path.relative_to(ROOT)} imports tests"

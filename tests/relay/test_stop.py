@@ -58,6 +58,7 @@ def test_relay_stops_promptly_whatever_its_clients_do(node_factory, sig):
         close(calls, channels)
 
 
+@pytest.mark.integration  # the embedded ClickHouse (chdb) in the `up` process
 @SIGNALS
 def test_up_without_collector_stops_promptly(tmp_path, sig):
     """`up --no-collector`: relay, embedded store, JSON API and UI in one process."""

@@ -4,12 +4,15 @@ the outage is stored exactly once. A real clickhouse-server, not started until t
 
 import time
 
+import pytest
+
 from lab.testbed.clickhouse import ClickHouseServer, free_port, random_database
 from lab.testbed.wait import wait_for
 from relay import Peer
 from tests.relay.nodes import make_flow
 
 
+@pytest.mark.integration  # starts its own ClickHouse server once the relay runs without it
 def test_relay_starts_without_clickhouse_and_stores_the_outage_once(tmp_path, relay_factory, node_factory):
     from collector.metrics import HealthMetrics
     from prometheus_client import CollectorRegistry

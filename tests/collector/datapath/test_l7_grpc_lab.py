@@ -12,13 +12,14 @@ import time
 import pytest
 
 from collector.l7.httprecord import grpc_call, grpc_status
+from lab.testbed.netns import REPO
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
 
 pytestmark = pytest.mark.root
 
 PORT = 50051
-DEMO = os.path.join(os.path.dirname(__file__), "..", "l7", "programs", "grpc_demo.py")
+DEMO = str(REPO / "lab/apps/grpc_demo.py")
 STATUS = {"OK": 0, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5}
 TOPOLOGY = {
     "pods": [

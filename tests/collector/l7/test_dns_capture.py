@@ -14,8 +14,8 @@ import pytest
 
 from collector.l7 import L7Dispatcher
 
-from .capture import background, need, netns, replay, run, tcpdump, tshark_values, wait_port
-
+from lab.testbed.netns import background, need, netns, run, tcpdump, wait_port
+from .capture import replay, tshark_values
 pytestmark = pytest.mark.root
 
 QUERIES = [  # (name, type, extra dig flags: server address, transport)

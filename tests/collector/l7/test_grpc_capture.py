@@ -10,24 +10,26 @@ import sys
 
 import pytest
 
-from collector.l7 import L7Config, L7Dispatcher, grpc_call, grpc_status
+from collector.l7 import ConnKey, L7Config, L7Dispatcher, grpc_call, grpc_status
 
-from .capture import (background, need, netns, python, replay, run, segments, tcpdump, tshark, tshark_values,
-                      wait_port)
-from .test_http1_capture import nginx_conf
+from lab.testbed.netns import REPO, background, need, netns, run, tcpdump, wait_port
+from lab.testbed.pcap import segments
+from lab.apps.nginx import nginx_conf
+from .capture import replay, tshark, tshark_values
 
 pytestmark = pytest.mark.root
 
 GRPC_PORT = 50051
+GRPC_DEMO = str(REPO / "lab/apps/grpc_demo.py")
 STATUS_NUMBERS = {"OK": 0, "NOT_FOUND": 5, "INVALID_ARGUMENT": 3}
 
 
 def test_grpc_unary_and_streaming_calls(tmp_path):
     pcap = tmp_path / "grpc.pcap"
-    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/grpc_demo.py", "server",
+    with netns() as ns, background(ns, [sys.executable, GRPC_DEMO, "server",
                                         str(GRPC_PORT)], ready="READY"):
         with tcpdump(ns, pcap, f"tcp port {GRPC_PORT}"):
-            lines = python(ns, "grpc_demo", "client", str(GRPC_PORT)).stdout.splitlines()
+            lines = run(ns, [sys.executable, GRPC_DEMO, "client", str(GRPC_PORT)]).stdout.splitlines()
     client = collections.Counter((m, STATUS_NUMBERS[code]) for m, code in (line.split() for line in lines))
     assert sum(client.values()) == 26
 
@@ -64,10 +66,10 @@ def test_a_connection_past_the_stream_budget_is_counted_and_logged_not_silent(tm
     # The datapath captures HTTP/2 whole, up to l7_budget bytes per connection, then nothing more: a
     # long-lived gRPC connection would go dark. The dispatcher must say so (stats and one warning).
     pcap = tmp_path / "grpc.pcap"
-    with netns() as ns, background(ns, [sys.executable, "tests/collector/l7/programs/grpc_demo.py", "server",
+    with netns() as ns, background(ns, [sys.executable, GRPC_DEMO, "server",
                                         str(GRPC_PORT)], ready="READY"):
         with tcpdump(ns, pcap, f"tcp port {GRPC_PORT}"):
-            assert len(python(ns, "grpc_demo", "client", str(GRPC_PORT)).stdout.splitlines()) == 26
+            assert len(run(ns, [sys.executable, GRPC_DEMO, "client", str(GRPC_PORT)]).stdout.splitlines()) == 26
     captured = sum(len(e[3]) for e in segments(pcap, {GRPC_PORT}) if e[0] == "data")
     whole = L7Dispatcher(L7Config(stream_budget=captured + 1024))  # well above it: no warning
     everything = replay(pcap, whole, {GRPC_PORT})
@@ -83,7 +85,7 @@ def test_a_connection_past_the_stream_budget_is_counted_and_logged_not_silent(tm
             break
     limited = L7Dispatcher(L7Config(stream_budget=budget))
     with caplog.at_level("WARNING", logger="collector.l7.dispatcher"):
-        records = [r for e in kept for r in limited.on_segment(*e[1:])]
+        records = [r for e in kept for r in limited.on_segment(ConnKey(*e[1]), *e[2:])]
     assert limited.stats.budget_exhausted == {"http2": 1}
     assert 0 < len([r for r in records if r.is_reply]) < 26
     warning = next(r.getMessage() for r in caplog.records if "capture budget" in r.getMessage())

@@ -12,8 +12,9 @@ import pytest
 
 from collector.l7 import L7Config, L7Dispatcher
 
-from .capture import background, need, netns, python, replay, run, tcpdump, tshark_values, wait_port
-
+from lab.apps.nginx import nginx_conf
+from lab.testbed.netns import background, need, netns, run, tcpdump, wait_port
+from .capture import python, replay, tshark_values
 pytestmark = pytest.mark.root
 
 PORT = 8080
@@ -99,21 +100,6 @@ def test_python_server_curl_and_raw_clients(tmp_path):
                                            if r.is_reply and k.client_port not in pipe_ports)
 
 
-NGINX_CONF = """
-worker_processes 1; daemon off; master_process off; error_log {d}/error.log; pid {d}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
-  access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{
-    listen 127.0.0.1:{port}; listen 127.0.0.1:{h2port} http2;
-    location /ok {{ return 200 "ok\\n"; }}
-    location /fail {{ return 500; }}
-    location / {{ return 404; }}
-  }}
-}}
-"""
-
 WRK_SCRIPT = """
 local paths = {"/ok", "/missing", "/fail", "/ok"}
 local i = 0
@@ -157,12 +143,6 @@ def test_wrk_against_python_server_counts_and_latency(tmp_path):
     assert dispatcher.stats.parse_errors["http"] == 0, dispatcher.stats.errors_by_kind
     ours, theirs = median_us(responses), wrk_median_us(out)
     assert abs(ours - theirs) <= 0.2 * theirs, f"median latency: records {ours:.0f} us, wrk {theirs:.0f} us"
-
-
-def nginx_conf(tmp_path, port: int, h2port: int):
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=tmp_path, port=port, h2port=h2port))
-    return conf
 
 
 def test_wrk_against_nginx_keepalive(tmp_path):

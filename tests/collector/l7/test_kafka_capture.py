@@ -16,8 +16,8 @@ import pytest
 from collector.l7 import L7Config, L7Dispatcher
 from collector.l7.kafka import API_KEYS
 
-from .capture import background, netns, python, replay, tcpdump, tshark_values
-
+from lab.testbed.netns import background, netns, tcpdump
+from .capture import python, replay, tshark_values
 pytestmark = pytest.mark.root
 
 MODES = {9092: "classic", 9093: "flexible"}

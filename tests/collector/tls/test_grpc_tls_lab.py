@@ -13,13 +13,14 @@ import pytest
 
 from collector.l7.httprecord import grpc_call, grpc_status
 from collector.tls import NOT_VISIBLE
+from lab.testbed.netns import REPO
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
 from tests.collector.tls.helpers import assert_same_fields, wait_count
 
 pytestmark = pytest.mark.root
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "l7", "programs", "grpc_demo.py")
+DEMO = str(REPO / "lab/apps/grpc_demo.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # with Debian's python3-grpcio (deploy/local/setup.sh)
 STATUS = {"OK": 0, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5}
 TLS_PORT, PLAIN_PORT = 50443, 50051

@@ -1,10 +1,12 @@
 """A grpcio server and client without generated code (generic handlers, raw bytes messages).
 
-`grpc_demo.py server PORT` serves demo.Echo: Say (unary; request b"fail" -> NOT_FOUND), Stream (server
+    python -m lab.apps.grpc_demo server PORT | client PORT | load PORT N
+
+`server PORT` serves demo.Echo: Say (unary; request b"fail" -> NOT_FOUND), Stream (server
 streaming; request b"bad" -> INVALID_ARGUMENT after one message), Collect (client streaming).
-`grpc_demo.py client PORT` makes a fixed mix of calls on one channel and prints, per line,
+`client PORT` makes a fixed mix of calls on one channel and prints, per line,
 "<method> <status code name>" for every call as the client saw it.
-`grpc_demo.py load PORT N` makes N unary calls back to back (every tenth fails) for bench/l7.py.
+`load PORT N` makes N unary calls back to back (every tenth fails) for bench/l7.py.
 With FLOWSCOPE_GRPC_TLS=DIR (holding cert.pem and key.pem, subject CN=web) the server serves TLS and
 the clients trust that certificate."""
 
