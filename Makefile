@@ -16,8 +16,11 @@ test: setup
 	bash tests/run.sh $(PYTEST_ARGS)
 
 # The unit part: no root, no kernel, no ClickHouse, Prometheus or Chromium (tests/conftest.py marks the rest).
+# Most of its time is waiting (servers and CLI processes starting, streams ending), so it runs on twice as
+# many workers as cores.
+UNIT_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 unit:
-	bash tests/run.sh -m "not integration" $(PYTEST_ARGS)
+	bash tests/run.sh -m "not integration" -n $(UNIT_WORKERS) $(PYTEST_ARGS)
 
 proto:
 	$(PY) -m proto.generate

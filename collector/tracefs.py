@@ -30,6 +30,8 @@ def record_offsets(system: str, event: str, wanted: Iterable[str], hint: str = "
         try:
             with open(path) as f:
                 found = dict(_FIELD.findall(f.read()))
+        except PermissionError:
+            raise TracepointError(f"{path}: permission denied; expected root (tracefs is readable by root only)")
         except OSError:
             continue
         missing = [w for w in wanted if w not in found]

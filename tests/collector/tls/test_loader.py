@@ -19,6 +19,7 @@ def test_struct_sock_offsets_come_from_this_kernels_btf():
     assert flags["PAYLOAD_BYTES"] == "512"
 
 
+@pytest.mark.root  # tracefs is root's
 def test_the_sock_length_tracepoints_are_read_from_tracefs():
     assert set(tracepoint_offsets()) == {"sk", "family", "protocol"}
 

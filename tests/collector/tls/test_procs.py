@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from collector.tls import procs
 
 
@@ -32,6 +34,7 @@ def test_programs_that_link_libssl_dynamically_are_not_static():
         assert scanner.implementation((st.st_dev, st.st_ino), path) == ""
 
 
+@pytest.mark.root  # another user's /proc/PID/maps and /proc/PID/root need root
 def test_a_process_in_another_namespace_shows_its_libssl(tmp_path):
     """A Python that imported ssl, in a network namespace of its own (unshare -n): a pod process."""
     child = subprocess.Popen(["unshare", "-n", sys.executable, "-c", "import ssl, sys; sys.stdin.read()"],
