@@ -160,8 +160,11 @@ def end_event(start):
 
 def sweep(datapath, decoder, ends: list) -> None:
     """What Datapath.sweep does with the connections it removed (not the map walk: that needs the
-    kernel), as the tree under test does it: flows as bytes where it has `_read_between` (this
-    change), as messages before."""
+    kernel), as the tree under test does it: its own `report_ended` where it has one; else flows as
+    bytes where it has `_read_between`, as messages before that."""
+    if hasattr(datapath, "report_ended"):
+        datapath.report_ended(ends)
+        return
     encoded = hasattr(datapath, "_read_between")
     flows = []
     for event in ends:
@@ -207,7 +210,8 @@ def in_process(args: argparse.Namespace) -> int:
         observer = Observer("node-1", 1 << 20)
         if args.metrics:
             registry = CollectorRegistry()
-            observer.hooks += [FlowMetrics(list(DEFAULT_METRICS), registry).observe, HealthMetrics(registry).observe]
+            hooks = getattr(observer, "encoded_hooks", observer.hooks)  # as the tree's agent installs them
+            hooks += [FlowMetrics(list(DEFAULT_METRICS), registry).observe, HealthMetrics(registry).observe]
         decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(fqdn=names), names=names)
         datapath = Datapath(DatapathConfig(), cache, decoder, observer.publish_many)
         datapath._pending = events[:warm * per_conn]

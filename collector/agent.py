@@ -317,7 +317,7 @@ class Collector:
         health.watch_status(self.observer.status)
         health.watch_l7_budget(lambda: dict(self.l7.stats.budget_exhausted))
         health.watch_tls_not_visible(self._tls_not_visible)
-        self.observer.hooks.extend([self.flow_metrics.observe, health.observe])
+        self.observer.encoded_hooks.extend([self.flow_metrics.observe, health.observe])
         self.lost_hooks.extend([self.flow_metrics.observe_lost,
                                 lambda lost: health.count_lost(flow_pb2.LostEventSource.Name(lost.source),
                                                                 lost.num_events_lost)])

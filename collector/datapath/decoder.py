@@ -306,6 +306,7 @@ class Decoder:
             l4 = _l4_field(_L4_TCP, event.sport, event.dport, _FLAGS_FIELD[flags])
             summary = _TCP_END_SUMMARY_FIELD[flags] if end else _TCP_SUMMARY_FIELD[flags]
         else:
+            flags = 0
             l4 = _l4_field(_L4_UDP, event.sport, event.dport, b"")
             summary = _UDP_END_SUMMARY_FIELD if end else _UDP_SUMMARY_FIELD
         pf, bf, pr, br = event.packets_fwd, event.bytes_fwd, event.packets_rev, event.bytes_rev
@@ -324,7 +325,7 @@ class Decoder:
         data = b"".join((base.data, stamp_field, uuid, l4, summary,
                          _COUNTERS, varint(len(counters)), counters))
         return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns, node_name,
-                           base.namespaces)
+                           base.namespaces, (base.data, event.is_reply, event.proto, event.dport, flags, b""))
 
     def _drop(self, flow: flow_pb2.Flow, event: ev.FlowEvent) -> None:
         reason = DROP_POLICY_DENY if event.policy_action == ev.POLICY_ACTION_DENY_EXPLICIT else DROP_POLICY_DENIED
@@ -383,17 +384,18 @@ class Decoder:
         for record in records:
             if record.is_reply:
                 base = self._l7_base(event, server, client, direction, True)
-                l4 = _l4_field(l4_tag, sport, cport, b"")
+                l4, to_port = _l4_field(l4_tag, sport, cport, b""), cport
             else:
                 base = self._l7_base(event, client, server, direction, False)
-                l4 = _l4_field(l4_tag, cport, sport, b"")
+                l4, to_port = _l4_field(l4_tag, cport, sport, b""), sport
             uuid = b"%s%012x" % (self._uuid_field, next(self._seq) & _UUID_COUNTER)
             layer7 = record.layer7_bytes()
             summary = record.summary.encode() + self._summary_suffix
             data = b"".join((base.data, stamp_field, uuid, l4, _L7, varint(len(layer7)),
                              layer7, _SUMMARY, varint(len(summary)), summary, _PARTIAL if record.partial else b""))
             flows.append(EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), wall_ns,
-                                     node_name, base.namespaces))
+                                     node_name, base.namespaces,
+                                     (base.data, record.is_reply, event.proto, to_port, 0, layer7)))
         return flows
 
     def _l7_base(self, event: ev.FlowEvent, src: str, dst: str, direction: int, is_reply: bool) -> _Template:

@@ -2,7 +2,7 @@
 
     registry = prometheus_client.CollectorRegistry()
     metrics = FlowMetrics(["flow", "drop:sourceContext=namespace", "httpV2"], registry)
-    observer.hooks.append(metrics.observe)
+    observer.encoded_hooks.append(metrics.observe)   # EncodedFlows counted unparsed (see replay.py)
     health = HealthMetrics(registry)
     server, port = serve(registry, ":9965")
 """

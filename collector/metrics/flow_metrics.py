@@ -14,7 +14,9 @@ from prometheus_client.registry import REGISTRY, Collector
 from common.endpoints import Endpoint
 from collector.metrics.config import MetricsConfigError, parse_specs
 from collector.metrics.handlers import HANDLERS, Handler
+from collector.metrics.replay import Recorder, Replay
 from collector.metrics.series import DEFAULT_BUCKETS, SeriesCollector, SeriesVec
+from collector.observer.wire import EncodedFlow
 from proto.flow import flow_pb2
 
 log = logging.getLogger(__name__)
@@ -94,24 +96,46 @@ class FlowMetrics:
 
             self.handlers.append(handler_type(spec, make_vec))
         self.vecs = [vec for handler in self.handlers for vec in handler.vecs]
+        # The same handlers once more, on vectors that only record: how EncodedFlows are counted.
+        ops: list = []
+        recorders: list[Recorder] = []
+
+        def make_recorder(name: str, help_text: str, labels: tuple[str, ...], histogram: bool) -> Recorder:
+            recorders.append(Recorder(ops))
+            return recorders[-1]
+
+        recording = [HANDLERS[spec.name](spec, make_recorder) for spec in specs]
+        self._replay = Replay(lambda flow: self._run(recording, flow), ops, recorders, self.vecs)
         self.collector = SeriesCollector(self.vecs, ttl, clock)
         self.lost = _LostEvents()
         self.registry.register(self.collector)
         self.registry.register(self.lost)
-        self._process = [h.process for h in self.handlers]
         self._endpoints: dict[tuple[str, str], tuple[str, ...]] = {}
         self.errors = 0
 
-    def observe(self, flow: flow_pb2.Flow) -> None:
-        """Observer hook: count one flow in every enabled metric. Never raises: a flow that a handler
+    def observe(self, flow: flow_pb2.Flow | EncodedFlow) -> None:
+        """Observer hook (Observer.encoded_hooks): count one flow in every enabled metric; an
+        EncodedFlow with facts from them, unparsed (see replay.py). Never raises: a flow that a handler
         cannot read is counted in `errors` and logged once."""
-        for process in self._process:
+        if type(flow) is EncodedFlow:
+            if flow.facts is not None:
+                self._replay.count(flow)
+                return
+            flow = flow.parse()
+        self._run(self.handlers, flow)
+
+    def _run(self, handlers: list[Handler], flow: flow_pb2.Flow) -> int:
+        """Every handler on `flow`; returns how many raised."""
+        failed = 0
+        for handler in handlers:
             try:
-                process(flow)
+                handler.process(flow)
             except Exception:  # a metrics bug must not stop the observer loop
+                failed += 1
                 self.errors += 1
                 if self.errors == 1:
                     log.exception("metrics: cannot process flow %s", getattr(flow, "uuid", flow))
+        return failed
 
     __call__ = observe
 

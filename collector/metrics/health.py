@@ -4,7 +4,7 @@ Each process builds one `HealthMetrics(registry)` and either pushes values throu
 binds a callable read at scrape time (`watch_*`), whichever is cheaper for the owner of the value:
 
     health = HealthMetrics(registry)
-    observer.hooks.append(health.observe)               # flowscope_events_total, events_per_second
+    observer.encoded_hooks.append(health.observe)       # flowscope_events_total, events_per_second
     health.count_lost("perf_event_ring_buffer", 12)     # flowscope_lost_events_total{source}
     health.watch_ring_buffer(lambda: (n, capacity))     # flowscope_ring_buffer_{flows,capacity,fill_ratio}
     health.watch_status(observer.status)                # the same (and nodes) from a ServerStatusResponse
@@ -25,7 +25,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import REGISTRY
 
-from proto.flow import flow_pb2
 
 STORAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -92,8 +91,8 @@ class HealthMetrics:
         self.unavailable_nodes = Gauge("flowscope_unavailable_nodes", "Known collectors the relay cannot reach",
                                        registry=registry)
 
-    def observe(self, flow: flow_pb2.Flow | None = None) -> None:
-        """Observer hook: count one flow."""
+    def observe(self, flow: object = None) -> None:
+        """Observer hook (a message or an EncodedFlow, which it does not read): count one flow."""
         self.events.inc()
         self.rate.mark()
 

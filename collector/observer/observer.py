@@ -34,6 +34,7 @@ CHUNK = 1000  # responses a reader converts at a time
 # ~3 KB of memory in Python, its bytes ~300; the batched stream sends the bytes as they are.
 Entry = tuple[int, bytes, bool]
 Hook = Callable[[flow_pb2.Flow], None]  # called with every published flow, as a message
+EncodedHook = Callable[[flow_pb2.Flow | EncodedFlow], None]  # called with every published flow as it came
 
 
 _NODE_NAME = tag(flow_pb2.Flow, "node_name")
@@ -42,7 +43,7 @@ _NODE_NAME = tag(flow_pb2.Flow, "node_name")
 def _named(flow: EncodedFlow, node_name: str) -> EncodedFlow:
     """The flow with node_name set (appended: the last value of a field is the one parsed)."""
     return encoded_flow(flow.data + string_field(_NODE_NAME, node_name.encode()), flow.time_ns, node_name,
-                        flow.namespaces)
+                        flow.namespaces, flow.facts)
 
 
 def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
@@ -57,6 +58,9 @@ class Observer:
         self.node_name = node_name
         self.clock = clock
         self.hooks: list[Hook] = []
+        # Hooks that take an EncodedFlow unparsed (the metrics count it from its facts): a flow is
+        # parsed for the hooks above only.
+        self.encoded_hooks: list[EncodedHook] = []
         self.hook_errors = 0
         self.started_ns = clock()
         self._ring: Ring[Entry] = Ring(ring_capacity)
@@ -81,7 +85,7 @@ class Observer:
         if not flows:
             return
         now = self.clock()
-        node_name, new_uuid, hooks = self.node_name, self._new_uuid, self.hooks
+        node_name, new_uuid, hooks, encoded_hooks = self.node_name, self._new_uuid, self.hooks, self.encoded_hooks
         entries: list[Entry] = []
         spaces: dict[int, tuple] = {}  # the namespaces of the batch's endpoints, by tuple (templates share them)
         messages: list[flow_pb2.Flow] = []  # encoded in one loop below, into their entries
@@ -92,6 +96,8 @@ class Observer:
                     flow = _named(flow, node_name)
                 if hooks:
                     self._run_hooks(hooks, flow_pb2.Flow.FromString(flow.data))
+                if encoded_hooks:
+                    self._run_hooks(encoded_hooks, flow)
                 entries.append((flow.time_ns, flow.response, True))
                 spaces[id(flow.namespaces)] = flow.namespaces
                 continue
@@ -102,6 +108,7 @@ class Observer:
             if not flow.HasField("time"):
                 flow.time.CopyFrom(_timestamp(now))
             self._run_hooks(hooks, flow)
+            self._run_hooks(encoded_hooks, flow)
             at.append(len(entries))
             entries.append((flow_time_ns(flow), b"", True))
             messages.append(flow)
@@ -112,7 +119,7 @@ class Observer:
         self._count(len(entries), spaces.values(), now)
         self._ring.extend(entries)
 
-    def _run_hooks(self, hooks: list[Hook], flow: flow_pb2.Flow) -> None:
+    def _run_hooks(self, hooks: list, flow: flow_pb2.Flow | EncodedFlow) -> None:
         for hook in hooks:
             try:
                 hook(flow)

@@ -32,23 +32,29 @@ class EncodedFlow:
 
     `data` is a complete serialized Flow (uuid and time set), `response` the GetFlowsResponse the ring
     keeps for it (see `encoded_flow`), `time_ns` its time and `namespaces` the (cluster, namespace) of
-    its endpoints that have one (the Observer's namespace list)."""
+    its endpoints that have one (the Observer's namespace list). `facts`, if the maker gives them:
+    (template, is_reply, L4 protocol number, destination port, TCP flags byte, Layer7 bytes) — the
+    template being the serialized fields the flow shares with others (endpoints, IP, direction,
+    verdict, event type) and the rest what it adds but time, uuid, source port, summary and
+    counters; the metrics count the flow from them (collector.metrics.replay) without parsing it."""
 
     data: bytes
     response: bytes
     time_ns: int
     node_name: str
     namespaces: tuple[tuple[str, str], ...] = ()
+    facts: tuple | None = None
 
     def parse(self) -> flow_pb2.Flow:
         return flow_pb2.Flow.FromString(self.data)
 
 
 def encoded_flow(data: bytes, time_ns: int, node_name: str,
-                 namespaces: tuple[tuple[str, str], ...] = ()) -> EncodedFlow:
+                 namespaces: tuple[tuple[str, str], ...] = (), facts: tuple | None = None) -> EncodedFlow:
     """An EncodedFlow of Flow bytes whose node_name and time are `node_name` and `time_ns`."""
     suffix = time_fields(node_name_field(node_name), timestamp(time_ns))[1]
-    return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), time_ns, node_name, namespaces)
+    return EncodedFlow(data, b"".join((FLOW_KEY, varint(len(data)), data, suffix)), time_ns, node_name, namespaces,
+                       facts)
 
 
 def time_fields(name_field: bytes, stamp: bytes) -> tuple[bytes, bytes]:

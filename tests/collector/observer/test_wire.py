@@ -58,6 +58,19 @@ def test_encoded_flows_parse_back_and_get_the_observers_name_when_they_have_none
     assert observer.namespaces() == [("", "default")] and observer.status().seen_flows == 3
 
 
+def test_encoded_hooks_get_the_flow_as_it_came_with_its_facts_and_the_observers_name():
+    observer = Observer("node-x")
+    encoded_seen, parsed_seen = [], []
+    observer.encoded_hooks.append(encoded_seen.append)
+    observer.hooks.append(parsed_seen.append)
+    flow, message = make_flow(node_name=""), make_flow(uuid="m")
+    observer.publish_many([encoded_flow(flow.SerializeToString(), 5, "", (), ("template", 1)), message])
+    encoded, same_message = encoded_seen
+    assert (type(encoded).__name__, encoded.facts, encoded.node_name) == ("EncodedFlow", ("template", 1), "node-x")
+    assert encoded.parse() == parsed_seen[0] and parsed_seen[0].node_name == "node-x"
+    assert same_message is message and parsed_seen[1] is message
+
+
 def test_encoded_responses_and_batches_parse_back():
     flows = [make_flow(), dns_flow(node_name=""), flow_pb2.Flow(), make_flow(uuid="é-ü", node_name="nœud")]
     expected = [observer_pb2.GetFlowsResponse(flow=f, node_name=f.node_name or "node-x", time=f.time)
