@@ -23,7 +23,7 @@ def lab_metrics(lab_factory, collector_factory, prometheus_factory):
     registry = CollectorRegistry()
     metrics = FlowMetrics(DEFAULT_METRICS, registry)
     health = HealthMetrics(registry)
-    run.collector.observer.hooks.extend([metrics.observe, health.observe])
+    run.collector.observer.encoded_hooks.extend([metrics.observe, health.observe])  # as the agent does
     server, port = serve(registry, "127.0.0.1:0")
     wait_listening(lab, "server", 8080)
     traffic = lab.popen("client", ["sh", "-c", TRAFFIC.format(ip=lab.pod("server").ipv4)])
