@@ -87,6 +87,23 @@ def test_aggregation_max_gives_start_and_end_only(lab_factory, collector_factory
     assert end.l4.TCP.flags.FIN and end.counters.packets_reverse > 0
 
 
+# ~1 MB, then a directory listing (counters that cannot be mistaken for each other), from one client port.
+# HTTP/1.0: the server closes first and the client reads to the end before closing, so the client's
+# port is free again at once (a client that closed first would hold it in TIME_WAIT; curl may).
+TWO_ON_ONE_PORT = """
+import socket, sys
+for path in ("/bash", "/"):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", int(sys.argv[2])))
+    s.connect((sys.argv[1], 8080))
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.0\\r\\n\\r\\n")
+    while s.recv(65536):
+        pass
+    s.close()
+"""
+
+
 def test_reused_client_port_gives_each_connection_its_own_end(lab_factory, collector_factory, tmp_path):
     """Two connections in a row from one client port, the first still in the table (closed, within its
     close grace) when the second's SYN comes: the kernel ends the first, the second starts anew."""
@@ -96,10 +113,7 @@ def test_reused_client_port_gives_each_connection_its_own_end(lab_factory, colle
     server, client = lab.pod("server"), lab.pod("client")
     capture = Capture(server.device, str(tmp_path / "server.pcap"))
     port = 41234
-    url = f"http://{server.ipv4}:8080"
-    # ~1 MB then a directory listing: counters that cannot be mistaken for each other
-    lab.exec("client", ["sh", "-c", f"curl -sf -o /dev/null --local-port {port} {url}/bash && "
-                        f"curl -sf -o /dev/null --local-port {port} {url}/"], check=True)
+    lab.exec("client", ["python3", "-c", TWO_ON_ONE_PORT, server.ipv4, str(port)], check=True)
     at_server = lambda f: of_connection(port)(f) and f.interface.name == server.device  # noqa: E731
     ended = run.wait_for(lambda f: at_server(f) and "closed" in f.Summary, count=2)
     packets = capture.stop()
