@@ -12,10 +12,10 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from lab.testbed.wait import wait_for
 from tests.fixtures.datapath import unique_pin_dir
 from tests.relay.nodes import ROOT
 from tests.relay.test_lab import start_up
@@ -35,17 +35,6 @@ def demo_commands() -> list[list[str]]:
 def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flowscope", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(1)
 
 
 @pytest.mark.root
@@ -91,15 +80,15 @@ def test_readme_demo_commands_on_the_demo_lab(lab_factory, tmp_path):
             done = run(errors)
             assert done.returncode == 0, done.stderr
             return [json.loads(line) for line in done.stdout.splitlines()]
-        found = wait_until(server_errors, 60, "backend's 500 answers")
+        found = wait_for(server_errors, 60, "backend's 500 answers", interval=1)  # each check runs a CLI
         for line in found:
             flow = line["flow"]
             assert flow["source"]["pod_name"].startswith("backend-") and flow["source"]["namespace"] == "shop"
             assert flow["l7"]["http"]["code"] >= 500 and flow["l7"]["type"] == "RESPONSE"
             assert not {"counters", "l7_partial", "kernel_drop_reason"} & set(flow), "Hubble's lines"
         # policy suggest: least-privilege policies per workload, one file each
-        wait_until(lambda: run(["observe", "--server", relay, "--since", "10m", "--to-pod", "data/database",
-                                "-o", "json"]).stdout, 60, "redis flows")
+        wait_for(lambda: run(["observe", "--server", relay, "--since", "10m", "--to-pod", "data/database",
+                              "-o", "json"]).stdout, 60, "redis flows", interval=1)
         out = run(suggest)
         assert out.returncode == 0, out.stderr
         files = sorted(p.name for p in policies.iterdir())
