@@ -8,7 +8,7 @@ comparisons: before migration 7 (one thread, StoredFlow envelopes, whole raw), C
 
     .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--uuids random,collector]
                                       [--all [--skip-server]]
-    .venv/bin/python bench/storage.py --targets [--flows 200000] [--skip-server]   # issue #17's ratios
+    .venv/bin/python bench/storage.py --targets [--flows 200000] [--skip-server] [--raw-bytes]  # issue #17
 
 The ingest runs use distinct generated flows (lab-like: 20 namespaces x 25 workloads, HTTP/DNS/L4,
 some drops). For the query part the store is grown to --total rows inside ClickHouse (INSERT ... SELECT
@@ -39,6 +39,7 @@ from storage.ingest.columns import flows_to_columns  # noqa: E402
 from storage.ingest.envelope import encode  # noqa: E402
 from storage.schema import envelope  # noqa: E402
 from storage.schema.columns import NAMES  # noqa: E402
+from storage.schema.ingest_view import latest_select  # noqa: E402
 
 NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
 WORKLOADS = [f"svc-{i:02d}" for i in range(25)]
@@ -138,8 +139,7 @@ def clickhouse_alone(store, ceiling_store) -> tuple[float, float]:
     """ClickHouse's own ceiling: the rows `store` holds, inserted again in ClickHouse's Native format
     (no Python, no protobuf parsing) into a copy of the flows table alone, and into the flows table
     of `ceiling_store` with its aggregate views."""
-    columns = ", ".join(stored_names(store))
-    native = store.backend._query(f"SELECT {columns} FROM {store.db}.flows", "Native").bytes()
+    columns, native = native_rows(store)
     rows = store.count()
     store.backend.execute(f"CREATE TABLE {store.db}.flows_copy AS {store.db}.flows")
     rates = []
@@ -150,6 +150,12 @@ def clickhouse_alone(store, ceiling_store) -> tuple[float, float]:
         rates.append(rows / (time.perf_counter() - start))
     store.backend.execute(f"DROP TABLE {store.db}.flows_copy")
     return rates[0], rates[1]
+
+
+def native_rows(store) -> tuple[str, bytes]:
+    """(column list, the rows `store`'s flows table holds in ClickHouse's Native format)."""
+    columns = ", ".join(stored_names(store))
+    return columns, store.backend._query(f"SELECT {columns} FROM {store.db}.flows", "Native").bytes()
 
 
 def python_columns(store, flows) -> float:
@@ -272,54 +278,109 @@ def earlier(args, flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
     return rows
 
 
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process (chdb runs in it) or of process `pid`."""
+    if pid is None:
+        return time.process_time()
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metered(fn, rows: int, server_pid: int | None = None) -> tuple[float, str]:
+    """Runs fn(): (flows/s, "flows/s; CPU us per flow of this process [+ the server's]")."""
+    cpu, server_cpu, start = _cpu_s(), _cpu_s(server_pid) if server_pid else 0.0, time.perf_counter()
+    fn()
+    rate = rows / (time.perf_counter() - start)
+    text = f"{rate:,.0f} flows/s; CPU {1e6 * (_cpu_s() - cpu) / rows:.1f} us/flow"
+    if server_pid:
+        text += f" + server {1e6 * (_cpu_s(server_pid) - server_cpu) / rows:.1f}"
+    return rate, text
+
+
 def targets(flows, tmp: pathlib.Path, skip_server: bool) -> list[tuple[str, str]]:
     """Issue #17's targets side by side in one run: our embedded ingest (FlowWriter) against ClickHouse's
     own "Native rows -> flows + 4 views", and our server ingest (FlowWriter: envelopes -> Native in the
     embedded engine -> HTTP) against raw HTTP INSERT FORMAT Native of ready bytes into the same server,
     and the server's previous path (Python columns through clickhouse-driver). Ours, the reference,
-    ours again: the median of ours is compared."""
+    ours again: the mean of ours is compared. CPU per flow: time.process_time of this process (chdb
+    and the writer's threads), and of the server's process."""
     rows: list[tuple[str, str]] = []
     store = open_store(f"chdb://{tmp}/chdb?database=bench_targets")
     store.migrate()
     ceiling_store = open_store(f"chdb://{tmp}/chdb?database=bench_targets_ceiling")
     ceiling_store.migrate()
-    ours = [ingest(store, flows, tmp, "targets-1")]
-    _, reference = clickhouse_alone(store, ceiling_store)
+    before = open_store(f"chdb://{tmp}/chdb?database=bench_targets_9")
+    before.migrate(upto=9)  # the single ingest view, as before migration 10
+    n = len(flows)
+    ours = [metered(lambda: ingest(store, flows, tmp, "targets-1"), n)]
+    single = metered(lambda: ingest(before, flows, tmp, "targets-9"), n)
+    columns, native = native_rows(store)
+    reference = metered(lambda: store.backend._stream_insert(
+        f"INSERT INTO {ceiling_store.db}.flows ({columns}) SETTINGS {INSERT_SETTINGS}", "Native", native), n)
     store.backend.execute(f"TRUNCATE TABLE {store.db}.flows")
-    ours.append(ingest(store, flows, tmp, "targets-2"))
-    rows += [("embedded: ours (FlowWriter, envelopes -> ingest view -> flows + 4 views)",
-              " / ".join(f"{r:,.0f}" for r in ours) + " flows/s"),
-             ("embedded: ClickHouse alone (Native rows -> flows + 4 views)", f"{reference:,.0f} flows/s"),
-             ("embedded: ours / ClickHouse alone (target >= 0.8)", f"{statistics.mean(ours) / reference:.2f}")]
-    for s_ in (store, ceiling_store):
+    ours.append(metered(lambda: ingest(store, flows, tmp, "targets-2"), n))
+    rows += [("embedded: ours (FlowWriter, envelopes -> ingest views -> flows + 4 views)",
+              " | ".join(text for _, text in ours)),
+             ("embedded: before, schema 9 (one ingest view)", single[1]),
+             ("embedded: ClickHouse alone (Native rows -> flows + 4 views)", reference[1]),
+             ("embedded: ours / ClickHouse alone (target >= 0.8)",
+              f"{statistics.mean(r for r, _ in ours) / reference[0]:.2f}")]
+    for s_ in (store, ceiling_store, before):
         s_.drop_database()
     if skip_server:
         return rows
     from lab.testbed.clickhouse import new_server
     server = new_server(tmp / "server-targets")
     try:
+        pid = server.process.pid
         stores = {name: open_store(server.store_url(name)) for name in ("ours", "raw", "columns")}
         for s_ in stores.values():
             s_.migrate()
-        ours = [ingest(stores["ours"], flows, tmp, "server-1")]
+        ours = [metered(lambda: ingest(stores["ours"], flows, tmp, "server-1"), n, pid)]
         batches = [stores["ours"].encode_flows(flows[i:i + 100_000], [f.SerializeToString() for f in
                                                                     flows[i:i + 100_000]])
                    for i in range(0, len(flows), 100_000)]
         names = stores["ours"]._converter().columns
-        start = time.perf_counter()
-        for batch in batches:
-            stores["raw"].backend.insert_native(stores["raw"].layout.table("flows"), names, batch.native)
-        raw = len(flows) / (time.perf_counter() - start)
+
+        def post() -> None:
+            for batch in batches:
+                stores["raw"].backend.insert_native(stores["raw"].layout.table("flows"), names, batch.native)
+        raw = metered(post, n, pid)
         stores["ours"].backend.execute(f"TRUNCATE TABLE {stores['ours'].db}.flows")
-        ours.append(ingest(stores["ours"], flows, tmp, "server-2"))
-        columns = python_columns(stores["columns"], flows)
+        ours.append(metered(lambda: ingest(stores["ours"], flows, tmp, "server-2"), n, pid))
+        columns = metered(lambda: python_columns(stores["columns"], flows), n, pid)
         rows += [("server 18.16: ours (FlowWriter, envelopes -> Native in chdb -> HTTP)",
-                  " / ".join(f"{r:,.0f}" for r in ours) + " flows/s"),
-                 ("server 18.16: raw HTTP INSERT FORMAT Native of ready bytes, with views", f"{raw:,.0f} flows/s"),
-                 ("server 18.16: before (Python columns through clickhouse-driver)", f"{columns:,.0f} flows/s"),
-                 ("server 18.16: ours / raw Native (target >= 0.7)", f"{statistics.mean(ours) / raw:.2f}")]
+                  " | ".join(text for _, text in ours)),
+                 ("server 18.16: raw HTTP INSERT FORMAT Native of ready bytes, with views", raw[1]),
+                 ("server 18.16: before (Python columns through clickhouse-driver)", columns[1]),
+                 ("server 18.16: ours / raw Native (target >= 0.7)",
+                  f"{statistics.mean(r for r, _ in ours) / raw[0]:.2f}")]
     finally:
         server.stop()
+    return rows
+
+
+def raw_bytes(flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
+    """Bytes per flow on disk (flows table after OPTIMIZE FINAL, its codecs) with raw cut as the
+    ingest views cut it, and with raw whole but for time and uuid (the server path's rows)."""
+    rows = []
+    for cut in (True, False):
+        store = open_store(f"chdb://{tmp}/chdb?database=bench_raw_{'cut' if cut else 'whole'}")
+        store.migrate()
+        if not cut:  # the final view reads the SQL that keeps raw whole
+            db = store.db
+            for name in ["flows_ingest_mv"] + [f"flows_ingest_{i}_mv" for i in range(1, 5)]:
+                store.backend.execute(f"DROP TABLE IF EXISTS {db}.{name}")
+            select, _ = latest_select(f"{db}.flows_ingest", False, cut=False)
+            store.backend.execute(f"CREATE MATERIALIZED VIEW {db}.flows_ingest_mv TO {db}.flows AS {select}")
+        ingest(store, flows, tmp, f"raw-{cut}")
+        per_flow, _ = bytes_per_flow(store)
+        (raw,), = store.backend.rows(
+            "SELECT sum(column_data_compressed_bytes) / sum(rows) FROM system.parts_columns WHERE active AND "
+            f"database = {quote(store.db)} AND table = 'flows' AND column = 'raw'")
+        rows.append((f"bytes/flow on disk, raw {'cut (as stored)' if cut else 'whole but time and uuid'}",
+                     f"{per_flow:.1f} (raw column {raw:.1f})"))
+        store.drop_database()
     return rows
 
 
@@ -340,7 +401,7 @@ def compare_schemas(flows, tmp: pathlib.Path, style: str, first: int) -> tuple[l
 def migrate_timed(store) -> tuple[float, float]:
     """Migrates a schema-8 store to 9: (seconds, bytes per flow after)."""
     start = time.perf_counter()
-    assert store.migrate() == [9]
+    assert store.migrate()[0] == 9
     return time.perf_counter() - start, bytes_per_flow(store)[0]
 
 
@@ -385,6 +446,8 @@ def main() -> None:
                         "ClickHouse alone, Python columns, naive INSERTs, server)")
     parser.add_argument("--skip-server", action="store_true", help="with --all/--targets: no clickhouse-server")
     parser.add_argument("--targets", action="store_true", help="only issue #17's ingest targets, side by side")
+    parser.add_argument("--raw-bytes", action="store_true",
+                        help="with --targets: also bytes per flow with raw cut vs whole but time and uuid")
     args = parser.parse_args()
     styles = args.uuids.split(",")
     if not styles or set(styles) - {"random", "collector"}:
@@ -397,7 +460,8 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     if args.targets:
         print(f"generating {args.flows:,} flows ...", file=sys.stderr)
-        rows = targets(make_flows(args.flows, t0, span, uuids=styles[-1]), tmp, args.skip_server)
+        flows = make_flows(args.flows, t0, span, uuids=styles[-1])
+        rows = targets(flows, tmp, args.skip_server) + (raw_bytes(flows, tmp) if args.raw_bytes else [])
         styles, args.total = [], 0
     for i, style in enumerate(styles):
         print(f"generating {args.flows:,} flows, {style} uuids ...", file=sys.stderr)

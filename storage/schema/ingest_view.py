@@ -113,20 +113,27 @@ def _select() -> dict[str, str]:
     return cols
 
 
+KINDS_STAGE = f"{_kind('source')} AS kind_source, {_kind('destination')} AS kind_destination"
+
+
+def typed_columns(select: dict[str, str], flow_columns, low_cardinality: bool = False) -> str:
+    """The final SELECT list: each flows column from `select`'s SQL, cast to the table's type."""
+    def typed(c) -> str:
+        kind = f"LowCardinality({c.type})" if low_cardinality and c.low_cardinality else c.type
+        if select[c.name] == c.name and kind == c.type:
+            return c.name
+        return f"CAST({select[c.name]} AS {kind}) AS {c.name}"
+    return ", ".join(typed(c) for c in flow_columns)
+
+
 def ingest_select(source: str, select: dict[str, str], flow_columns, stages: tuple[str, ...] = (),
                   low_cardinality: bool = False) -> str:
     """The SELECT that turns envelope rows of `source` (a table or table function with the ingest
     table's columns) into flows columns; `stages`: further columns, each stage a subquery over the one
     before (named columns keep ClickHouse from re-analysing long expressions at every use: that cost
     0.3 s per insert); `low_cardinality`: those columns typed LowCardinality, as the table has them."""
-    def typed(c) -> str:
-        kind = f"LowCardinality({c.type})" if low_cardinality and c.low_cardinality else c.type
-        if select[c.name] == c.name and kind == c.type:
-            return c.name
-        return f"CAST({select[c.name]} AS {kind}) AS {c.name}"
-    exprs = ", ".join(typed(c) for c in flow_columns)
-    inner = (f"(SELECT *, {_kind('source')} AS kind_source, {_kind('destination')} AS kind_destination "
-             f"FROM {source})")
+    exprs = typed_columns(select, flow_columns, low_cardinality)
+    inner = f"(SELECT *, {KINDS_STAGE} FROM {source})"
     for stage in stages:
         inner = f"(SELECT *, {stage} FROM {inner})"
     return f"SELECT {exprs} FROM {inner}"
@@ -339,14 +346,21 @@ def _whole_stages() -> tuple[str, ...]:
     return kept, uuid
 
 
+def latest_parts(cut: bool = True) -> tuple[dict[str, str], tuple, tuple[str, ...]]:
+    """(flows column -> SQL, the flows columns in the table's order, the stages before the final
+    SELECT but the kinds) of the latest ingest from CompactFlow envelope rows; `cut`: raw without
+    what the columns rebuild (else whole but for time and uuid)."""
+    select, flow_columns = _compact(CUT, True)
+    # in the table's column order: 18.16's Distributed tables forward a block to the shards by position
+    order = [c.name for c in columns.STORED_COLUMNS + columns.COMPACT_COLUMNS]
+    flow_columns = tuple(sorted(flow_columns, key=lambda c: order.index(c.name)))
+    return select, flow_columns, _compact_stages(CUT) if cut else _whole_stages()
+
+
 def latest_select(source: str, low_cardinality: bool, cut: bool = True) -> tuple[str, tuple]:
     """(SELECT, its columns) of the latest ingest view over `source` (CompactFlow envelope rows): the
     same SQL turns envelopes into a server's rows in the embedded engine (storage.ingest.native);
     `low_cardinality`: as the server's table has them (18.16 converts no String to LowCardinality);
     `cut`: raw without what the columns rebuild (else whole but for time and uuid)."""
-    select, flow_columns = _compact(CUT, True)
-    # in the table's column order: 18.16's Distributed tables forward a block to the shards by position
-    order = [c.name for c in columns.STORED_COLUMNS + columns.COMPACT_COLUMNS]
-    flow_columns = tuple(sorted(flow_columns, key=lambda c: order.index(c.name)))
-    stages = _compact_stages(CUT) if cut else _whole_stages()
+    select, flow_columns, stages = latest_parts(cut)
     return ingest_select(source, select, flow_columns, stages, low_cardinality), flow_columns
