@@ -26,13 +26,15 @@ from relay import history
 from relay.hub import Hub, Subscriber, now_timestamp
 from relay.merge import MergeBuffer, Run
 from relay.node import NodeClient, Peer
+from relay.wire import FlowEntry, parsed
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 VERSION = f"{__version__}+flowscope-relay"
 # Called from the merging thread with each merged batch of flows, in time order (exporters): a hook
-# must return quickly and must not change the flows.
+# must return quickly and must not change the flows. The relay carries flows as bytes; they are parsed
+# for the hooks only when there are hooks.
 BatchHook = Callable[[list[flow_pb2.Flow]], None]
 
 
@@ -145,6 +147,11 @@ class Relay:
         with self._nodes_lock:
             self._peer_watchers.discard(watcher)
 
+    @property
+    def malformed(self) -> int:
+        """Responses the nodes followed now sent that were not valid protobuf (left out, logged)."""
+        return sum(node.info.malformed for node in self.nodes())
+
     def nodes(self) -> list[NodeClient]:
         with self._nodes_lock:
             return sorted(self._nodes.values(), key=lambda n: n.name)
@@ -174,14 +181,15 @@ class Relay:
                 responses = [r for run in runs for r in run.responses]
                 flows = [f for run in runs for f in run.flow_list()]
                 self.hub.publish(responses, flows)
-                if flows:
+                if flows and self.hooks:
                     self._run_hooks(flows)
                 if self.writer is not None and flows:
                     self._storage.put(flows)
             if stopping and self._ingest.empty() and not len(merge):
                 return
 
-    def _run_hooks(self, flows: list[flow_pb2.Flow]) -> None:
+    def _run_hooks(self, entries: list[FlowEntry]) -> None:
+        flows = parsed(entries)
         for hook in self.hooks:
             try:
                 hook(flows)
@@ -197,7 +205,7 @@ class Relay:
             if flows is None:
                 break
             try:
-                self.writer.write(flows)
+                self.writer.write_bytes(flows)
                 self.stored_flows += len(flows)
             except Exception:  # the writer spools and retries itself; never let one batch kill us
                 log.exception("storage writer refused %d flows", len(flows))

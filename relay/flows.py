@@ -16,31 +16,47 @@ import collections
 import heapq
 import itertools
 import logging
+import operator
 from typing import Iterable, Iterator
+
+from google.protobuf.message import DecodeError
 
 from collector.observer.request import FlowQuery
 from common.filters import in_range
+from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from proto.relay import relay_pb2
 from relay import history
 from relay.hub import now_timestamp
-from relay.merge import response_time_ns
+from relay.merge import Item
+from relay.wire import FlowEntry, entry_of
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 HISTORY_CHUNK = 2_000
 SEAM_SLACK_NS = 5_000_000_000
+_time_ns = operator.attrgetter("time_ns")
 
 
-def _in_window(query: FlowQuery, response: observer_pb2.GetFlowsResponse) -> bool:
-    return in_range(response_time_ns(response), query.since_ns, query.until_ns)
+def _in_window(query: FlowQuery, entry: FlowEntry) -> bool:
+    return in_range(entry.time_ns, query.since_ns, query.until_ns)
 
 
-def _ring_matches(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+def matches(query: FlowQuery, entry: FlowEntry) -> bool:
+    """Whether the request's filters take the flow: parsed only when there are filters."""
+    if not query.filtered:
+        return True
+    try:
+        return query.match(entry.parse())
+    except DecodeError:
+        return False  # framed right but not a Flow inside: no filter can take it
+
+
+def _ring_matches(query: FlowQuery, ring: list[FlowEntry]) -> list[FlowEntry]:
     """Matching ring flows, oldest first; with a number only that many (read from the right end)."""
-    def wanted(responses):
-        return (r for r in responses if _in_window(query, r) and query.match(r.flow))
+    def wanted(entries):
+        return (e for e in entries if _in_window(query, e) and matches(query, e))
     if not query.number:
         return list(wanted(ring))
     if query.first:
@@ -50,14 +66,14 @@ def _ring_matches(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse]) -
     return newest
 
 
-def _needs_storage(query: FlowQuery, ring: list[observer_pb2.GetFlowsResponse], matched: int) -> bool:
-    ring_oldest = response_time_ns(ring[0]) if ring else None
+def _needs_storage(query: FlowQuery, ring: list[FlowEntry], matched: int) -> bool:
+    ring_oldest = ring[0].time_ns if ring else None
     reaches_back = query.since_ns is not None and (ring_oldest is None or query.since_ns < ring_oldest)
     too_few = query.since_ns is None and query.number > matched
     return reaches_back or too_few
 
 
-def _numbered(query: FlowQuery, responses: Iterable[observer_pb2.GetFlowsResponse]):
+def _numbered(query: FlowQuery, responses: Iterable[FlowEntry]):
     """At most query.number of the time-ordered responses: the first ones, or (--last) the newest."""
     if not query.number:
         return responses
@@ -67,26 +83,27 @@ def _numbered(query: FlowQuery, responses: Iterable[observer_pb2.GetFlowsRespons
 
 
 def history_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest,
-                  ring: list[observer_pb2.GetFlowsResponse], store) -> Iterator[observer_pb2.GetFlowsResponse]:
+                  ring: list[FlowEntry], store) -> Iterator[Item]:
     """The flows the request asks for from before now, oldest first: the ring, plus storage where the ring
-    falls short, as one stream. Blocking (it reads storage): the server iterates it off its event loop."""
+    falls short, as one stream (FlowEntry items; a storage failure as a message at the end). Blocking (it
+    reads storage): the server iterates it off its event loop."""
     matched = _ring_matches(query, ring)
     if store is None or not _needs_storage(query, ring, len(matched)):
         yield from _numbered(query, matched)
         return
-    in_memory = {r.flow.uuid for r in matched}
+    in_memory = {e.uuid for e in matched}
     failures: list[StorageError] = []
-    stored = (r for r in _until_failure(history.stored_flows(store, request, query, HISTORY_CHUNK), failures)
-              if r.flow.uuid not in in_memory and query.match(r.flow))
-    yield from _numbered(query, heapq.merge(stored, matched, key=response_time_ns))
+    stored = (entry_of(f) for f in _until_failure(history.stored_flows(store, request, query, HISTORY_CHUNK), failures)
+              if f.uuid not in in_memory and query.match(f))
+    yield from _numbered(query, heapq.merge(stored, matched, key=_time_ns))
     if failures:
         yield storage_failure(failures[0])
 
 
-def _until_failure(responses: Iterator[observer_pb2.GetFlowsResponse], failures: list[StorageError]):
-    """The stored responses until storage fails; the failure is kept for the client to be told."""
+def _until_failure(flows: Iterator[flow_pb2.Flow], failures: list[StorageError]):
+    """The stored flows until storage fails; the failure is kept for the client to be told."""
     try:
-        yield from responses
+        yield from flows
     except StorageError as err:
         log.warning("GetFlows history incomplete, answered from memory: %s", err)
         failures.append(err)
@@ -100,7 +117,7 @@ def storage_failure(err: StorageError) -> observer_pb2.GetFlowsResponse:
     return observer_pb2.GetFlowsResponse(node_status=event, time=now_timestamp())
 
 
-def chunks(responses: Iterator[observer_pb2.GetFlowsResponse], size: int = HISTORY_CHUNK):
+def chunks(responses: Iterator[Item], size: int = HISTORY_CHUNK):
     """The stream in lists of at most `size`: what the server takes from its worker thread at a time."""
     while True:
         chunk = list(itertools.islice(responses, size))
@@ -118,17 +135,21 @@ def node_problems(relay) -> Iterator[observer_pb2.GetFlowsResponse]:
             yield observer_pb2.GetFlowsResponse(node_status=event, time=now_timestamp())
 
 
-def masked(response: observer_pb2.GetFlowsResponse, query: FlowQuery) -> observer_pb2.GetFlowsResponse:
-    """The response with only the flow fields the request's field mask asks for."""
-    if query.field_mask is None or not response.HasField("flow"):
+def masked(response: Item, query: FlowQuery) -> Item:
+    """The response with only the flow fields the request's field mask asks for (a message then)."""
+    if query.field_mask is None or type(response) is not FlowEntry:
         return response
-    out = observer_pb2.GetFlowsResponse(node_name=response.node_name, time=response.time)
-    query.field_mask.MergeMessage(response.flow, out.flow)
+    out = observer_pb2.GetFlowsResponse(node_name=response.node_name)
+    out.time.FromNanoseconds(response.time_ns)
+    try:
+        query.field_mask.MergeMessage(response.parse(), out.flow)
+    except DecodeError:
+        pass  # framed right but not a Flow inside: the response says when and where, nothing more
     return out
 
 
 def past_flows(query: FlowQuery, request: observer_pb2.GetFlowsRequest, relay,
-               ring: list[observer_pb2.GetFlowsResponse]) -> Iterator[observer_pb2.GetFlowsResponse]:
+               ring: list[FlowEntry]) -> Iterator[Item]:
     """The history part of the answer. Like a node: under follow, history only when asked for (number
     or since)."""
     if query.follow and query.since_ns is None and not query.number:
@@ -146,12 +167,12 @@ class Seam:
         self._recent: collections.deque[tuple[int, str]] = collections.deque()
         self._uuids: set[str] = set()
 
-    def add(self, response: observer_pb2.GetFlowsResponse) -> None:
-        t = response_time_ns(response)
+    def add(self, entry: FlowEntry) -> None:
+        t = entry.time_ns
         if t > self.newest_ns:
             self.newest_ns = t
-        self._recent.append((t, response.flow.uuid))
-        self._uuids.add(response.flow.uuid)
+        self._recent.append((t, entry.uuid))
+        self._uuids.add(entry.uuid)
         while self._recent and self._recent[0][0] < self.newest_ns - SEAM_SLACK_NS:
             self._uuids.discard(self._recent.popleft()[1])
 
@@ -177,18 +198,18 @@ class LiveFilter:
         self._seam = seam
         self._seam_end = seam.newest_ns + SEAM_SLACK_NS
 
-    def select(self, responses: list[observer_pb2.GetFlowsResponse]) -> list[observer_pb2.GetFlowsResponse]:
+    def select(self, responses: list[Item]) -> list[Item]:
         query, out = self.query, []
         for response in responses:
-            if response.HasField("flow"):
-                t = response_time_ns(response)
+            if type(response) is FlowEntry:
+                t = response.time_ns
                 if query.until_ns is not None and t > query.until_ns:
                     self.finished = True
                     break
-                if (query.since_ns is not None and t < query.since_ns) or not query.match(response.flow):
+                if (query.since_ns is not None and t < query.since_ns) or not matches(query, response):
                     continue
                 if self._seam:
-                    if response.flow.uuid in self._seam:
+                    if response.uuid in self._seam:
                         continue
                     if t > self._seam_end:
                         self._seam.clear()

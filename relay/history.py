@@ -13,21 +13,15 @@ from storage.queries.paging import flow_pages
 NAMESPACE_WINDOW_S = 3600
 
 
-def _response(flow: flow_pb2.Flow) -> observer_pb2.GetFlowsResponse:
-    response = observer_pb2.GetFlowsResponse(flow=flow, node_name=flow.node_name)
-    response.time.CopyFrom(flow.time)
-    return response
-
-
 def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, chunk: int,
-                 ) -> Iterator[observer_pb2.GetFlowsResponse]:
+                 ) -> Iterator[flow_pb2.Flow]:
     """Flows from storage for a GetFlows request (and its parsed FlowQuery), oldest first, read `chunk`
     at a time. The same filters run in SQL here and in Python on the result (relay.flows), so both agree."""
     pages = flow_pages(store, whitelist=list(request.whitelist), blacklist=list(request.blacklist),
                        since=query.since_ns, until=query.until_ns, limit=query.number or None,
                        first=query.first or not query.number, page_rows=chunk)
     for page in pages:
-        yield from (_response(f) for f in page)
+        yield from page
 
 
 def resume_point(store, node_name: str) -> tuple[int, list[str]]:

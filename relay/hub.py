@@ -1,4 +1,4 @@
-"""The relay's memory: a ring of the merged flows and the live subscribers of GetFlows follow streams.
+"""The relay's memory: a ring of the merged flows (relay.wire.FlowEntry: bytes) and the live subscribers of GetFlows follow streams.
 
 A snapshot of the ring and a new subscription are taken under one lock, so a client that reads the
 ring and then follows sees every flow exactly once: nothing published between the two is lost or
@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
+from relay.wire import FlowEntry
 
 RATE_WINDOW_S = 60.0
 
@@ -27,10 +28,10 @@ def now_timestamp(clock: Callable[[], int] = time.time_ns) -> timestamp_pb2.Time
 
 
 class Subscriber:
-    """A bounded queue of responses for one follow stream."""
+    """A bounded queue of responses (relay.merge.Item, or peer changes) for one follow stream."""
 
     def __init__(self, capacity: int) -> None:
-        self._queue: collections.deque[observer_pb2.GetFlowsResponse] = collections.deque()
+        self._queue: collections.deque = collections.deque()
         self._capacity = capacity
         self._cond = threading.Condition(threading.Lock())
         self._lost = 0
@@ -39,7 +40,7 @@ class Subscriber:
         # how an asyncio consumer learns there is something to take without a thread blocked in take().
         self.wakeup: Callable[[], None] | None = None
 
-    def offer(self, responses: list[observer_pb2.GetFlowsResponse]) -> None:
+    def offer(self, responses: list) -> None:
         with self._cond:
             was_empty = not self._queue
             self._queue.extend(responses)
@@ -59,7 +60,7 @@ class Subscriber:
         if self.wakeup is not None:
             self.wakeup()
 
-    def take(self, timeout: float) -> list[observer_pb2.GetFlowsResponse]:
+    def take(self, timeout: float) -> list:
         """Everything queued (waiting up to `timeout` for something), a LostEvent first if we dropped."""
         with self._cond:
             if not self._queue and not self.closed:
@@ -74,21 +75,21 @@ class Subscriber:
 
 
 class Hub:
-    """Ring of recent merged flow responses plus broadcast to subscribers; thread-safe."""
+    """Ring of recent merged flows plus broadcast to subscribers; thread-safe."""
 
     def __init__(self, capacity: int = 65536, subscriber_capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._ring: collections.deque[observer_pb2.GetFlowsResponse] = collections.deque(maxlen=capacity)
+        self._ring: collections.deque[FlowEntry] = collections.deque(maxlen=capacity)
         self._subscriber_capacity = subscriber_capacity
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
         self.seen_flows = 0
         self._rate: collections.deque[tuple[float, int]] = collections.deque()
 
-    def publish(self, responses: list[observer_pb2.GetFlowsResponse], flows: list[flow_pb2.Flow]) -> None:
-        """Add merged responses (`flows` are the flows among them): the flow responses go into the ring;
-        everything goes to the subscribers."""
-        in_ring = responses if len(flows) == len(responses) else [r for r in responses if r.HasField("flow")]
+    def publish(self, responses: list, flows: list[FlowEntry]) -> None:
+        """Add merged responses (relay.merge.Item; `flows` are the flows among them): the flows go into
+        the ring; everything goes to the subscribers."""
+        in_ring = responses if len(flows) == len(responses) else flows
         now = time.monotonic()
         with self._lock:
             self._ring.extend(in_ring)
@@ -105,7 +106,7 @@ class Hub:
             for subscriber in self._subscribers:
                 subscriber.offer([response])
 
-    def snapshot(self, follow: bool) -> tuple[list[observer_pb2.GetFlowsResponse], Subscriber | None]:
+    def snapshot(self, follow: bool) -> tuple[list[FlowEntry], Subscriber | None]:
         """The ring's flows, and (with follow) a subscription starting exactly after them."""
         with self._lock:
             flows = list(self._ring)

@@ -16,28 +16,34 @@ import heapq
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
-from proto.flow import flow_pb2
 from proto.observer import observer_pb2
+from relay.wire import FlowEntry
+
+# What the relay carries: a flow as a FlowEntry (bytes), anything else (lost events, node status) as
+# a GetFlowsResponse message.
+Item = Union[FlowEntry, observer_pb2.GetFlowsResponse]
 
 
-def response_time_ns(response: observer_pb2.GetFlowsResponse) -> int:
+def response_time_ns(response: Item) -> int:
     """Event time of a response: the flow's time, else the envelope's (lost events, node status)."""
+    if type(response) is FlowEntry:
+        return response.time_ns
     stamp = response.flow.time if response.HasField("flow") else response.time
     return stamp.seconds * 1_000_000_000 + stamp.nanos
 
 
 @dataclass
 class Run:
-    """Responses with their times; `flows` holds their flows when every response is a flow (else None)."""
+    """Responses with their times; `flows` holds them when every response is a flow (else None)."""
 
     times: list[int]
-    responses: list[observer_pb2.GetFlowsResponse]
-    flows: list[flow_pb2.Flow] | None = None
+    responses: list[Item]
+    flows: list[FlowEntry] | None = None
 
     @classmethod
-    def of(cls, responses: list[observer_pb2.GetFlowsResponse]) -> "Run":
+    def of(cls, responses: list[Item]) -> "Run":
         return cls([response_time_ns(r) for r in responses], list(responses))
 
     def sorted(self) -> "Run":
@@ -53,10 +59,10 @@ class Run:
         flows = self.flows[start:end] if self.flows is not None else None
         return Run(self.times[start:end], self.responses[start:end], flows)
 
-    def flow_list(self) -> list[flow_pb2.Flow]:
+    def flow_list(self) -> list[FlowEntry]:
         if self.flows is not None:
             return self.flows
-        return [r.flow for r in self.responses if r.HasField("flow")]
+        return [r for r in self.responses if type(r) is FlowEntry]
 
 
 class MergeBuffer:
@@ -82,7 +88,7 @@ class MergeBuffer:
         heapq.heappush(self._heap, (run.times[0], next(self._seq), self._clock(), run, 0))
         self._size += len(run.times)
 
-    def push_many(self, responses: list[observer_pb2.GetFlowsResponse]) -> None:
+    def push_many(self, responses: list[Item]) -> None:
         self.push(Run.of(responses))
 
     def pop_runs(self, flush: bool = False) -> list[Run]:
@@ -100,7 +106,7 @@ class MergeBuffer:
                 heapq.heappush(heap, (run.times[end], seq, arrival, run, end))
         return out
 
-    def pop_ready(self, flush: bool = False) -> list[observer_pb2.GetFlowsResponse]:
+    def pop_ready(self, flush: bool = False) -> list[Item]:
         return [r for run in self.pop_runs(flush) for r in run.responses]
 
     def next_deadline(self) -> float | None:

@@ -20,10 +20,11 @@ from google.protobuf import timestamp_pb2
 
 from common.backoff import Backoff
 from common.tls import ClientTLS, TLSError, channel as secure_channel, diagnose_handshake
-from proto.flowscope import flowscope_pb2_grpc
+from proto.flowscope import flowscope_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.relay import relay_pb2
 from relay.merge import Run, response_time_ns
+from relay.wire import FlowEntry, decode_batch, single_response_batch
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ MAX_RECENT_FLOWS = 100_000  # bounds memory when flows arrive faster than REPLAY
 # No client keepalive pings: servers refuse pings more often than every 5 minutes (GOAWAY
 # too_many_pings), which would break healthy streams; a collector that dies resets the connection.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
+
+
+def _method_path(file, service: str, method: str) -> str:
+    return f"/{file.services_by_name[service].full_name}/{method}"
+
+
+BATCHES_METHOD = _method_path(flowscope_pb2.DESCRIPTOR, "FlowBatches", "GetFlowBatches")
+FLOWS_METHOD = _method_path(observer_pb2.DESCRIPTOR, "Observer", "GetFlows")
+_serialize_request = observer_pb2.GetFlowsRequest.SerializeToString
 
 Sink = Callable[["NodeClient", Run], None]
 StateListener = Callable[["NodeClient", int, str], None]
@@ -61,6 +72,7 @@ class NodeInfo:
     seen_flows: int = 0
     forwarded: int = 0
     duplicates: int = 0
+    malformed: int = 0  # responses that were not valid protobuf, left out
 
 
 class NodeClient:
@@ -172,71 +184,70 @@ class NodeClient:
         info.num_flows, info.max_flows, info.seen_flows = status.num_flows, status.max_flows, status.seen_flows
 
     def _follow(self, channel: grpc.Channel) -> None:
-        """Stream until the collector goes away (an RpcError) or ends the stream."""
+        """Stream until the collector goes away (an RpcError) or ends the stream. The responses stay
+        bytes (relay.wire): grpc hands them over undecoded."""
         self._refresh_status(channel)
         self._start_replay()
         request = self._request()
-        call = flowscope_pb2_grpc.FlowBatchesStub(channel).GetFlowBatches(request)
-        batches: Iterable[list[observer_pb2.GetFlowsResponse]] = (b.responses for b in call)
+        call = channel.unary_stream(BATCHES_METHOD, request_serializer=_serialize_request,
+                                    response_deserializer=None)(request)
         with self._lock:
             self._call = call
         if self._stop.is_set():
             call.cancel()
         self._set_state(relay_pb2.NODE_CONNECTED, "")
         try:
-            for responses in batches:
-                self._forward(responses)
+            for batch in call:
+                self._forward(batch)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
             log.info("node %s has no FlowBatches service; following observer.GetFlows", self.name)
-            call = observer_pb2_grpc.ObserverStub(channel).GetFlows(request)
+            call = channel.unary_stream(FLOWS_METHOD, request_serializer=_serialize_request,
+                                        response_deserializer=None)(request)
             with self._lock:
                 self._call = call
             for response in call:
-                self._forward([response])
+                self._forward(single_response_batch(response))
 
-    def _forward(self, responses) -> None:
-        """Name the node, drop a reconnect's replay, and hand the batch on as one Run. This loop runs
-        for every flow of the cluster: it does only what ordering needs (the flow's time)."""
-        if not responses:
+    def _forward(self, batch: bytes) -> None:
+        """Decode a FlowBatch's bytes (relay.wire: each flow's time and uuid, its bytes kept), drop a
+        reconnect's replay, and hand the batch on as one Run. A malformed response is counted and
+        logged, and costs only itself."""
+        entries, malformed = decode_batch(batch, self.peer.name)
+        if malformed:
+            self._malformed(malformed)
+        if not entries:
             return   # an empty batch (allowed on the wire) has nothing to order or to dedup
-        times, flows = [], []
-        name = self.peer.name
-        only_flows = True
-        for response in responses:
-            if response.HasField("flow"):
-                flow = response.flow
-                stamp = flow.time
-                times.append(stamp.seconds * 1_000_000_000 + stamp.nanos)
-                flows.append(flow)
-            else:
-                only_flows = False
-                times.append(response_time_ns(response))
-                flows.append(None)
-            if not response.node_name:
-                response.node_name = name
-        fresh = list(responses)
+        flows = [e for e in entries if type(e) is FlowEntry]
+        times = [e.time_ns for e in flows] if len(flows) == len(entries) else list(map(response_time_ns, entries))
         if self._replay is not None:
-            times, fresh, flows = self._drop_replayed(times, fresh, flows)
-        if not fresh:
+            times, entries = self._drop_replayed(times, entries)
+            flows = [e for e in entries if type(e) is FlowEntry]
+        if not entries:
             return
-        run = Run(times, fresh, flows if only_flows else [f for f in flows if f is not None])
+        run = Run(times, entries, flows if len(flows) == len(entries) else None)
         self._remember(run)
-        self.info.forwarded += len(fresh)
+        self.info.forwarded += len(entries)
         self._sink(self, run)
 
-    def _drop_replayed(self, times, responses, flows):
+    def _malformed(self, malformed: list[tuple[int, str]]) -> None:
+        self.info.malformed += len(malformed)
+        index, why = malformed[0]
+        log.error("node %s (%s) sent %d malformed responses in a batch, left out (%d so far); the first, "
+                  "response %d: %s", self.name, self.peer.address, len(malformed), self.info.malformed, index, why)
+
+    def _drop_replayed(self, times, entries):
         """After a reconnect the collector sends again what it sent shortly before the break."""
         horizon, seen = self._replay
-        keep = [i for i, (t, f) in enumerate(zip(times, flows))
-                if f is None or t > horizon or f.uuid not in seen]
+        keep = [i for i, (t, e) in enumerate(zip(times, entries))
+                if t > horizon or type(e) is not FlowEntry or e.uuid not in seen]
         self.info.duplicates += len(times) - len(keep)
         if min(times) > horizon:
             self._replay = None
         if len(keep) == len(times):
-            return times, responses, flows
-        return [times[i] for i in keep], [responses[i] for i in keep], [flows[i] for i in keep]
+            return times, entries
+        return [times[i] for i in keep], [entries[i] for i in keep]
 
     def _remember(self, run: Run) -> None:
         """Keep the runs of the last REPLAY_SLACK_NS: their uuids are what a reconnect may repeat."""
@@ -255,5 +266,5 @@ class NodeClient:
         floor = self._last_ns - REPLAY_SLACK_NS
         seen = set(self._replay[1]) if self._replay is not None else set()
         for run in self._recent:
-            seen.update(f.uuid for t, f in zip(run.times, run.flow_list()) if t >= floor)
+            seen.update(f.uuid for f in run.flow_list() if f.time_ns >= floor)
         self._replay = (self._last_ns, seen)

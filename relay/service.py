@@ -17,10 +17,13 @@ from common.tls import TLSConfig, server_credentials
 from common.errors import UserError
 from proto.observer import observer_pb2, observer_pb2_grpc
 from proto.peer import peer_pb2_grpc
+from proto.wire import TimestampCache
 from relay import history
 from relay.core import VERSION
 from relay.flows import LiveFilter, Seam, chunks, masked, node_problems, past_flows
 from relay.hub import Subscriber
+from relay.merge import Item
+from relay.wire import FlowEntry
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,15 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
         await _limited(self.limits.of(request.follow), context, self._flows(request, context))
 
     async def _flows(self, request, context):
+        """Writes serialized responses (the GetFlows handler passes bytes through): a flow's are framed
+        around the bytes its collector sent (relay.wire.FlowEntry.response)."""
         try:
             query = parse_request(request)
         except UserError as err:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         await context.send_initial_metadata(VERSION_HEADER)
         ring, subscriber = self.relay.hub.snapshot(query.follow)
+        stamps = TimestampCache()
         try:
             seam = Seam()
             loop = asyncio.get_running_loop()
@@ -57,17 +63,17 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
             # Storage is read off the event loop, a page at a time, so a long history holds no more.
             while (page := await loop.run_in_executor(None, next, pages, None)) is not None:
                 for response in page:
-                    if response.HasField("flow"):
+                    if type(response) is FlowEntry:
                         seam.add(response)
-                    await context.write(masked(response, query))
+                    await context.write(_serialized(masked(response, query), stamps))
             if subscriber is None:
                 return
             for response in node_problems(self.relay):
-                await context.write(response)
+                await context.write(response.SerializeToString())
             live = LiveFilter(query, seam)
             async for batch in _live_batches(subscriber):
                 for response in live.select(batch):
-                    await context.write(response)
+                    await context.write(_serialized(response, stamps))
                 if live.finished:
                     return
         finally:
@@ -95,6 +101,31 @@ class RelayObserverServicer(observer_pb2_grpc.ObserverServicer):
     def ServerStatus(self, request, context):
         context.send_initial_metadata(VERSION_HEADER)
         return self.relay.status()
+
+
+def _serialized(response: Item, stamps: TimestampCache) -> bytes:
+    return response.response(stamps) if type(response) is FlowEntry else response.SerializeToString()
+
+
+class _Handlers:
+    """Takes what a generated add_*Servicer_to_server registers, to register it changed."""
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass  # the same handlers as below, for grpc versions without registered methods
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def _add_observer(server, servicer: RelayObserverServicer) -> None:
+    """observer.Observer as generated, but GetFlows sends bytes as they are (the generated handler
+    would serialize messages)."""
+    generated = _Handlers()
+    observer_pb2_grpc.add_ObserverServicer_to_server(servicer, generated)
+    handlers = dict(generated.handlers, GetFlows=grpc.unary_stream_rpc_method_handler(
+        servicer.GetFlows, request_deserializer=observer_pb2.GetFlowsRequest.FromString, response_serializer=None))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(generated.service, handlers),))
+    server.add_registered_method_handlers(generated.service, handlers)
 
 
 async def _limited(limit: StreamLimit, context, stream) -> None:
@@ -199,7 +230,7 @@ class RelayServer:
         pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="relay-rpc")
         self._server = grpc.aio.server(migration_thread_pool=pool, options=[("grpc.so_reuseport", 0)])
         self.limits = StreamLimits(max_streams)
-        observer_pb2_grpc.add_ObserverServicer_to_server(RelayObserverServicer(relay, self.limits), self._server)
+        _add_observer(self._server, RelayObserverServicer(relay, self.limits))
         peer_pb2_grpc.add_PeerServicer_to_server(RelayPeerServicer(relay, self.limits), self._server)
         add_health(self._server)
         try:

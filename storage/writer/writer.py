@@ -1,6 +1,8 @@
 """FlowWriter: batches flows into the store from one background thread and never loses one.
 
-write() only deduplicates (by uuid, over a window of recent flows) and buffers. The writer thread cuts
+write() (flow messages) and write_bytes() (serialized flows with their time and uuid, as the relay
+carries them: no parse, no serialize) only deduplicate (by uuid, over a window of recent flows) and
+buffer. The writer thread cuts
 batches by rows, bytes or age, inserts them column-wise, and when the store is down or refuses a batch
 it spools the batch to disk and retries with exponential backoff, replaying the spool in order before
 any newer batch. A replayed batch first asks the store which of its uuids are already stored (an insert
@@ -30,7 +32,9 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence, Union
+
+from google.protobuf.message import DecodeError
 
 from proto.flow import flow_pb2
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
@@ -39,6 +43,9 @@ from storage.store import FlowStore
 from storage.writer.spool import Spool
 
 log = logging.getLogger(__name__)
+# What a batch holds: flows given to write() as messages, or to write_bytes() as (time_ns, uuid, bytes).
+BatchItem = Union[flow_pb2.Flow, tuple]
+Encoded = tuple[list[flow_pb2.Flow], list[bytes], Union[EncodedFlows, StorageError]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +61,7 @@ class WriterStats:
     rejected_batches: int  # batches the store refused repeatedly, kept in <spool>/rejected/
     last_error: str
     last_insert_seconds: float = 0.0  # duration of the latest successful insert (write latency)
+    malformed: int = 0  # flows given to write_bytes whose bytes were no Flow, left out
 
 
 def default_spool_dir(store: FlowStore) -> str:
@@ -77,10 +85,10 @@ class FlowWriter:
         self.retry_initial, self.retry_max, self.reject_after = retry_initial, retry_max, reject_after
         self.spool = Spool(spool_dir or default_spool_dir(store), spool_max_bytes)
         self._cond = threading.Condition()
-        self._buffer: list[flow_pb2.Flow] = []
+        self._buffer: list[BatchItem] = []
         self._buffer_bytes = 0
         self._buffer_since = 0.0
-        self._queue: collections.deque[list[flow_pb2.Flow]] = collections.deque()
+        self._queue: collections.deque[list[BatchItem]] = collections.deque()
         self._queued_rows = 0
         self._busy = False  # the thread holds a batch taken from the queue
         self._seen: set[str] = set()
@@ -88,7 +96,7 @@ class FlowWriter:
         self._dedup_window = dedup_window
         self._flow_size = 500.0  # average serialized bytes per flow, updated per batch
         self._accepted = self._duplicates = self._written = self._batches = 0
-        self._retries = self._rejected = self._head_failures = 0
+        self._retries = self._rejected = self._head_failures = self._malformed = 0
         self._retry_at = 0.0
         self._last_insert_seconds = 0.0
         # called with (seconds, rows) after every successful insert: write-latency metrics
@@ -99,7 +107,7 @@ class FlowWriter:
         self._stopping = False
         # The encoder stage: at most one batch (the next in the queue) encoded ahead.
         self._encoder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flowscope-encoder")
-        self._ahead: tuple[list[flow_pb2.Flow], concurrent.futures.Future] | None = None
+        self._ahead: tuple[list[BatchItem], concurrent.futures.Future] | None = None
         if len(self.spool):
             log.warning("storage writer: %d spooled batches (%d bytes) in %s will be replayed",
                         len(self.spool), self.spool.bytes, self.spool.dir)
@@ -111,7 +119,17 @@ class FlowWriter:
         """Buffers the flows not seen before (by uuid); returns how many were taken. Blocks while too
         many flows wait in memory. Raises SpoolFullError (taking none of these flows) while a batch
         cannot be stored nor spooled."""
-        taken = 0
+        flows = list(flows)
+        return self._take(flows, [f.uuid for f in flows])
+
+    def write_bytes(self, flows: Sequence[tuple[int, str, bytes]]) -> int:
+        """write() for serialized flows: (time_ns, uuid, flow_bytes) each (longer tuples, such as the
+        relay's entries, give their first three), stored as they are. The store's encoding parses a
+        flow only for facts it cannot read from the bytes; a flow whose bytes do not parse is left out
+        and counted (stats().malformed)."""
+        return self._take(flows, [f[1] for f in flows])
+
+    def _take(self, items: Sequence[BatchItem], uuids: list[str]) -> int:
         with self._cond:
             if self._spool_error is not None:
                 raise self._spool_error
@@ -125,14 +143,13 @@ class FlowWriter:
             # beyond one set insert; a generation is dropped when the next one is full.
             current, previous = self._seen, self._seen_previous
             fresh, duplicates = [], 0
-            for flow in flows:
-                uid = flow.uuid
+            for item, uid in zip(items, uuids):
                 if uid:
                     if uid in current or uid in previous:
                         duplicates += 1
                         continue
                     current.add(uid)
-                fresh.append(flow)
+                fresh.append(item)
             if len(current) >= self._dedup_window // 2:
                 self._seen_previous, self._seen = current, set()
             taken = len(fresh)
@@ -194,7 +211,7 @@ class FlowWriter:
         with self._cond:
             return WriterStats(self._accepted, self._duplicates, self._written, self._batches,
                                self._pending(), len(self.spool), self.spool.bytes, self._retries,
-                               self._rejected, self._last_error, self._last_insert_seconds)
+                               self._rejected, self._last_error, self._last_insert_seconds, self._malformed)
 
     def __enter__(self) -> "FlowWriter":
         return self
@@ -206,7 +223,7 @@ class FlowWriter:
     def _pending(self) -> int:
         return len(self._buffer) + self._queued_rows
 
-    def _add(self, flows: list[flow_pb2.Flow]) -> None:
+    def _add(self, flows: list[BatchItem]) -> None:
         """Buffers flows, cutting batches at batch_rows or (estimated) batch_bytes."""
         while flows:
             if not self._buffer:
@@ -259,15 +276,42 @@ class FlowWriter:
             if batch is not None:
                 self._store_batch(batch)
 
-    def _encode(self, batch: list[flow_pb2.Flow]) -> tuple[list[bytes], EncodedFlows | StorageError]:
-        """Serialized flows (what the spool keeps) and the store's encoding of them (or why not)."""
-        raws = [f.SerializeToString() for f in batch]
+    def _encode(self, batch: list[BatchItem]) -> Encoded:
+        """The batch's flows and their serialized bytes (what the spool keeps), and the store's
+        encoding of them (or why not)."""
+        flows, raws = self._messages_and_bytes(batch)
         try:
-            return raws, self.store.encode_flows(batch, raws)
+            return flows, raws, self.store.encode_flows(flows, raws)
         except StorageError as err:  # e.g. the schema check could not reach the store
-            return raws, err
+            return flows, raws, err
 
-    def _encoded(self, batch: list[flow_pb2.Flow]) -> tuple[list[bytes], EncodedFlows | StorageError]:
+    def _messages_and_bytes(self, batch: list[BatchItem]) -> tuple[list[flow_pb2.Flow], list[bytes]]:
+        """Messages are serialized; bytes are parsed, because the store's encoding reads a few facts of
+        each flow from the message (storage.ingest.envelope). A flow whose bytes do not parse is left
+        out and counted: one bad flow must not fail its whole batch in the store."""
+        if not any(type(item) is not flow_pb2.Flow for item in batch):
+            return batch, [f.SerializeToString() for f in batch]
+        flows, raws, malformed = [], [], []
+        for item in batch:
+            if type(item) is flow_pb2.Flow:
+                flows.append(item)
+                raws.append(item.SerializeToString())
+                continue
+            try:
+                flows.append(flow_pb2.Flow.FromString(item[2]))
+            except DecodeError as err:
+                malformed.append(f"{item[1] or 'no uuid'}: {err}")
+                continue
+            raws.append(item[2])
+        if malformed:
+            with self._cond:
+                self._malformed += len(malformed)
+                total = self._malformed
+            log.error("storage writer: %d flows of a batch of %d are not valid Flow bytes and were left out "
+                      "(%d so far; first: %s)", len(malformed), len(batch), total, malformed[0])
+        return flows, raws
+
+    def _encoded(self, batch: list[BatchItem]) -> Encoded:
         """The batch encoded: by the encoder stage if it was the one encoded ahead, else now. Then
         starts encoding the batch behind it, to overlap with this batch's insert."""
         ahead, self._ahead = self._ahead, None
@@ -278,13 +322,14 @@ class FlowWriter:
             self._ahead = (following, self._encoder.submit(self._encode, following))
         return result
 
-    def _store_batch(self, batch: list[flow_pb2.Flow]) -> None:
+    def _store_batch(self, batch: list[BatchItem]) -> None:
         """Outside the lock: insert, or spool; the batch leaves the queue only when one succeeded."""
-        raws, encoded = self._encoded(batch)
-        self._flow_size = max(50.0, sum(map(len, raws)) / len(raws))
-        stored = False
-        if not len(self.spool):
-            stored = self._insert(batch, raws, check_existing=False, encoded=encoded)
+        flows, raws, encoded = self._encoded(batch)
+        stored = not raws  # nothing valid left in it
+        if raws:
+            self._flow_size = max(50.0, sum(map(len, raws)) / len(raws))
+        if not stored and not len(self.spool):
+            stored = self._insert(flows, raws, check_existing=False, encoded=encoded)
         if not stored:
             try:
                 self.spool.append(raws)
