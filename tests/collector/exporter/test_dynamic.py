@@ -1,15 +1,26 @@
 """Hubble's dynamic exporter: editing the flowLogs file adds, changes and removes exporters while the
 others keep writing; a broken edit keeps what runs; no restart."""
 
+import os
+
 import pytest
 
 from collector.exporter import DynamicExporters, ExportConfigError
+from lab.testbed.wait import wait_for
 from tests.collector.exporter.flows import read_responses, sample_flows
-from tests.relay.nodes import wait_for
 
 
 def write_config(path, *entries: str) -> None:
-    path.write_text("flowLogs:\n" + "".join(f"- {e}\n" for e in entries))
+    replace_text(path, "flowLogs:\n" + "".join(f"- {e}\n" for e in entries))
+
+
+def replace_text(path, text: str) -> None:
+    """Swap the file whole, as the kubelet updates a ConfigMap volume: an in-place rewrite can be read
+    empty by two polls in a row on a machine loaded enough to pause the writer between truncate and
+    write (the watcher's two-poll debounce covers editors, not a writer held off the CPU)."""
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(text)
+    os.replace(staged, path)
 
 
 def names(dynamic: DynamicExporters) -> list[str]:
@@ -49,7 +60,7 @@ def test_edits_add_change_and_remove_exporters_without_a_restart(tmp_path):
         assert len(read_responses(all_log)) == 4 + 6 + 3
         assert len(read_responses(drops_log)) == 3  # stopped: the removed exporter wrote nothing more
 
-        config.write_text("flowLogs: [{name: all")  # broken: the running exporters stay
+        replace_text(config, "flowLogs: [{name: all")  # broken: the running exporters stay
         reloads = dynamic.reloads
         assert not dynamic.reload()
         assert names(dynamic) == ["all"] and dynamic.reloads == reloads
