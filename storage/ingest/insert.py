@@ -14,7 +14,7 @@ from storage.backend import quote
 from storage.core import StoreCore
 from storage.errors import StorageUnavailable
 from storage.ingest.columns import flows_to_columns, split_uuids
-from storage.ingest.envelope import encode
+from storage.ingest.envelope import encode, encode_raws
 from storage.ingest.native import NativeConverter
 from storage.schema import envelope as envelope_schema
 from storage.schema.columns import FLOW_COLUMNS, STORED_COLUMNS
@@ -46,19 +46,25 @@ class Ingest(StoreCore):
         as Python-built columns on a server."""
         return self.insert_encoded(self.encode_flows(flows, raws))
 
-    def encode_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> EncodedFlows:
+    def encode_flows(self, flows: Sequence[flow_pb2.Flow] | None, raws: Sequence[bytes]) -> EncodedFlows:
         """The Python half of insert_flows (no insert yet): the FlowWriter encodes the next batch
-        while ClickHouse inserts the current one (chdb releases the GIL while it works)."""
+        while ClickHouse inserts the current one (chdb releases the GIL while it works). `flows`:
+        the parsed `raws`, or None — the embedded engine at schema 11 and a server need only the
+        bytes (other stores get them parsed here)."""
         applied = self._applied()
         if self.features.protobuf_ingest and self._ingest_schema is None and 5 in applied:
             self._ingest_compact = 7 in applied
             self._ingest_schema = envelope_schema.write_schema(
                 f"{self.url.path}.format_schemas",
                 envelope_schema.COMPACT_MESSAGE if self._ingest_compact else envelope_schema.MESSAGE)
+        if self._ingest_schema and 11 in applied:
+            return EncodedFlows(len(raws), protobuf=encode_raws(raws))
+        if hasattr(self.backend, "insert_native") and 9 in applied and self._http_ok:
+            return EncodedFlows(len(raws), native=self._converter().convert(encode_raws(raws)))
+        if flows is None:
+            flows = [flow_pb2.Flow.FromString(raw) for raw in raws]
         if self._ingest_schema:
             return EncodedFlows(len(raws), protobuf=encode(flows, raws, self._ingest_compact))
-        if hasattr(self.backend, "insert_native") and 9 in applied and self._http_ok:
-            return EncodedFlows(len(raws), native=self._converter().convert(encode(flows, raws)))
         return EncodedFlows(len(raws), columns=flows_to_columns(flows, raws))
 
     def _check_http(self) -> None:

@@ -1,9 +1,10 @@
 """The server path without Python column building: the embedded engine (chdb, in this process) turns
-CompactFlow envelopes (storage.ingest.envelope, the embedded path's own) into the server's rows with the
-latest ingest view's own SELECT (storage.schema.ingest_view.latest_select), in ClickHouse's Native
-format, which the server takes over HTTP (`INSERT ... FORMAT Native`). The rows hold only plain types
-(String, (U)Int, Array(String), UUID) and LowCardinality(String) where the server's table has it (18.16
-converts no String to LowCardinality on insert), which Debian's 18.16 and current servers read alike.
+CompactFlow envelopes (storage.ingest.envelope.encode_raws, the embedded path's own) into the server's
+rows with the latest ingest's own SQL (the facts from the bytes, storage.schema.ingest_chain.facts_sql,
+then storage.schema.ingest_view.latest_select), in ClickHouse's Native format, which the server takes
+over HTTP (`INSERT ... FORMAT Native`). The rows hold only plain types (String, (U)Int, Array(String),
+UUID) and LowCardinality(String) where the server's table has it (18.16 converts no String to
+LowCardinality on insert), which Debian's 18.16 and current servers read alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from storage import chdb_backend
 from storage.backend import quote
 from storage.errors import StorageError
 from storage.schema import envelope
-from storage.schema.ingest_view import COMPACT_INGEST_COLUMNS, latest_select
+from storage.schema.ingest_chain import SLIM_INGEST_COLUMNS, facts_sql
+from storage.schema.ingest_view import latest_select
 
 
 def _scratch_dir() -> str:
@@ -35,7 +37,8 @@ class NativeConverter:
         self._dir = _scratch_dir()
         self._batch = pathlib.Path(self._dir) / "batch.protobuf"
         schema = envelope.write_schema(self._dir)
-        source = f"file({quote(str(self._batch))}, 'Protobuf', {quote(', '.join(COMPACT_INGEST_COLUMNS))})"
+        rows = f"file({quote(str(self._batch))}, 'Protobuf', {quote(', '.join(SLIM_INGEST_COLUMNS))})"
+        source = f"(SELECT {facts_sql()} FROM {rows})"  # the facts from the bytes, as the embedded ingest
         # raw whole but for time and uuid, as the Python column path stored it: cutting what the columns
         # rebuild costs the conversion 2.2x (17 vs 7.7 us per flow, bench/storage.py --targets)
         select, flow_columns = latest_select(source, low_cardinality, cut=False)

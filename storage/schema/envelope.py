@@ -6,9 +6,10 @@ A row is `CompactFlow { Flow flow = 1; bytes raw = 2; uint32 is_reply = 3; uint3
 uint32 source_kind = 6; uint32 destination_kind = 7; FlowParts parts = 8; }`: fields 1, 2 and 8 carry the
 same flow bytes (a message and a bytes field share the wire encoding, so no re-encoding), parsed as a
 Flow, kept as bytes, and parsed as FlowParts (Flow's top-level fields as bytes, which locate what `raw`
-may leave out). Fields 3-5 carry what the wire cannot tell ClickHouse: whether is_reply is set, and which
-L4/L7 oneof is set; fields 6-7 each endpoint's kind where it is cheap to decide in Python (costly in SQL:
-array lambdas per row). `StoredFlow` (no parts; raw without time and uuid) is the envelope of stores not
+may leave out). Fields 3-5 carried what the Flow columns cannot tell ClickHouse: whether is_reply is set, and
+which L4/L7 oneof is set; fields 6-7 each endpoint's kind where it is cheap to decide in Python (costly in
+SQL: array lambdas per row). Since migration 11 ClickHouse works these out from the flow bytes itself
+(storage.schema.ingest_chain) and the envelope is the flow's bytes three times, nothing else. `StoredFlow` (no parts; raw without time and uuid) is the envelope of stores not
 migrated to 7 yet.
 
 The schema file is written next to the chdb data (ClickHouse has no google/protobuf well-known types
@@ -37,6 +38,10 @@ PART_TYPES = {"time": "bytes", "drop_reason": "uint32", "ethernet": "bytes", "IP
               "l7_partial": "bool"}
 PART_FIELDS = {name: (kind, flow_pb2.Flow.DESCRIPTOR.fields_by_name[name].number)
                for name, kind in PART_TYPES.items()}
+# Read by the ingest of migration 11 only (storage.schema.ingest_chain): is_reply's bytes, NULL when the
+# flow has none (a BoolValue holding false is present but empty). Older ingest tables have no column
+# for it, and ClickHouse skips a field no column takes.
+PRESENCE_FIELDS = {"is_reply": ("bytes", flow_pb2.Flow.DESCRIPTOR.fields_by_name["is_reply"].number)}
 CH_TYPES = {"bytes": "String", "uint32": "UInt32", "bool": "UInt8"}
 # The fields a view may cut, in the order they appear in raw: migration 7 cut four, migration 8 six.
 CUT_7 = ("IP", "source", "destination", "counters")
@@ -61,7 +66,7 @@ def schema_text() -> str:
     for name, body in _WELL_KNOWN.items():
         text = text.replace(f"google.protobuf.{name}", f"WK{name}") + f"\nmessage WK{name} {{ {body} }}"
     stored = {name: field for name, field in FIELDS.items() if name != "parts"}
-    return (text + "\n" + _message(MESSAGE, stored) + _message("FlowParts", PART_FIELDS)
+    return (text + "\n" + _message(MESSAGE, stored) + _message("FlowParts", {**PART_FIELDS, **PRESENCE_FIELDS})
             + _message(COMPACT_MESSAGE, FIELDS))
 
 

@@ -167,7 +167,7 @@ def _vsize(x: str, short: bool = False, bits: int = 64) -> str:
     return "(1 + " + " + ".join(f"({x} >= {1 << (7 * i)})" for i in range(1, most)) + ")"
 
 
-def _num_size(x: str, bits: int = 64) -> str:  # a scalar field numbered < 16; zero is not written
+def num_size(x: str, bits: int = 64) -> str:  # a scalar field numbered < 16; zero is not written
     return f"({x} != 0) * (1 + {_vsize(x, bits=bits)})"
 
 
@@ -189,7 +189,7 @@ def _endpoint_exact(e: str) -> str:
                  f"2 * (length({kinds}) - countEqual({kinds}, '')) + length(arrayStringConcat({names})) + "
                  f"length(arrayStringConcat({kinds})))")
     size = " + ".join([
-        _num_size(f"{e}_ID", 32), _num_size(f"{e}_identity", 32), _str_size(f"{e}_namespace"),
+        num_size(f"{e}_ID", 32), num_size(f"{e}_identity", 32), _str_size(f"{e}_namespace"),
         _strs_size(f"{e}_labels"), _str_size(f"{e}_pod_name"), workloads, _str_size(f"{e}_cluster_name")])
     # workloads are stored as "kind/name": a kind containing "/" would not split back
     return (f"(({size}) = length(parts_{e[5:]})) * "
@@ -198,13 +198,13 @@ def _endpoint_exact(e: str) -> str:
 
 def _l4_exact() -> str:
     flags = " + ".join(f"flow_l4_TCP_flags_{f}" for f in columns.TCP_FLAG_NAMES)
-    inner = {1: f"{_num_size('flow_l4_TCP_source_port', 32)} + {_num_size('flow_l4_TCP_destination_port', 32)}"
+    inner = {1: f"{num_size('flow_l4_TCP_source_port', 32)} + {num_size('flow_l4_TCP_destination_port', 32)}"
                 f" + (({flags}) != 0) * (2 + 2 * ({flags}))"}
     for kind, proto in ((2, "UDP"), (5, "SCTP")):
-        inner[kind] = f"{_num_size(f'flow_l4_{proto}_source_port', 32)} + " \
-                      f"{_num_size(f'flow_l4_{proto}_destination_port', 32)}"
+        inner[kind] = f"{num_size(f'flow_l4_{proto}_source_port', 32)} + " \
+                      f"{num_size(f'flow_l4_{proto}_destination_port', 32)}"
     for kind, proto in ((3, "ICMPv4"), (4, "ICMPv6")):
-        inner[kind] = f"{_num_size(f'flow_l4_{proto}_type', 32)} + {_num_size(f'flow_l4_{proto}_code', 32)}"
+        inner[kind] = f"{num_size(f'flow_l4_{proto}_type', 32)} + {num_size(f'flow_l4_{proto}_code', 32)}"
     size = " + ".join(f"(l4 = {kind}) * ({sql})" for kind, sql in inner.items())
     ports = " * ".join(f"(flow_l4_{p}_{d}_port <= 65535)" for p in ("TCP", "UDP", "SCTP")
                        for d in ("source", "destination"))
@@ -215,13 +215,13 @@ def _l4_exact() -> str:
 
 def _l7_exact() -> str:
     record = {1: " + ".join([_str_size("flow_l7_dns_query"), _strs_size("flow_l7_dns_ips"),
-                             _num_size("flow_l7_dns_rcode", 32), _strs_size("flow_l7_dns_qtypes")]),
-              2: " + ".join([_num_size("flow_l7_http_code", 32), _str_size("flow_l7_http_method"),
+                             num_size("flow_l7_dns_rcode", 32), _strs_size("flow_l7_dns_qtypes")]),
+              2: " + ".join([num_size("flow_l7_http_code", 32), _str_size("flow_l7_http_method"),
                              _str_size("flow_l7_http_url"), _str_size("flow_l7_http_protocol")]),
-              3: " + ".join([_num_size("toUInt64(toInt64(flow_l7_kafka_error_code))"),
+              3: " + ".join([num_size("toUInt64(toInt64(flow_l7_kafka_error_code))"),
                              _str_size("flow_l7_kafka_api_key"), _str_size("flow_l7_kafka_topic")])}
     rec = " + ".join(f"(l7 = {kind}) * ({sql})" for kind, sql in record.items())
-    size = (f"{_num_size('toUInt64(toInt64(flow_l7_type))')} + {_num_size('flow_l7_latency_ns')} + "
+    size = (f"{num_size('toUInt64(toInt64(flow_l7_type))')} + {num_size('flow_l7_latency_ns')} + "
             f"(l7 != 0) * (2 + {_vsize(f'({rec})', True)} + {rec})")
     # the columns' types: l7_type UInt8, http_code and dns_rcode UInt16, kafka_error_code Int16
     ranges = ("(flow_l7_type >= 0) * (flow_l7_type <= 255) * (flow_l7_http_code <= 65535) * "
@@ -233,9 +233,9 @@ def _l7_exact() -> str:
 def _exact() -> dict[str, str]:
     """SQL per strippable field: the columns rebuild it exactly (see the module docstring)."""
     ip = " + ".join([_str_size("flow_IP_source"), _str_size("flow_IP_destination"),
-                     _num_size("flow_IP_ipVersion"), f"(flow_IP_encrypted != 0) * {len(tag(flow_pb2.IP, 'encrypted')) + 1}",
+                     num_size("flow_IP_ipVersion"), f"(flow_IP_encrypted != 0) * {len(tag(flow_pb2.IP, 'encrypted')) + 1}",
                      _str_size("flow_IP_source_xlated")])
-    counters = " + ".join(_num_size(f"flow_counters_{c}") for c in (
+    counters = " + ".join(num_size(f"flow_counters_{c}") for c in (
         "packets_forward", "bytes_forward", "packets_reverse", "bytes_reverse", "duration_ns"))
     return {"source": _endpoint_exact("flow_source"), "destination": _endpoint_exact("flow_destination"),
             "IP": f"(flow_IP_ipVersion >= 0) * (flow_IP_ipVersion <= 255) * (({ip}) = length(parts_IP))",
@@ -267,12 +267,12 @@ def _compact_stages(cut: tuple[str, ...]) -> tuple[str, ...]:
     time_tag, uuid_tag = _bytes_sql(_flow_tag("time")), _bytes_sql(_flow_tag("uuid"))
     exact = _exact()
     # between destination (9) and l7 (15): Type, node_name, source_names, destination_names
-    middle = " + ".join([_num_size("toUInt64(toInt64(flow_Type))"), _str_size("flow_node_name"),
+    middle = " + ".join([num_size("toUInt64(toInt64(flow_Type))"), _str_size("flow_node_name"),
                          _strs_size("flow_source_names"), _strs_size("flow_destination_names")])
     sizes = [  # time: the leading field 1, cut as columns.stored_bytes does
         f"toInt64(if(startsWith(raw, {time_tag}) AND {head} BETWEEN 1 AND 127, 2 + {head}, 0)) AS len_time",
-        f"toInt64({_num_size('toUInt64(toInt64(flow_verdict))')}) + "  # a negative enum: 10 bytes
-        f"toInt64({_num_size('parts_drop_reason', 32)}) + {_field_size(len(_flow_tag('ethernet')), 'length(parts_ethernet)')} AS len_head",
+        f"toInt64({num_size('toUInt64(toInt64(flow_verdict))')}) + "  # a negative enum: 10 bytes
+        f"toInt64({num_size('parts_drop_reason', 32)}) + {_field_size(len(_flow_tag('ethernet')), 'length(parts_ethernet)')} AS len_head",
         f"toInt64({middle}) AS len_middle",
         f"{_field_size(len(_flow_tag('kernel_drop_reason')), 'length(flow_kernel_drop_reason)')} + "
         f"toInt64(parts_l7_partial) * {len(_flow_tag('l7_partial')) + 1} AS len_tail"]

@@ -16,9 +16,9 @@ def test_migrate_then_status(clickhouse_server, server_database):
     url = clickhouse_server.store_url(server_database)
     first = flowscope("migrate", "--storage", url, "-o", "json")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"applied": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "schema_version": 10}
+    assert json.loads(first.stdout) == {"applied": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "schema_version": 11}
     again = flowscope("migrate", "--storage", url, "-o", "json")
-    assert json.loads(again.stdout) == {"applied": [], "schema_version": 10}
+    assert json.loads(again.stdout) == {"applied": [], "schema_version": 11}
     status = json.loads(flowscope("status", "--storage", url, "-o", "json").stdout)
     assert status["server_version"] == "18.16.1" and status["flows"] == 0
     assert "s3cret" not in status["url"]

@@ -16,7 +16,7 @@ def test_rows_from_before_migration_7_still_rebuild(store_url, tmp_path):
     store.insert_columns(flows_to_columns(old[:4]))  # how rows were written before
     with FlowWriter(store, spool_dir=str(tmp_path / "spool-old")) as writer:
         writer.write(old[4:])  # the embedded engine: StoredFlow envelopes, as before migration 7
-    assert store.migrate() == [7, 8, 9, 10]
+    assert store.migrate() == [7, 8, 9, 10, 11]
     new = every_family(BASE_NS + 100)
     with FlowWriter(store, spool_dir=str(tmp_path / "spool")) as writer:
         writer.write(new)

@@ -43,5 +43,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _none, flows_v9.migrate),
     Migration(10, "protobuf ingest as a chain of views (planned in less than half the time)",
               ingest_chain.statements),
+    Migration(11, "protobuf ingest: the envelope's facts worked out from the flow bytes by ClickHouse",
+              ingest_chain.slim_statements),
 )
 LATEST = MIGRATIONS[-1].version
