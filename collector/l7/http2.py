@@ -11,6 +11,11 @@ and an index into the unknown older part fails to decode (-> partial) instead of
 Records: a request per stream (":method", ":scheme://:authority:path"), a response per stream with
 ":status"; for gRPC (content-type application/grpc*) the response waits for the trailers and carries
 grpc-status / grpc-message as headers, so its latency is the call's latency.
+
+The TC hook sees every copy of a segment: a TCP retransmission (the kernel's tail loss probe resends
+a segment whose ACK is late, e.g. a gRPC call's trailers while the client delays its ACK) brings header
+blocks of streams that have ended. A block already decoded on its stream is not decoded again (its literals
+would enter the HPACK table twice), and no stream that has ended gets a second record.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _DEFAULT_MAX_FRAME = 16384
 _DEFAULT_TABLE = 4096
 _CACHE_ENTRIES, _CACHE_DECODED_BYTES = 64, 4096  # bounds of the decoded-block cache per direction
 _LARGEST_FRAME = (1 << 24) - 1
+_RECENT_BLOCKS = 16  # header blocks remembered per direction to recognise a retransmitted one
 
 # Per-direction states.
 S_PREFACE, S_HEADER, S_PAYLOAD, S_RESYNC = range(4)
@@ -52,7 +58,7 @@ class _Stream:
 class _Direction:
     __slots__ = ("is_client", "state", "buf", "remaining", "ftype", "flags", "stream", "lost",
                  "decoder", "block", "block_stream", "block_flags", "block_lost", "max_frame", "decoded",
-                 "table_limit")
+                 "table_limit", "recent")
 
     def __init__(self, is_client: bool, state: int, config: L7Config, table_limit: int) -> None:
         self.is_client = is_client
@@ -69,6 +75,7 @@ class _Direction:
         self.block_lost = False
         self.max_frame = _DEFAULT_MAX_FRAME  # as advertised by the receiving peer's SETTINGS
         self.decoded: dict[bytes, list] = {}  # header blocks that left the table alone -> their headers
+        self.recent: OrderedDict[tuple[int, int], None] = OrderedDict()  # (stream, hash of block) lately decoded
 
 
 def _decoded_size(headers: list) -> int:
@@ -100,8 +107,13 @@ class Http2Parser:
         self.client = _Direction(True, S_PREFACE if preface_expected else S_RESYNC, config, limit)
         self.server = _Direction(False, S_HEADER if preface_expected else S_RESYNC, config, limit)
         self.streams: OrderedDict[int, _Stream] = OrderedDict()
+        # Client streams [first_stream, last_stream] whose requests this parser saw: one of them that is
+        # not open has ended. Seen from the preface, every stream is; joined later, none before the first.
+        self.first_stream = 1 if preface_expected or upgrade is not None else 0
+        self.last_stream = 0
         if upgrade is not None:
             self.streams[1] = _Stream(method=upgrade[0], url=upgrade[1], ts_ns=upgrade[2])
+            self.last_stream = 1
 
     def feed(self, from_client: bool, payload: bytes, segment_len: int, ts_ns: int) -> list[L7Record]:
         d = self.client if from_client else self.server
@@ -258,7 +270,11 @@ class Http2Parser:
             d.decoder = _decoder(self.config, d.table_limit)
             d.decoded.clear()
         else:
-            headers = self._decode(d, bytes(d.block))
+            block = bytes(d.block)
+            if d.block_stream and self._repeated(d, block):
+                d.block = bytearray()
+                return
+            headers = self._decode(d, block)
         d.block = bytearray()
         stream, end_stream = d.block_stream, bool(d.block_flags & END_STREAM)
         if stream == 0:
@@ -267,6 +283,22 @@ class Http2Parser:
             self._client_headers(stream, headers, ts_ns, out)
         else:
             self._server_headers(stream, headers, end_stream, ts_ns, out)
+
+    def _repeated(self, d: _Direction, block: bytes) -> bool:
+        """Was this block decoded on this stream already? Then the segment is a retransmission: a stream
+        carries at most two blocks per direction (headers, trailers), never the same twice."""
+        key = (d.block_stream, hash(block))  # a hash, not the block: bounded memory per connection
+        if key in d.recent:
+            return True
+        d.recent[key] = None
+        if len(d.recent) > _RECENT_BLOCKS:
+            d.recent.popitem(last=False)
+        return False
+
+    def _ended(self, sid: int) -> bool:
+        """A client stream whose request was seen and which is no longer open (also one evicted by the
+        stream bound, whose request record was made): its late blocks make no record."""
+        return bool(sid & 1) and self.first_stream <= sid <= self.last_stream and sid not in self.streams
 
     def _decode(self, d: _Direction, block: bytes) -> list | None:
         """HPACK-decode a block. gRPC and most HTTP/2 clients repeat identical blocks made only of
@@ -298,8 +330,11 @@ class Http2Parser:
 
     # -- streams -----------------------------------------------------------------------------------------
     def _client_headers(self, sid: int, headers: list | None, ts_ns: int, out: list[L7Record]) -> None:
-        if sid in self.streams:  # request trailers
+        if sid in self.streams or self._ended(sid):  # request trailers, or a block of an ended stream
             return
+        if not self.first_stream:
+            self.first_stream = sid
+        self.last_stream = max(self.last_stream, sid)
         fields = dict(headers or ())
         method = fields.get(":method", "")
         url = ""
@@ -315,6 +350,8 @@ class Http2Parser:
     def _server_headers(self, sid: int, headers: list | None, end_stream: bool, ts_ns: int,
                         out: list[L7Record]) -> None:
         stream = self.streams.get(sid)
+        if stream is None and self._ended(sid):
+            return  # late trailers, or a retransmission older than `recent`: its response is recorded
         if stream is None:
             self.stats.error(self.protocol, "response_without_request")
             stream = _Stream(ts_ns=ts_ns, partial=True)
