@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import resource
 import struct
 import threading
 from collections import Counter
@@ -22,7 +23,7 @@ from collector.datapath.datapath import PUBLISH_BATCH
 from collector.datapath.decoder import Decoder
 from collector.datapath.perfring import BccRings, PerfRings, open_rings, reader_loop, take_until
 from collector.tls import netns, procs
-from collector.tls.loader import TlsProgram, TlsProgramConfig
+from collector.tls.loader import TlsCaptureError, TlsProgram, TlsProgramConfig
 from collector.tls.translate import TlsTranslator
 from common.endpoints import EndpointSource
 
@@ -35,6 +36,18 @@ class TlsCaptureConfig:
     perf_pages: int = 256
     reorder_window_s: float = 0.05
     sync_interval_s: float = 1.0
+
+
+def lift_memlock_limit() -> None:
+    """Perf ring pages beyond the per-user allowance (kernel.perf_event_mlock_kb per CPU) count against
+    RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK; the datapath's rings take the allowance, the TLS
+    capture's come after them. CAP_SYS_RESOURCE lifts the limit (as libbpf's programs do), else the
+    soft limit goes up to the hard one."""
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        _soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))
 
 
 class TlsCapture:
@@ -69,11 +82,24 @@ class TlsCapture:
 
     def start(self) -> None:
         """Raises TlsCaptureError (one line: why) if this machine cannot run it."""
+        reason = procs.visibility_problem()
+        if reason:
+            raise TlsCaptureError(f"TLS capture off: {reason}")
+        if not procs.can_read_other_users():
+            log.warning("TLS capture: without CAP_SYS_PTRACE the kernel hides /proc/PID/maps of processes run "
+                        "by other users (uid %d sees only its own): their TLS is not seen", os.geteuid())
         bpf = self.program.load()
         from bcc.utils import get_online_cpus
 
         try:
-            self._rings = open_rings(bpf, bpf[b"tls_events"], get_online_cpus(), self.config.perf_pages)
+            lift_memlock_limit()
+            try:
+                self._rings = open_rings(bpf, bpf[b"tls_events"], get_online_cpus(), self.config.perf_pages)
+            except PermissionError:
+                raise TlsCaptureError(
+                    f"TLS capture off: the kernel refused to map its perf rings ({self.config.perf_pages} pages "
+                    "per CPU of locked memory, over RLIMIT_MEMLOCK): the collector needs CAP_IPC_LOCK or "
+                    "CAP_SYS_RESOURCE") from None
             self.sync()
         except BaseException:
             self.stop()

@@ -85,6 +85,7 @@ class TlsProgram:
     btf_path: str = ""
     attached: dict[tuple[int, int], str] = field(default_factory=dict)  # (dev, ino) -> path used
     uprobe_pmu: str = UPROBE_PMU
+    _fds: dict[tuple[int, int], int] = field(default_factory=dict)  # (dev, ino) -> the open file the probes name
 
     def load(self):
         reason = uprobes_available(self.uprobe_pmu)
@@ -113,33 +114,53 @@ class TlsProgram:
 
     def attach(self, identity: tuple[int, int], path: str) -> int:
         """Uprobes on the plaintext calls `path` exports; returns how many symbols were found.
-        Raises OSError/Exception from bcc if the file cannot be probed."""
-        found = 0
-        for symbol, enter, leave in PROBES:
-            try:
-                self.bpf.attach_uprobe(name=path.encode(), sym=symbol.encode(), fn_name=enter.encode())
-            except Exception:  # noqa: BLE001 - bcc raises a bare Exception for a missing symbol
-                continue
-            if leave:
-                self.bpf.attach_uretprobe(name=path.encode(), sym=symbol.encode(), fn_name=leave.encode())
-            found += 1
-        if found:
-            self.attached[identity] = path
+        Raises OSError/Exception from bcc if the file cannot be probed.
+
+        The probes name the file by a descriptor of this process's (/proc/self/fd/N), opened through
+        `path`: the kernel resolves a uprobe's path itself and refuses one through another process's
+        /proc/PID/root without CAP_SYS_ADMIN (EACCES, this kernel), while opening it needs only
+        CAP_SYS_PTRACE. The descriptor stays open while the probes are attached (bcc reads the file
+        again to detach)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        name = f"/proc/self/fd/{fd}".encode()
+        found, refused = 0, ""
+        try:
+            for symbol, enter, leave in PROBES:
+                try:
+                    self.bpf.attach_uprobe(name=name, sym=symbol.encode(), fn_name=enter.encode())
+                except Exception as err:  # noqa: BLE001 - bcc raises a bare Exception, for a missing symbol too
+                    if "could not determine address" not in str(err):
+                        refused = f"{symbol}: {err}"
+                    continue
+                if leave:
+                    self.bpf.attach_uretprobe(name=name, sym=symbol.encode(), fn_name=leave.encode())
+                found += 1
+        finally:
+            if found:
+                self.attached[identity] = path
+                self._fds[identity] = fd
+            else:
+                os.close(fd)
+        if refused and not found:
+            raise OSError(refused)  # the kernel refused the probes: not a file without the calls
         return found
 
     def detach(self, identity: tuple[int, int]) -> None:
         path = self.attached.pop(identity, None)
         if path is None:
             return
+        fd = self._fds.pop(identity)
+        name = f"/proc/self/fd/{fd}".encode()
         for symbol, _enter, leave in PROBES:
             for ret in (False, True) if leave else (False,):
                 try:
                     if ret:
-                        self.bpf.detach_uretprobe(name=path.encode(), sym=symbol.encode())
+                        self.bpf.detach_uretprobe(name=name, sym=symbol.encode())
                     else:
-                        self.bpf.detach_uprobe(name=path.encode(), sym=symbol.encode())
-                except Exception:  # noqa: BLE001 - the file may be gone with its last process
+                        self.bpf.detach_uprobe(name=name, sym=symbol.encode())
+                except Exception:  # noqa: BLE001 - a symbol the file does not export was never attached
                     pass
+        os.close(fd)
 
     def close(self) -> None:
         bpf = getattr(self, "bpf", None)
@@ -147,3 +168,6 @@ class TlsProgram:
             bpf.cleanup()
             self.bpf = None
         self.attached.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

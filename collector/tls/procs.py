@@ -38,6 +38,34 @@ class ProcessTls:
     static: str = ""    # "<implementation> in <file>" when TLS is linked in statically
 
 
+CAP_SYS_PTRACE = 19
+INIT_PID_NS = 0xEFFFFFFC  # the kernel's fixed inode number of the initial PID namespace (PROC_PID_INIT_INO)
+
+
+def visibility_problem(ns_path: str = "/proc/self/ns/pid") -> str:
+    """'' if this process can see the node's processes, else why not (one line). In its own PID
+    namespace (a pod without hostPID) /proc lists the collector's container alone: no pod process."""
+    try:
+        pid_ns = os.stat(ns_path).st_ino
+    except OSError as err:
+        return f"cannot read {ns_path}: {err.strerror}"
+    if pid_ns != INIT_PID_NS:
+        return ("the collector runs in its own PID namespace and sees no pod process in /proc "
+                "(Kubernetes: hostPID: true on its pod; or --l7-tls off)")
+    return ""
+
+
+def can_read_other_users(status_path: str = "/proc/self/status") -> bool:
+    """The kernel shows /proc/PID/maps, ns/net and root of another user's process (most pod processes)
+    only to a process with CAP_SYS_PTRACE."""
+    try:
+        with open(status_path) as f:
+            caps = next((line.split()[1] for line in f if line.startswith("CapEff:")), "0")
+        return bool(int(caps, 16) >> CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError):
+        return False
+
+
 def host_netns() -> int:
     return os.stat("/proc/self/ns/net").st_ino  # the collector runs in the host namespace
 

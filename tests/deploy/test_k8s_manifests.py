@@ -73,8 +73,12 @@ def test_every_container_has_probes_resources_and_a_security_context(objects):
 def test_collector_gets_only_the_bpf_capabilities_it_needs(objects):
     collector = next(o for o in objects if o["kind"] == "DaemonSet")
     container = collector["spec"]["template"]["spec"]["containers"][0]
+    # hostPID, SYS_PTRACE and IPC_LOCK: the TLS capture reads pod processes' /proc/PID/maps, opens their
+    # libssl through /proc/PID/root and maps its own perf rings (tests/collector/tls/test_capabilities.py
+    # runs the collector with exactly this set).
     assert sorted(container["securityContext"]["capabilities"]["add"]) == [
-        "BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"]
+        "BPF", "IPC_LOCK", "NET_ADMIN", "PERFMON", "SYS_PTRACE", "SYS_RESOURCE"]
+    assert collector["spec"]["template"]["spec"]["hostPID"] is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/sys/fs/bpf", "/sys/kernel/tracing", "/sys/kernel/btf", "/lib/modules"} <= mounts
     assert container["readinessProbe"]["tcpSocket"]["port"] == 4244  # kubelet's gRPC probe speaks no TLS
@@ -140,6 +144,19 @@ def test_every_flowscope_container_passes_arguments_the_cli_accepts(objects):
         parsed = build_parser(args[0]).parse_args(args)  # argparse exits on an unknown flag
         if args[0] == "collector":
             assert parse_specs(parsed.metrics), "the collector's --metrics must name metrics"
+
+
+def test_the_collector_captures_tls_unless_the_config_map_says_off(objects):
+    """`l7-tls` in flowscope-config reaches the collector's --l7-tls; "off" is accepted too."""
+    from flowscope.cli import build_parser
+
+    (config,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "flowscope-config"]
+    assert config["data"]["l7-tls"] == "on"
+    collector, _ = parsed_args(objects)["flowscope-collector"]
+    assert collector.l7_tls == "on"
+    ((_, args),) = [(w, a) for w, a in flowscope_containers(objects) if a[0] == "collector"]
+    off = [a.replace("--l7-tls=on", "--l7-tls=off") for a in args]
+    assert "--l7-tls=off" in off and build_parser("collector").parse_args(off).l7_tls == "off"
 
 
 def parsed_args(objects) -> dict[str, tuple]:

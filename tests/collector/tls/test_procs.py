@@ -54,3 +54,20 @@ def test_a_process_in_another_namespace_shows_its_libssl(tmp_path):
         assert proc.nsid is None  # no host device links to this namespace: not a pod of ours
     finally:
         child.communicate(b"", timeout=10)
+
+
+VISIBILITY = "from collector.tls import procs; print(repr(procs.visibility_problem()), procs.can_read_other_users())"
+
+
+@pytest.mark.root
+def test_a_collector_in_its_own_pid_namespace_is_told_it_sees_no_pod():
+    """As in a pod without hostPID: a real child PID namespace (unshare), and the host's, side by side."""
+    here = subprocess.run([sys.executable, "-c", VISIBILITY], capture_output=True, text=True, check=True)
+    assert here.stdout.split() == ["''", "True"]  # root with every capability, in the host's namespace
+    child = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", VISIBILITY],
+                           capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr
+    assert "its own PID namespace" in child.stdout and "hostPID: true" in child.stdout
+    no_ptrace = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-sys_ptrace", sys.executable, "-c",
+                                VISIBILITY], capture_output=True, text=True, check=True)
+    assert no_ptrace.stdout.split() == ["''", "False"]
