@@ -30,6 +30,7 @@ struct tls_call {
     __u64 buf;
     __u64 lenp;   /* SSL_*_ex: where the byte count is written; 0 for SSL_read/SSL_write */
     __u64 sk;     /* the socket the call sent or received on, if it did */
+    __u64 start_ns;
     __u8 op;
 };
 
@@ -110,6 +111,7 @@ static __always_inline int enter(struct pt_regs *ctx, __u8 op, int ex)
     call.buf = PT_REGS_PARM2(ctx);
     call.lenp = ex ? PT_REGS_PARM4(ctx) : 0;
     call.op = op;
+    call.start_ns = bpf_ktime_get_ns();
     calls.update(&id, &call);
     tls_procs.update(&tgid, &one);
     return 0;
@@ -202,7 +204,10 @@ static __always_inline int leave(struct pt_regs *ctx, int ex)
     struct tls_event *e = &b->ev;
     __builtin_memcpy(e->laddr, conn.laddr, 16);
     __builtin_memcpy(e->raddr, conn.raddr, 16);
-    e->ts_ns = bpf_ktime_get_ns();
+    /* A write's time is its entry, before its bytes leave; a read's its return, once they are in: the
+     * latency of a request to its response stays within what the other end sees, even when the caller
+     * is preempted inside the call (the return probe then fires late). */
+    e->ts_ns = c.op == TLS_OP_WRITE ? c.start_ns : bpf_ktime_get_ns();
     e->ssl = c.ssl;
     e->tgid = id >> 32;
     e->len = len > 0xffffffff ? 0xffffffff : len;
