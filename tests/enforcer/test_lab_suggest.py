@@ -10,6 +10,7 @@ import pytest
 
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
+from tests.fixtures.clickhouse import stored
 
 TOPOLOGY = {
     "podCIDR": {"ipv4": "10.244.0.0/16", "ipv6": "fd00:10:244::/64"},
@@ -58,8 +59,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.root
 def test_suggest_from_recorded_traffic_then_enforce(lab_factory, enforced_collector, policy_cli, clickhouse_server,
                                                     server_database, tmp_path):
-    from storage import FlowWriter, open_store
-
     lab = lab_factory(TOPOLOGY)
     for pod, port in (("backend", 8080), ("database", 6379), ("example-api", 80)):
         wait_listening(lab, pod, port)
@@ -71,13 +70,7 @@ def test_suggest_from_recorded_traffic_then_enforce(lab_factory, enforced_collec
     until = time.time_ns()
 
     url = f"{clickhouse_server.url}/{server_database}"
-    store = open_store(url)
-    store.migrate()
-    writer = FlowWriter(store)
-    writer.write(run.snapshot())
-    assert writer.wait_stored(30)
-    writer.close()
-    store.close()
+    stored(url, run.snapshot()).close()
 
     window = ["--since", _rfc3339(since - 1_000_000_000), "--until", _rfc3339(until)]
     out_dir = tmp_path / "suggested"
