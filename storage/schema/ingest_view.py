@@ -1,7 +1,8 @@
 """The embedded engine's ingest table (`flows_ingest`, engine Null) and its materialized view into the
 flows table: ClickHouse parses the envelope rows (storage.schema.envelope) and derives the flows columns
 with the same rules as storage.ingest.columns (tests check both paths give identical rows); the aggregate
-views on `flows` fire from there as usual. Migrations 5, 7, 8 and 9 make it.
+views on `flows` fire from there as usual. Migrations 5, 7, 8 and 9 make it; since migration 10 its
+SQL runs as a chain of views, one per step (storage.schema.ingest_chain).
 
 Since migration 7 the view keeps in `raw` only what the columns cannot give back: it removes time and
 uuid (as storage.ingest.columns.stored_bytes does) and each of IP, l4, source, destination, l7 and
