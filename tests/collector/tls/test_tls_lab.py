@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -14,6 +15,7 @@ import pytest
 from collector.tls import NOT_VISIBLE
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
+from lab.testbed.wait import wait_for
 from tests.collector.tls.helpers import assert_same_fields, responses_seen, wait_count
 
 pytestmark = pytest.mark.root
@@ -127,3 +129,24 @@ def test_a_statically_linked_client_is_reported_not_visible(lab_factory, collect
         proc.communicate("\n", timeout=10)
     assert proc.returncode == 0
     assert responses_seen(wait_count(run, 8443, True, 10)) == {("/ok", 200): 5}
+
+
+def test_a_containers_own_libssl_is_probed(lab_factory, collector_factory, nginx_tls, tmp_path):
+    """nginx in a mount namespace of its own where libssl.so.3 is another file (a copy bind-mounted over
+    the host's path), as in a container image: the capture probes that file, reached through
+    /proc/PID/root, and sees nginx's requests (the server end reports; curl uses the host's libssl)."""
+    host_libssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+    copy = tmp_path / "libssl.so.3"
+    shutil.copyfile(host_libssl, copy)
+    container = (f"exec unshare --mount --propagation private sh -c "
+                 f"'mount --bind {copy} {host_libssl} && {nginx_tls}'")
+    lab = lab_factory(topology(container))
+    run = collector_factory(lab, l7_tls=True)
+    wait_listening(lab, "web", 8443)
+    copy_id = (os.stat(copy).st_dev, os.stat(copy).st_ino)
+    wait_for(lambda: copy_id in run.collector.tls.program.attached, 10, "uprobes on the container's libssl")
+    assert run.collector.tls.program.attached[copy_id].startswith("/proc/")
+    assert run.collector.tls.program.attached[copy_id].endswith(host_libssl)  # its own path, its own file
+    web = lab.pod("web").ipv4
+    client = curl(lab, [f"https://{web}:8443{p}" for p in PATHS[:5]], "--http1.1")
+    assert responses_seen(wait_count(run, 8443, True, 10)) == client
