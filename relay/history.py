@@ -26,7 +26,9 @@ def stored_flows(store, request: observer_pb2.GetFlowsRequest, query, chunk: int
 
 def resume_point(store, node_name: str) -> tuple[int, list[str]]:
     """Where to resume following `node_name` after a relay restart: the time of its newest stored flow,
-    and the uuids stored since a little before it (the collector will send those again)."""
+    and the uuids stored since a little before it (the collector will send those again). Asked of what
+    this relay's writer stored (a relay writing its own shard asks that shard)."""
+    store = store.own_writes()
     node_filter = [flow_pb2.FlowFilter(node_name=[node_name])]
     newest = store.query_flows(whitelist=node_filter, limit=1, first=False)
     if not newest:

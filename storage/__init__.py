@@ -5,8 +5,11 @@ Open and migrate:
         URLs: chdb:///dir[?database=flowscope&retention_days=N]
               clickhouse://user:pass@host:9000/db[?secure=1&verify=0&cluster=NAME&retention_days=N
                                                    &http_port=8123]  (flows go to the HTTP port)
+              with cluster=NAME: write=local (insert into this server's shard only, one relay per
+              shard), skip_unavailable_shards=1 (reads answer from the shards that are up)
         Raises StorageURLError (malformed URL), StorageUnavailable (server unreachable),
-        StorageError (wrong credentials, chdb directory in use...) — all UserError subclasses.
+        StorageError (wrong credentials, chdb directory in use...), ShardUnavailable (a cluster's shard
+        did not answer: a StorageUnavailable naming it) — all UserError subclasses.
     FlowStore.migrate(upto=None) -> list[int]   versions applied now (idempotent; upto: stop at a version)
     FlowStore.status() -> dict                  server_version, schema_version, flows, bytes_on_disk, ...
     FlowStore.enforce_retention(now_ns=None) -> list[str]   drops day partitions older than retention_days
@@ -46,7 +49,7 @@ Inside: schema/ (layout, columns, DDL, migrations), ingest/ (columns, envelopes,
 those parts), chdb_backend/server_backend (the engines).
 """
 
-from storage.errors import SpoolFullError, StorageError, StorageTimeError, StorageUnavailable, StorageURLError
+from storage.errors import ShardUnavailable, SpoolFullError, StorageError, StorageTimeError, StorageUnavailable, StorageURLError
 from storage.deferred import DeferredStore
 from storage.open import open_store
 from storage.results import (DnsPoint, DnsQuery, DnsSummary, DropCount, FlowPage, MapEdge, MapNode,
@@ -57,5 +60,5 @@ from storage.writer import FlowWriter, WriterStats
 
 __all__ = ["DEFAULT_URL", "DeferredStore", "DnsPoint", "DnsQuery", "DnsSummary", "DropCount", "FlowPage", "FlowStore",
            "FlowWriter", "MapEdge", "MapNode", "NodeSeen", "RedPoint", "ServiceMap", "ServiceMapChanges",
-           "SpoolFullError", "StorageError", "StorageTimeError", "StorageURL", "StorageURLError", "StorageUnavailable",
+           "ShardUnavailable", "SpoolFullError", "StorageError", "StorageTimeError", "StorageURL", "StorageURLError", "StorageUnavailable",
            "TABLE_COLUMNS", "Talker", "WriterStats", "node_id", "open_store", "parse_url"]

@@ -27,16 +27,18 @@ class StoreCore:
         self._migrations: set[int] | None = None  # applied migrations, read once
         self._flow_columns: set[str] | None = None  # the flows table's columns, read once
         self._native = None  # storage.ingest.native's converter, made on the first server insert
+        self._own_writes = None  # FlowStore.own_writes' view of this server's shard, made once
         self._http_ok = True  # the server's HTTP interface takes inserts (storage.ingest.insert)
         if url.cluster and backend.version < (19, 0):
             # 18.x allows LowCardinality only per session; ON CLUSTER DDL runs in the other servers'
             # default profile, which refuses it.
             self.features = dataclasses.replace(self.features, low_cardinality=False)
-        self.layout = Layout(url.database, self.features, url.cluster, url.retention_days)
+        self.layout = Layout(url.database, self.features, url.cluster, url.retention_days,
+                             write_local=url.write_local)
         self.db = url.database
 
     def applied_migrations(self) -> set[int]:
-        return admin.applied(self.backend, self.db)
+        return admin.applied(self.backend, self.db, self.layout.cluster)
 
     def _applied(self) -> set[int]:
         if self._migrations is None:

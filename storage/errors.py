@@ -16,6 +16,11 @@ class StorageUnavailable(StorageError):
     """The store did not answer (server down, connection refused or reset). The writer retries these."""
 
 
+class ShardUnavailable(StorageUnavailable):
+    """The server answered, but a shard of its cluster did not (a query or insert through a Distributed
+    table). The message names the shard."""
+
+
 class SpoolFullError(StorageError):
     """The writer's local spool cannot take more data: flows stay in memory and are not yet stored."""
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 import ssl
 import threading
 import urllib.parse
 from typing import Sequence
 
 from storage.backend import Column
-from storage.errors import StorageError, StorageUnavailable
+from storage.cluster import UNREACHABLE_CODES, unreachable
+from storage.errors import ShardUnavailable, StorageError, StorageUnavailable
 from storage.url import StorageURL
 
 # Server error codes that mean "who you are" rather than "what you sent".
@@ -35,12 +37,15 @@ class ServerBackend:
         self.description = url.redacted()
         self._local = threading.local()
         self._settings: dict[str, object] = {}
+        self._shards: list[tuple] | None = None  # system.clusters rows of url.cluster, read once
         (version,), = self.rows("SELECT version()")
         self.version = tuple(int(x) for x in version.split(".")[:3])
         if url.cluster:
             # An insert into a Distributed table returns once every shard has its rows: only then may
             # the writer count the batch as stored.
             self._settings["insert_distributed_sync"] = 1
+        if url.skip_unavailable_shards:
+            self._settings["skip_unavailable_shards"] = 1
         if self.version < (19, 0):
             # 18.x has LowCardinality only behind this switch.
             self._settings["allow_experimental_low_cardinality_type"] = 1
@@ -72,6 +77,9 @@ class ServerBackend:
                 raise StorageError(f"{self.description}: authentication failed for user "
                                    f"{self.url.user!r} (wrong user or password?): {_first_line(err)}") \
                     from None
+            shard = self._shard_error(err.code, str(err))
+            if shard is not None:
+                raise shard from None
             raise StorageError(f"{self.description}: {_first_line(err)}") from None
         except (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError) as err:
             self._drop_client()
@@ -80,6 +88,24 @@ class ServerBackend:
         except errors.Error as err:
             self._drop_client()
             raise StorageUnavailable(f"{self.description}: {_first_line(err)}") from None
+
+    def _shard_error(self, code: int, message: str) -> ShardUnavailable | None:
+        """A shard of the cluster that did not answer: ShardUnavailable naming it (the writer spools
+        and retries, the JSON API answers 503), or None for any other error."""
+        if not self.url.cluster or code not in UNREACHABLE_CODES:
+            return None
+        if self._shards is None:
+            try:
+                self._shards = self._client().execute(
+                    "SELECT shard_num, host_name, host_address, port FROM system.clusters "
+                    "WHERE cluster = %(cluster)s", {"cluster": self.url.cluster})
+            except Exception:  # the message then says "a shard"; asked again next time
+                self._drop_client()
+        down, reason = unreachable(message, self._shards or ())
+        return ShardUnavailable(
+            f"{self.description}: cluster {self.url.cluster}: {', '.join(down) or 'a shard'} unreachable"
+            f"{f' ({reason})' if reason else ''}; queries through the Distributed tables need every shard "
+            "(skip_unavailable_shards=1 in the storage URL answers from the others)")
 
     def _drop_client(self) -> None:
         client = getattr(self._local, "client", None)
@@ -128,6 +154,10 @@ class ServerBackend:
                                f"password?): {text}")
         if response.status >= 500 and "Code:" not in text:
             raise StorageUnavailable(f"{where}: {text}")
+        code = re.match(r"Code: (\d+)", text)
+        shard = self._shard_error(int(code.group(1)), message) if code else None
+        if shard is not None:
+            raise shard
         raise StorageError(f"{where}: {text}")
 
     def execute(self, sql: str) -> None:

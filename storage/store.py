@@ -5,6 +5,9 @@ storage.core (shared state), storage.schema.admin (migrations, status, retention
 
 from __future__ import annotations
 
+import dataclasses
+
+from storage.cluster import shard_status
 from storage.errors import StorageError
 from storage.ingest.insert import EncodedFlows, Ingest
 from storage.queries.flows import TABLE_COLUMNS, FlowQueries
@@ -27,6 +30,18 @@ class FlowStore(Ingest, FlowQueries, ServiceMapQueries, L7Queries):
         self._ingest_schema = None  # the ingest table may change
         return admin.migrate(self.backend, self.layout, self.url.redacted(), upto)
 
+    def own_writes(self) -> "FlowStore":
+        """The store that answers "what has this store's writer stored": itself, or with write=local
+        its server's own shard (where a relay resumes its nodes: their flows are all on that shard, and
+        it answers while another shard is down). Shares this store's connections: close this one."""
+        if not self.layout.write_local:
+            return self
+        if self._own_writes is None:
+            view = FlowStore(self.url, self.backend)
+            view.layout = dataclasses.replace(self.layout, read_local=True)
+            self._own_writes = view
+        return self._own_writes
+
     def schema_version(self) -> int:
         return max(self.applied_migrations(), default=0)
 
@@ -39,9 +54,14 @@ class FlowStore(Ingest, FlowQueries, ServiceMapQueries, L7Queries):
         self.backend.execute(f"DROP DATABASE IF EXISTS {self.db}{self.layout.on_cluster}")
 
     def status(self) -> dict:
-        """Server version, schema version, stored flows, bytes on disk (flows table, compressed)."""
-        return {"url": self.url.redacted(), **admin.status(self.backend, self.layout),
-                "schema_version": self.schema_version()}
+        """Server version, schema version, stored flows, bytes on disk (flows table, compressed); in a
+        cluster each shard, up or unreachable (flows then counts the shards that are up, with
+        skip_unavailable_shards=1; without it a shard down fails this as any read)."""
+        status = {"url": self.url.redacted(), **admin.status(self.backend, self.layout),
+                  "schema_version": self.schema_version()}
+        if self.layout.cluster:
+            status["shards"] = shard_status(self.backend, self.layout.cluster)
+        return status
 
     def enforce_retention(self, now_ns: int | None = None) -> list[str]:
         """Drops day partitions older than retention_days (all tables); returns the partitions dropped.

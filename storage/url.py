@@ -5,6 +5,13 @@ Query parameters (both kinds unless noted): `database=` (chdb; for servers the p
 `retention_days=N` (0 keeps everything), `cluster=NAME` (server: create tables ON CLUSTER, Distributed
 over sharded ReplicatedMergeTree), `secure=1`, `verify=0`, `connect_timeout=S` (server), `http_port=N`
 (server: its HTTP interface, which takes the flows; default 8123, 8443 with secure=1).
+
+With `cluster=NAME`: `write=local` makes this store insert into its own server's shard-local tables
+(`flows_local`: one relay per shard, no forwarding through the Distributed table; reads still go through
+the Distributed tables and see every shard), `write=distributed` (the default) inserts through the
+Distributed table, which spreads rows over the shards by uuid. `skip_unavailable_shards=1`: reads answer
+from the shards that are up instead of failing while one is down (FlowStore.status() names those down).
+See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ DEFAULT_URL = "chdb:///var/lib/flowscope/db"
 DEFAULT_DATABASE = "flowscope"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _PARAMS = {"chdb": {"database", "retention_days"},
-           "clickhouse": {"retention_days", "cluster", "secure", "verify", "connect_timeout", "http_port"}}
+           "clickhouse": {"retention_days", "cluster", "secure", "verify", "connect_timeout", "http_port", "write",
+                          "skip_unavailable_shards"}}
+_WRITES = ("distributed", "local")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +46,8 @@ class StorageURL:
     connect_timeout: float = 5.0
     cluster: str = ""
     retention_days: int = 0
+    write_local: bool = False  # cluster: insert into this server's shard-local tables (write=local)
+    skip_unavailable_shards: bool = False  # cluster: reads answer from the shards that are up
 
     def redacted(self) -> str:
         """The URL for messages and logs: never the password."""
@@ -105,6 +116,15 @@ def parse_url(url: str) -> StorageURL:
     if "/" in database:
         raise StorageURLError(f"storage URL {shown!r}: the path must be one database name")
     secure = _flag(shown, "secure", params.get("secure", "0"))
+    cluster = params.get("cluster", "")
+    write = params.get("write", "distributed")
+    if write not in _WRITES:
+        raise StorageURLError(f"storage URL {shown!r}: write={write!r}, expected local or distributed")
+    skip = _flag(shown, "skip_unavailable_shards", params.get("skip_unavailable_shards", "0"))
+    if (write == "local" or skip) and not cluster:
+        raise StorageURLError(f"storage URL {shown!r}: "
+                              f"{'write=local' if write == 'local' else 'skip_unavailable_shards'} "
+                              "needs cluster=NAME (the shards of a cluster)")
     return StorageURL(
         "clickhouse", _database(shown, database), host=parts.hostname,
         port=port or (9440 if secure else 9000),
@@ -113,4 +133,5 @@ def parse_url(url: str) -> StorageURL:
         password=urllib.parse.unquote(parts.password or ""), secure=secure,
         verify=_flag(shown, "verify", params.get("verify", "1")),
         connect_timeout=_number(shown, "connect_timeout", params.get("connect_timeout", "5"), float),
-        cluster=params.get("cluster", ""), retention_days=retention)
+        cluster=cluster, retention_days=retention, write_local=write == "local",
+        skip_unavailable_shards=skip)

@@ -12,7 +12,7 @@ from typing import Sequence
 from proto.flow import flow_pb2
 from storage.backend import quote
 from storage.core import StoreCore
-from storage.errors import StorageUnavailable
+from storage.errors import ShardUnavailable, StorageUnavailable
 from storage.ingest.columns import flows_to_columns, split_uuids
 from storage.ingest.envelope import encode, encode_raws
 from storage.ingest.native import NativeConverter
@@ -38,8 +38,8 @@ class Ingest(StoreCore):
     def insert_columns(self, columns: dict[str, list]) -> int:
         """Inserts flows_to_columns' columns (the Python path: a server, or tools)."""
         if 9 in self._applied():
-            return self.backend.insert(self.layout.table("flows"), STORED_COLUMNS, split_uuids(columns))
-        return self.backend.insert(self.layout.table("flows"), FLOW_COLUMNS, columns)
+            return self.backend.insert(self.layout.target("flows"), STORED_COLUMNS, split_uuids(columns))
+        return self.backend.insert(self.layout.target("flows"), FLOW_COLUMNS, columns)
 
     def insert_flows(self, flows: Sequence[flow_pb2.Flow], raws: Sequence[bytes]) -> int:
         """Inserts flows (`raws` = their serialized bytes): parsed by ClickHouse on the embedded engine,
@@ -88,7 +88,9 @@ class Ingest(StoreCore):
     def insert_encoded(self, batch: EncodedFlows) -> int:
         if batch.native is not None:
             try:
-                self.backend.insert_native(self.layout.table("flows"), self._converter().columns, batch.native)
+                self.backend.insert_native(self.layout.target("flows"), self._converter().columns, batch.native)
+            except ShardUnavailable:
+                raise  # the server took the HTTP insert; one of its cluster's shards did not answer
             except StorageUnavailable:
                 self._check_http()
                 raise
@@ -112,7 +114,7 @@ class Ingest(StoreCore):
             # of 36 characters were already 400 KB, and a refused replay check rejected spooled flows.
             if size >= MAX_LIST_CHARS or i == len(uuids) - 1:
                 found.update(u for (u,) in self.backend.rows(
-                    f"SELECT uuid FROM {self.layout.table('flows')} WHERE time_ns BETWEEN {since_ns} AND "
+                    f"SELECT uuid FROM {self.layout.target('flows')} WHERE time_ns BETWEEN {since_ns} AND "
                     f"{until_ns} AND uuid IN ({', '.join(chunk)})"))
                 chunk, size = [], 0
         return found

@@ -18,13 +18,16 @@ def migrate(backend: Backend, layout: Layout, name: str, upto: int | None = None
     """Creates the database and applies the migrations it lacks, in order (up to version `upto`);
     returns the versions applied now. `name`: the store as logs name it (URL without password)."""
     db, on = layout.database, layout.on_cluster
+    done = applied(backend, db, layout.cluster)
+    wanted = [m for m in MIGRATIONS if m.version not in done and (upto is None or m.version <= upto)]
+    if not wanted:
+        # Up to date: no DDL at all. ON CLUSTER DDL waits for every server of the cluster (180 s, then
+        # fails), so a relay restarting while another shard is down would not start.
+        return []
     backend.execute(f"CREATE DATABASE IF NOT EXISTS {db}{on}")
     backend.execute(migrations_table(layout))
-    done = applied(backend, db)
     versions = []
-    for m in MIGRATIONS:
-        if m.version in done or (upto is not None and m.version > upto):
-            continue
+    for m in wanted:
         if m.run is not None:
             m.run(backend, layout)
         for statement in m.statements(layout):
@@ -38,13 +41,17 @@ def migrate(backend: Backend, layout: Layout, name: str, upto: int | None = None
     return versions
 
 
-def applied(backend: Backend, database: str) -> set[int]:
-    """The migrations recorded in `database` (none before the first migrate)."""
+def applied(backend: Backend, database: str, cluster: str = "") -> set[int]:
+    """The migrations recorded in `database` (none before the first migrate). In a cluster each server
+    records the migrations run from it, and every one ran ON CLUSTER: the cluster's records together
+    (a second relay migrating from another server would otherwise repeat ALTERs that cannot repeat)."""
     exists = backend.rows(f"SELECT count() FROM system.tables WHERE database = {quote(database)} "
                           "AND name = 'schema_migrations'")
     if not exists[0][0]:
         return set()
-    return {v for (v,) in backend.rows(f"SELECT version FROM {database}.schema_migrations")}
+    source = (f"cluster({quote(cluster)}, {database}, schema_migrations) SETTINGS skip_unavailable_shards = 1"
+              if cluster else f"{database}.schema_migrations")
+    return {v for (v,) in backend.rows(f"SELECT version FROM {source}")}
 
 
 def status(backend: Backend, layout: Layout) -> dict:

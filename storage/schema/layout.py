@@ -34,10 +34,16 @@ class Layout:
     features: Features
     cluster: str = ""
     retention_days: int = 0
+    write_local: bool = False  # inserts go to this server's shard (URL write=local)
+    read_local: bool = False  # queries read this server's shard only (FlowStore.own_writes)
 
     def table(self, name: str) -> str:
         """The table queries read (Distributed when clustered)."""
-        return f"{self.database}.{name}"
+        return self.local(name) if self.read_local else f"{self.database}.{name}"
+
+    def target(self, name: str) -> str:
+        """The table inserts go to, and where the writer asks which flows it stored already."""
+        return self.local(name) if self.write_local else self.table(name)
 
     def local(self, name: str) -> str:
         """The table that holds the data on this server."""
