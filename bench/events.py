@@ -1,6 +1,6 @@
 """The collector's event path under new HTTP connections, by hand as root:
 `sudo .venv/bin/python bench/events.py [--rates 0,10000] [--seconds 5] [--detached] [--before OLD_TREE]`,
-or without the kernel: `bench/events.py --in-process 5000 [--before OLD_TREE]`.
+or without the kernel: `bench/events.py --in-process 5000 [--aggregation medium,max] [--before OLD_TREE]`.
 
 Two lab pods; nginx in the server pod (port 8080, an L7 port: every request and response is parsed);
 wrk in the client pod with `Connection: close`, at its maximum or paced to a rate, so HTTP requests
@@ -196,8 +196,10 @@ def in_process(args: argparse.Namespace) -> int:
             for i, (name, ip) in enumerate((("client", "10.244.1.2"), ("server", "10.244.1.3")), start=7)]
     warm = 1000
     events, ts = [], 10**12
+    # At aggregation max the kernel sends a connection's start and its payload only.
+    sent = (ev.EV_NEW, ev.EV_NONE) if args.aggregation == "max" else tuple(range(len(ev.KIND_NAMES)))
     for i in range(args.in_process + warm):
-        events += [(ts, raw) for raw in connection_events(ts, 10000 + i % 50000)]
+        events += [(ts, raw) for raw in connection_events(ts, 10000 + i % 50000) if ev.unpack_event(raw).kind in sent]
         ts += 100_000
     per_conn = len(events) // (args.in_process + warm)
     ends = [end_event(ev.unpack_event(raw)) for _ts, raw in events[warm * per_conn:]
@@ -213,7 +215,7 @@ def in_process(args: argparse.Namespace) -> int:
             hooks = getattr(observer, "encoded_hooks", observer.hooks)  # as the tree's agent installs them
             hooks += [FlowMetrics(list(DEFAULT_METRICS), registry).observe, HealthMetrics(registry).observe]
         decoder = Decoder(Enricher(cache, IdentityAllocator()), "node-1", l7=L7Dispatcher(fqdn=names), names=names)
-        datapath = Datapath(DatapathConfig(), cache, decoder, observer.publish_many)
+        datapath = Datapath(DatapathConfig(aggregation=args.aggregation), cache, decoder, observer.publish_many)
         datapath._pending = events[:warm * per_conn]
         datapath._release(1 << 62)
         datapath._pending = events[warm * per_conn:]
@@ -246,22 +248,23 @@ def run_variant(tree: str, aggregation: str, rate: int, state, client, server, a
 
 def compare_in_process(args: argparse.Namespace) -> int:
     trees = ([("before", os.path.abspath(args.before))] if args.before else []) + [("after", HERE)]
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.in_process} connections (Connection: close, "
-          "medium: 10 ring events and 2 end flows each), best of 3")
-    print("| round | code | metrics hooks | events/conn | flows/conn | CPU µs per connection | cores per 10k conn/s "
-          "| load avg |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.in_process} connections (Connection: close: "
+          "medium 10 ring events, max 4, and 2 end flows each), best of 3")
+    print("| round | code | aggregation | metrics hooks | events/conn | flows/conn | CPU µs per connection "
+          "| cores per 10k conn/s | load avg |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for round_no in range(args.rounds):
-        for metrics in (False, True):
-            for name, tree in trees:
-                load = os.getloadavg()[0]
-                cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--in-process",
-                       str(args.in_process)] + (["--metrics"] if metrics else [])
-                done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, check=True)
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                print(f"| {round_no + 1} | {name} | {'on' if metrics else 'off'} | {r['events_per_conn']} "
-                      f"| {r['flows_per_conn']:.1f} | {r['us_per_conn']:.0f} | {r['us_per_conn'] / 100:.2f} | {load:.1f} |",
-                      flush=True)
+        for level in [level for level in args.aggregation.split(",") if level]:
+            for metrics in (False, True):
+                for name, tree in trees:
+                    load = os.getloadavg()[0]
+                    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--in-process",
+                           str(args.in_process), "--aggregation", level] + (["--metrics"] if metrics else [])
+                    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, check=True)
+                    r = json.loads(done.stdout.strip().splitlines()[-1])
+                    print(f"| {round_no + 1} | {name} | {level} | {'on' if metrics else 'off'} | {r['events_per_conn']} "
+                          f"| {r['flows_per_conn']:.1f} | {r['us_per_conn']:.0f} | {r['us_per_conn'] / 100:.2f} "
+                          f"| {load:.1f} |", flush=True)
     return 0
 
 
