@@ -1,8 +1,10 @@
 """The collector's event path under new HTTP connections, by hand as root:
-`sudo .venv/bin/python bench/events.py [--rates 0,10000] [--seconds 5] [--detached] [--before OLD_TREE]`,
+`sudo .venv/bin/python bench/events.py [--rates 0,10000] [--seconds 5] [--detached] [--before OLD_TREE]
+[--server c] [--wrk-threads 1]`,
 or without the kernel: `bench/events.py --in-process 5000 [--aggregation medium,max] [--before OLD_TREE]`.
 
-Two lab pods; nginx in the server pod (port 8080, an L7 port: every request and response is parsed);
+Two lab pods; nginx (or `--server c`, a one-thread epoll server in C) answering 204 in the server pod
+(port 8080, an L7 port: every request and response is parsed);
 wrk in the client pod with `Connection: close`, at its maximum or paced to a rate, so HTTP requests
 open new TCP connections (SYN, SYN-ACK, request, response, FINs, seen on both pods' devices). The
 collector runs in a child process of its own, fresh per run, with Prometheus metrics on (the hooks
@@ -38,6 +40,49 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 8080
 PACED_CONNECTIONS = 200  # wrk connections open at once when paced
+# `--server c`: a cheaper load than nginx's for the same requests (nginx and wrk alone made ~8,700
+# conn/s on these 2 cores), compiled into the run's directory with the system's cc.
+C_SERVER = r"""#define _GNU_SOURCE
+/* One epoll thread: accept, read a request, answer 204, close (the server closes first, as nginx does). */
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char RESPONSE[] = "HTTP/1.1 204 No Content\r\nServer: tiny\r\nConnection: close\r\n\r\n";
+
+int main(int argc, char **argv) {
+    int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) || listen(lfd, 4096)) return 1;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, events[256];
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    char buf[4096];
+    for (;;) {
+        int n = epoll_wait(ep, events, 256, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                }
+                continue;
+            }
+            ssize_t got = read(fd, buf, sizeof buf);
+            if (got < 0) continue;  /* EAGAIN: wait for the request */
+            if (got > 0 && !memmem(buf, got, "\r\n\r\n", 4)) continue;  /* a request split across reads: wrk's are one segment */
+            if (got > 0) write(fd, RESPONSE, sizeof RESPONSE - 1);
+            close(fd);
+        }
+    }
+}
+"""
 
 
 def free_port() -> int:
@@ -46,14 +91,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_wrk(client_ns: str, server_ip: str, rate: int, seconds: int, workdir: str) -> str:
-    """wrk's output. Rate 0: wrk at its own maximum (-c8, as docs/benchmarks.md measured it before);
+def run_wrk(client_ns: str, server_ip: str, rate: int, seconds: int, workdir: str, threads: int = 2,
+            connections: int = 8) -> str:
+    """wrk's output. Rate 0: wrk at its own maximum (`connections` open at once: -c8 as
+    docs/benchmarks.md measured it before);
     otherwise paced by its Lua delay(): each of PACED_CONNECTIONS waits between requests. hey
     -disable-keepalive reached only ~1,700 connections/s here."""
     script = os.path.join(workdir, "pace.lua")
     with open(script, "w") as f:
         f.write(f"function delay() return {round(PACED_CONNECTIONS * 1000 / rate)} end\n" if rate else "")
-    return subprocess.run(["ip", "netns", "exec", client_ns, "wrk", "-t2", f"-c{PACED_CONNECTIONS if rate else 8}",
+    return subprocess.run(["ip", "netns", "exec", client_ns, "wrk", f"-t{threads}", f"-c{PACED_CONNECTIONS if rate else connections}",
                            f"-d{seconds}s", "-s", script, "-H", "Connection: close", f"http://{server_ip}:{PORT}/"],
                           capture_output=True, text=True, check=True).stdout
 
@@ -90,7 +137,8 @@ def child(args: argparse.Namespace) -> int:
         events0, lost0, flows0 = stats.events, stats.lost, stats.flows
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         opens0 = passive_opens(args.server_ns)
-        out = run_wrk(args.client_ns, args.server_ip, args.rate, args.seconds, args.workdir)
+        out = run_wrk(args.client_ns, args.server_ip, args.rate, args.seconds, args.workdir, args.wrk_threads,
+                      args.wrk_connections)
         connections = passive_opens(args.server_ns) - opens0
         # Until the collector has caught up: a reader that fell behind holds the backlog in the kernel's
         # rings (or, since the reads between steps, in user memory) long after the load ended.
@@ -235,7 +283,8 @@ def run_variant(tree: str, aggregation: str, rate: int, state, client, server, a
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--aggregation", aggregation,
            "--state", state.path, "--node", client.node, "--client-ns", client.netns, "--server-ns", server.netns,
            "--server-ip", server.ipv4,
-           "--workdir", args.workdir, "--rate", str(rate), "--seconds", str(args.seconds), "--drain", str(args.drain)]
+           "--workdir", args.workdir, "--rate", str(rate), "--seconds", str(args.seconds), "--drain", str(args.drain),
+           "--wrk-threads", str(args.wrk_threads), "--wrk-connections", str(args.wrk_connections)]
     if args.perf_pages:
         cmd += ["--perf-pages", str(args.perf_pages)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
@@ -244,6 +293,20 @@ def run_variant(tree: str, aggregation: str, rate: int, state, client, server, a
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["load"] = load
     return result
+
+
+def server_program(kind: str, workdir: str) -> str:
+    """The server pod's command answering 204 on PORT: nginx, or C_SERVER built in `workdir`."""
+    if kind == "nginx":
+        from datapath import NGINX_CONF  # bench/datapath.py's nginx: 204 for every request
+
+        with open(os.path.join(workdir, "nginx.conf"), "w") as conf:
+            conf.write(NGINX_CONF.format(dir=workdir, port=PORT))
+        return f"exec nginx -c {workdir}/nginx.conf -g 'daemon off;'"
+    with open(os.path.join(workdir, "server.c"), "w") as f:
+        f.write(C_SERVER)
+    subprocess.run(["cc", "-O2", "-o", os.path.join(workdir, "server"), os.path.join(workdir, "server.c")], check=True)
+    return f"exec {workdir}/server {PORT}"
 
 
 def compare_in_process(args: argparse.Namespace) -> int:
@@ -280,6 +343,10 @@ def main() -> int:
     parser.add_argument("--aggregation", default="medium,max", help="comma-separated levels to compare")
     parser.add_argument("--before", help="another source tree to compare against (its collector code)")
     parser.add_argument("--detached", action="store_true", help="also run the load with no collector")
+    parser.add_argument("--server", choices=("nginx", "c"), default="nginx",
+                        help="what answers 204 in the server pod: nginx, or a one-thread epoll server in C (cheaper)")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--wrk-connections", type=int, default=8, help="connections open at once at wrk's maximum")
     parser.add_argument("--perf-pages", type=int, default=0, help="perf ring pages per CPU (0: the default)")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="no kernel, no root: N synthetic connections' events through decode and publish")
@@ -296,18 +363,16 @@ def main() -> int:
 
     sys.path.insert(0, HERE)
     import lab
-    from datapath import NGINX_CONF  # bench/datapath.py's nginx: 204 for every request
 
     trees = ([("before", os.path.abspath(args.before))] if args.before else []) + [("after", HERE)]
     levels = [level for level in args.aggregation.split(",") if level]
     rates = [int(rate) for rate in args.rates.split(",") if rate]
     workdir = args.workdir = tempfile.mkdtemp(prefix="fsev-")
-    with open(os.path.join(workdir, "nginx.conf"), "w") as conf:
-        conf.write(NGINX_CONF.format(dir=workdir, port=PORT))
+    server_command = server_program(args.server, workdir)
     topology = {"name": "e" + secrets.token_hex(2),
                 "pods": [{"name": "client", "labels": {"app": "client"}},
                          {"name": "server", "labels": {"app": "server"},
-                          "commands": [f"exec nginx -c {workdir}/nginx.conf -g 'daemon off;'"]}]}
+                          "commands": [server_command]}]}
     state = lab.up(lab.parse_topology(topology, source="<bench>"))
     rows = []
     try:
@@ -318,7 +383,7 @@ def main() -> int:
                 if args.detached:  # the load alone: what this machine's wrk and nginx reach without a collector
                     load = os.getloadavg()[0]
                     opens0 = passive_opens(server.netns)
-                    run_wrk(client.netns, server.ipv4, rate, args.seconds, workdir)
+                    run_wrk(client.netns, server.ipv4, rate, args.seconds, workdir, args.wrk_threads, args.wrk_connections)
                     made = passive_opens(server.netns) - opens0
                     rows.append((round_no + 1, rate, "-", "no collector",
                                  {"connections": made, "events": 0, "lost": 0, "flows": 0, "cpu_s": 0, "wall_s": 1,
