@@ -182,7 +182,8 @@ class Datapath:
         """Remove finished connections; report each once (aggregation medium and max)."""
         if self._ct_reader is None:
             self._ct_reader = conntrack.BatchReader(self._bpf[b"conntrack"])
-        ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader)
+        ended = conntrack.sweep(self._bpf[b"conntrack"], self._gc, time.monotonic_ns(), self._ct_reader,
+                                self._read_between, READ_EVERY)
         self.stats.ended += len(ended)
         self.report_ended(ended)
 
