@@ -35,7 +35,8 @@ def generate(out_dir: pathlib.Path) -> None:
 
 
 def generated_files(root: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p.relative_to(root) for p in root.rglob("*_pb2*.py*"))
+    # .py and .pyi: the checkout's compiled __pycache__/*.pyc are not generated code
+    return sorted(p.relative_to(root) for p in root.rglob("*_pb2*.py*") if p.suffix in (".py", ".pyi"))
 
 
 def main(argv: list[str] | None = None) -> int:
