@@ -256,9 +256,14 @@ class RelayServer:
 
     async def _shutdown(self, grace: float | None) -> None:
         """grpc.aio cancels the calls still open after `grace`, but their tasks finish on later turns of
-        the loop: stopping it at once destroyed them half-way, an ERROR and a traceback per open stream."""
+        the loop: stopping it at once destroyed them half-way, an ERROR and a traceback per open stream.
+        They are left to finish first: cancelling grpc's own task around a call that is unwinding makes it
+        log the CancelledError as an unhandled exception (and a traceback) too. Only what is still running
+        after STOP_DRAIN is cancelled."""
         await self._server.stop(grace)
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=STOP_DRAIN)
         for task in pending:
             task.cancel()
         if pending:
