@@ -13,7 +13,8 @@ from common.errors import UserError
 from flowscope.client import FLOW_SCHEMA, Client, ClientError
 from proto.flow import flow_pb2
 from relay import Peer
-from tests.relay.nodes import flowscope, make_flow, wait_for
+from tests.fixtures.cli import flowscope
+from tests.relay.nodes import make_flow, wait_for
 
 NS = 1_000_000_000
 T0 = int(datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc).timestamp()) * NS

@@ -19,7 +19,8 @@ from proto.observer import observer_pb2
 from proto.peer import peer_pb2
 from proto.relay import relay_pb2
 from relay import Peer
-from tests.relay.nodes import ROOT, flowscope, make_flow, wait_for
+from tests.fixtures.cli import ROOT, flowscope
+from tests.relay.nodes import make_flow, wait_for
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 NS = 1_000_000_000

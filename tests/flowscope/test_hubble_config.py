@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.relay.nodes import ROOT
+from tests.fixtures.cli import ROOT
 
 
 def run(*args: str, env: dict, cwd: str = ROOT) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from flowscope.timeformat import format_time
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.common.filters.sample import BASE_NS, endpoint, http_flow, make_flow
-from tests.relay.nodes import ROOT
+from tests.fixtures.cli import ROOT
 
 T = BASE_NS + 123_456_789  # 2023-11-14T22:13:20.123456789Z
 

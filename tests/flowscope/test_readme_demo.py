@@ -17,7 +17,7 @@ import pytest
 
 from lab.testbed.wait import wait_for
 from tests.fixtures.datapath import unique_pin_dir
-from tests.relay.nodes import ROOT
+from tests.fixtures.cli import ROOT
 from tests.relay.test_lab import start_up
 
 README = pathlib.Path(ROOT) / "README.md"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -19,15 +18,7 @@ from proto.flow import flow_pb2
 from proto.observer import observer_pb2_grpc
 from relay import Peer
 from lab.testbed.wait import wait_for
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def flowscope(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    """Run the `flowscope` command as a user would."""
-    return subprocess.run([sys.executable, "-m", "flowscope", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-
+from tests.fixtures.cli import ROOT
 
 def make_flow(t_ns: int, src: str, dst: str, namespace: str = "shop", port: int = 80,
               protocol: str = "tcp", verdict: int = flow_pb2.FORWARDED) -> flow_pb2.Flow:

@@ -15,7 +15,8 @@ import pytest
 
 from proto.flow import flow_pb2
 from lab.testbed.wait import wait_for
-from tests.relay.nodes import ROOT, flowscope, make_flow
+from tests.fixtures.cli import ROOT, flowscope
+from tests.relay.nodes import make_flow
 
 
 def json_lines(text: str) -> list[dict]:

@@ -13,7 +13,8 @@ from google.protobuf import json_format
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.collector.exporter.flows import sample_flows
-from tests.relay.nodes import flowscope, wait_for
+from tests.fixtures.cli import flowscope
+from tests.relay.nodes import wait_for
 
 MB = 1024 * 1024
 

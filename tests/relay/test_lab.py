@@ -20,7 +20,8 @@ from tests.common.tls_matrix import assert_refuses_bad_clients, assert_rotation_
 from tests.fixtures.datapath import unique_pin_dir
 from tests.fixtures.relay import make_pki
 from lab.testbed.wait import wait_for
-from tests.relay.nodes import ROOT, flowscope, stub
+from tests.fixtures.cli import ROOT, flowscope
+from tests.relay.nodes import stub
 
 pytestmark = pytest.mark.root
 

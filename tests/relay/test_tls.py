@@ -22,7 +22,8 @@ from lab.testbed.wait import wait_for
 from tests.common.tls_matrix import (assert_refuses_bad_clients, assert_rotation_is_used, good_flags, read_flows,
                                      served_files)
 from tests.fixtures.relay import make_pki
-from tests.relay.nodes import flowscope, make_flow
+from tests.fixtures.cli import flowscope
+from tests.relay.nodes import make_flow
 
 
 def status(ch: grpc.Channel) -> observer_pb2.ServerStatusResponse:

@@ -2,14 +2,13 @@
 
 import json
 import subprocess
-import sys
 
+from tests.fixtures.cli import flowscope as run_flowscope, flowscope_in_process
 from tests.fixtures.clickhouse import free_port
 
 
 def flowscope(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowscope", "storage", *args], capture_output=True,
-                          text=True, timeout=60)
+    return run_flowscope("storage", *args)
 
 
 def test_migrate_then_status(clickhouse_server, server_database):
@@ -25,8 +24,9 @@ def test_migrate_then_status(clickhouse_server, server_database):
 
 
 def test_errors_are_one_line():
-    bad = flowscope("status", "--storage", "postgres://x/y")
+    bad = flowscope_in_process("storage", "status", "--storage", "postgres://x/y")
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1].startswith("flowscope storage: error: storage URL")
-    down = flowscope("status", "--storage", f"clickhouse://127.0.0.1:{free_port()}/x?connect_timeout=1")
+    down = flowscope_in_process("storage", "status", "--storage",
+                                f"clickhouse://127.0.0.1:{free_port()}/x?connect_timeout=1")
     assert down.returncode == 1 and "server unreachable" in down.stderr.strip().splitlines()[-1]

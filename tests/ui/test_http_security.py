@@ -4,12 +4,10 @@ that rotate on disk, secrets never on the command line, loopback unless authenti
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -17,6 +15,7 @@ import pytest
 import requests
 
 from lab.testbed.clickhouse import free_port, terminate
+from tests.fixtures.cli import flowscope, flowscope_in_process, flowscope_process
 from tests.fixtures.relay import make_pki
 from tests.grafana.stores import shop_store
 from lab.testbed.wait import wait_for
@@ -24,14 +23,8 @@ from ui.auth import Auth
 from ui.json_api import create_http_api
 from ui.serving import Limits, TLSFiles
 
-ROOT = pathlib.Path(__file__).parents[2]
 TOKEN = "api-token-0123456789abcdef"
 GRAFANA = "https://grafana.example.com"
-
-
-def flowscope(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flowscope", *args], cwd=ROOT, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})}, start_new_session=True, **kw)
 
 
 def wait_serving(process: subprocess.Popen, url: str, **kw) -> None:
@@ -59,7 +52,7 @@ def relay(request, chdb_dir, tmp_path_factory):
     for store, _ in shop_store(request, chdb_dir, tmp_path_factory.mktemp("spool")):
         u = store.url
         port = free_port()
-        process = flowscope(
+        process = flowscope_process(
             "relay", "--peer", f"node-a=127.0.0.1:{free_port()}", "--listen-address", "127.0.0.1:0",
             "--storage", f"clickhouse://{u.user}@{u.host}:{u.port}/{u.database}?http_port={u.http_port}",
             "--http-api-address", f"127.0.0.1:{port}", "--http-api-cors-origin", GRAFANA,
@@ -191,10 +184,9 @@ def test_off_loopback_needs_credentials(shop):
      "--storage-password-file or $FLOWSCOPE_STORAGE_PASSWORD"),
 ])
 def test_relay_refuses_bad_http_api_settings_in_one_line(tmp_path, args, env, message):
-    process = flowscope("relay", "--peer", "a=127.0.0.1:1", "--listen-address", "127.0.0.1:0", "--storage",
-                        f"chdb://{tmp_path}/db", *args, env=env)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 1 and message in err and err.strip().count("\n") == 0, err
+    done = flowscope_in_process("relay", "--peer", "a=127.0.0.1:1", "--listen-address", "127.0.0.1:0", "--storage",
+                                f"chdb://{tmp_path}/db", *args, env=env)
+    assert done.returncode == 1 and message in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
 
 
 def test_https_with_certificates_swapped_on_disk(shop, tmp_path):
@@ -243,16 +235,17 @@ def test_clients_stalled_mid_handshake_do_not_block_https(shop, tmp_path):
         server.stop()
 
 
+@pytest.mark.integration  # the embedded ClickHouse, started by the command itself
 def test_flowscope_ui_over_https_with_the_token_from_a_file(tmp_path):
     """The real command: HTTPS, the token read from a file, exchanged for a Secure session cookie."""
     pki = make_pki(tmp_path)
     store = f"chdb://{tmp_path}/db?database=flowscope"
-    subprocess.run([sys.executable, "-m", "flowscope", "storage", "--storage", store, "migrate"], check=True,
-                   capture_output=True, timeout=120, cwd=ROOT)
+    migrated = flowscope("storage", "--storage", store, "migrate", timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
     (tmp_path / "ui.token").write_text(TOKEN + "\n")
     port = free_port()
-    ui = flowscope("ui", "--storage", store, "--address", f"127.0.0.1:{port}", "--auth-token-file",
-                   str(tmp_path / "ui.token"), "--tls-cert-file", pki.server.cert, "--tls-key-file", pki.server.key)
+    ui = flowscope_process("ui", "--storage", store, "--address", f"127.0.0.1:{port}", "--auth-token-file",
+                           str(tmp_path / "ui.token"), "--tls-cert-file", pki.server.cert, "--tls-key-file", pki.server.key)
     url = f"https://localhost:{port}"
     try:
         wait_serving(ui, url + "/healthz", verify=pki.ca)

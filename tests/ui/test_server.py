@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 import requests
 
+from lab.testbed.clickhouse import free_port
+from lab.testbed.wait import wait_for
+from tests.fixtures.cli import flowscope, flowscope_in_process, flowscope_process
 from tests.fixtures.relay import make_pki
 from ui.app import start
 from ui.auth import COOKIE, Auth, UIConfigError
@@ -105,8 +105,7 @@ def test_non_loopback_needs_auth_or_insecure(served):
     (["--tls-key-file", "k.pem"], {}, "--tls-cert-file and --tls-key-file: expected both or neither"),
 ])
 def test_cli_errors_are_one_line(args, env, message):
-    r = subprocess.run([sys.executable, "-m", "flowscope.cli", "ui", *args], capture_output=True, text=True,
-                       timeout=60, env={**os.environ, **env})
+    r = flowscope_in_process("ui", *args, env=env)
     assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and message in r.stderr, r.stderr
 
 
@@ -123,31 +122,24 @@ def test_ttl_cache_answers_repeats_until_expiry():
 @pytest.mark.integration  # a chdb store in a subprocess
 def test_cli_serves_a_migrated_store_and_refuses_an_empty_one(tmp_path):
     """The token comes from a file (a mounted Secret), never from the command line."""
-    import socket
-    import time
     url = f"chdb://{tmp_path}/db?database=flowscope"
-    empty = subprocess.run([sys.executable, "-m", "flowscope.cli", "ui", "--storage", url], capture_output=True,
-                           text=True, timeout=120)
+    empty = flowscope("ui", "--storage", url, timeout=120)
     assert empty.returncode == 1 and "flowscope storage migrate" in empty.stderr, empty.stderr
-    subprocess.run([sys.executable, "-m", "flowscope.cli", "storage", "--storage", url, "migrate"], check=True,
-                   capture_output=True, timeout=120)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    migrated = flowscope("storage", "--storage", url, "migrate", timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
     (tmp_path / "token").write_text(TOKEN + "\n")
-    ui = subprocess.Popen([sys.executable, "-m", "flowscope.cli", "ui", "--storage", url, "--address",
-                           f"127.0.0.1:{port}", "--auth-token-file", str(tmp_path / "token")],
-                          stderr=subprocess.PIPE, text=True)
+    ui = flowscope_process("ui", "--storage", url, "--address", f"127.0.0.1:{port}",
+                           "--auth-token-file", str(tmp_path / "token"))
+
+    def layout_status() -> int | None:
+        assert ui.poll() is None, ui.stderr.read()
+        try:
+            return get(f"http://127.0.0.1:{port}/_dash-layout", {"Authorization": f"Bearer {TOKEN}"})[0]
+        except OSError:
+            return None
     try:
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline and ui.poll() is None:
-            try:
-                status = get(f"http://127.0.0.1:{port}/_dash-layout", {"Authorization": f"Bearer {TOKEN}"})[0]
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert status == 200, ui.stderr.read() if ui.poll() is not None else "no answer"
+        assert wait_for(layout_status, timeout=60, what="the UI's layout") == 200
         assert get(f"http://127.0.0.1:{port}/_dash-layout")[0] == 401
     finally:
         ui.terminate()

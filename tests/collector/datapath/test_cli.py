@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
+
+from tests.fixtures.cli import flowscope, flowscope_in_process
 
 
 def collector(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flowscope", "collector", *args], capture_output=True, text=True,
-                          timeout=60)
+    """Values refused while reading the arguments: the CLI's main() in this process."""
+    return flowscope_in_process("collector", *args)
 
 
 def test_dump_bpf_shows_the_program_as_compiled():
@@ -31,14 +32,16 @@ def test_bad_values_are_one_line_errors():
 
 
 def test_plaintext_beyond_loopback_and_bad_certificates_fail_before_the_datapath_loads(test_pki):
-    result = collector("--listen-address", ":4244", "--pin-dir", "/sys/fs/bpf/never-made")
+    # as processes: were a check missing, the command would go on to load the datapath
+    result = flowscope("collector", "--listen-address", ":4244", "--pin-dir", "/sys/fs/bpf/never-made")
     assert result.returncode == 1 and result.stderr.splitlines() == [
         "flowscope collector: error: :4244: will not serve flows in plaintext beyond loopback; give "
         "--tls-cert-file and --tls-key-file (`flowscope certs generate DIR` makes them), listen on localhost, "
         "or pass --disable-server-tls"]
-    result = collector("--tls-cert-file", test_pki.expired_server.cert, "--tls-key-file", test_pki.expired_server.key)
+    result = flowscope("collector", "--tls-cert-file", test_pki.expired_server.cert,
+                       "--tls-key-file", test_pki.expired_server.key)
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
     assert "expired-server.crt: certificate CN=relay.flowscope.test,O=flowscope expired on" in result.stderr
-    result = collector("--tls-cert-file", test_pki.server.cert)
+    result = flowscope("collector", "--tls-cert-file", test_pki.server.cert)
     assert result.returncode == 1 and result.stderr.splitlines() == [
         "flowscope collector: error: server TLS needs both --tls-cert-file and --tls-key-file"]
