@@ -7,6 +7,11 @@
    collectors' own CPU is taken out and the relay's capacity shows (all share this machine's cores).
 2. follow: flows/s to one GetFlows follow client (another process) while collectors publish live.
 3. memory: relay RSS every 10 s while collectors publish at a steady rate into chdb.
+4. storage (--storage-vs TREE[,TREE]): relay from N collectors into chdb, this tree vs each TREE (a checkout
+   of the code before a change), and the embedded ingest alone (FlowWriter.write of the same flows as
+   messages, no relay, no collectors) in each tree; each case a fresh process importing its tree, cases
+   interleaved, every flow checked stored once; flows/s and CPU µs per flow of the relay's process
+   (chdb and every thread of it; the collectors' processes not counted).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if "--tree" in sys.argv:  # part 4's cases import the tree under test (the collectors stay this tree's)
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
 import grpc  # noqa: E402
 
@@ -167,6 +174,11 @@ def open_bench_store(database: str):
 
 # ----- 1. ingest -------------------------------------------------------------------------------------
 
+def stored_exactly(store) -> tuple[int, int]:
+    """(rows, distinct uuids) stored."""
+    return store.count(), store.backend.rows(f"SELECT uniqExact(uuid) FROM {store.layout.table('flows')}")[0][0]
+
+
 def ingest(nodes: int, flows: int, link: str, with_storage: bool) -> dict:
     from relay import Relay
     total = nodes * flows
@@ -184,8 +196,7 @@ def ingest(nodes: int, flows: int, link: str, with_storage: bool) -> dict:
     elapsed = time.monotonic() - began
     result = {"delivered": counted(), "elapsed": elapsed, "rate": counted() / elapsed, "rss": rss_mib()}
     if with_storage:
-        stored = store.count()
-        distinct = store.backend.rows(f"SELECT uniqExact(uuid) FROM {store.layout.table('flows')}")[0][0]
+        stored, distinct = stored_exactly(store)
         result.update(stored=stored, distinct=distinct)
         writer.close()
         store.close()
@@ -328,6 +339,84 @@ def memory(nodes: int, rate: float, seconds: int, with_storage: bool) -> list[tu
     return samples
 
 
+# ----- 4. storage, this tree vs another ---------------------------------------------------------------
+
+def storage_case(case: str, nodes: int, flows: int) -> dict:
+    """In a process importing the tree under test: `relay` (N collectors -> relay -> chdb) or `alone`
+    (FlowWriter.write of N x M template flows as messages, 1,000 per call as the relay's batches)."""
+    import uuid as uuid_module
+
+    total = nodes * flows
+    store, writer = open_bench_store(f"storage_{case}")
+    if case == "relay":
+        from relay import Relay
+        collectors = Collectors(nodes, flows, "batch")
+        relay = Relay(store, writer).start()
+        cpu, began = time.process_time(), time.monotonic()
+        for peer in collectors.peers:
+            relay.add_peer(peer)
+        deadline = began + 900
+        while relay.stored_flows < total and time.monotonic() < deadline:
+            time.sleep(0.01)
+        relay.stop()  # flushes the writer
+    else:
+        base = time.time_ns() - 3_600_000_000_000
+        messages = []
+        for node in range(nodes):
+            template = template_flow(f"node-{node}")
+            for i in range(flows):
+                flow = flow_pb2.Flow()
+                flow.CopyFrom(template)
+                flow.uuid = str(uuid_module.uuid4())
+                flow.time.FromNanoseconds(base + i * 1000 + node)
+                messages.append(flow)
+        cpu, began = time.process_time(), time.monotonic()
+        for i in range(0, total, 1000):
+            writer.write(messages[i:i + 1000])
+        writer.flush()
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+    stored, distinct = stored_exactly(store)
+    writer.close()
+    store.close()
+    if case == "relay":
+        collectors.close()
+    return {"rate": total / elapsed, "cpu_us": 1e6 * cpu / total, "stored": stored, "distinct": distinct,
+            "total": total}
+
+
+def storage_vs(before: str, nodes: int, flows: int, rounds: int) -> None:
+    """Part 4: this tree against each tree of `before` (comma-separated checkouts, each named by its
+    directory), every case of every tree once per round, the order turned around every other round."""
+    import json
+    trees = [("this tree", os.path.dirname(os.path.dirname(HERE)))]
+    trees += [(os.path.basename(t.rstrip("/")), os.path.abspath(t)) for t in before.split(",")]
+    results: dict[tuple[str, str], list[dict]] = {}
+    print(f"4. storage: {nodes} collectors x {flows} flows; load average {os.getloadavg()[0]:.1f} at start")
+    print(f"{'case':<48}{'round':>6}{'stored':>10}{'distinct':>10}{'flows/s':>10}{'CPU us/flow':>13}")
+    for round_ in range(1, rounds + 1):
+        for case in ("relay", "alone"):
+            for label, tree in trees if round_ % 2 else trees[::-1]:
+                out = subprocess.run([PY, HERE, "--storage-case", case, "--tree", tree, "--nodes", str(nodes),
+                                      "--flows", str(flows)], capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                assert r["stored"] == r["distinct"] == r["total"], f"{label} {case}: {r}"
+                results.setdefault((case, label), []).append(r)
+                name = f"{'relay -> chdb' if case == 'relay' else 'embedded ingest alone'}, {label}"
+                print(f"{name:<48}{round_:>6}{r['stored']:>10}{r['distinct']:>10}{r['rate']:>10.0f}"
+                      f"{r['cpu_us']:>13.1f}", flush=True)
+    mean = {k: (sum(r["rate"] for r in v) / len(v), sum(r["cpu_us"] for r in v) / len(v)) for k, v in results.items()}
+    for label, _ in trees:
+        print(f"{label}: relay / ingest alone = {mean[('relay', label)][0] / mean[('alone', label)][0]:.2f} "
+              f"(flows/s, means of {rounds}); CPU us/flow relay {mean[('relay', label)][1]:.1f}, "
+              f"alone {mean[('alone', label)][1]:.1f}")
+    ours = mean[("relay", trees[0][0])]
+    for label, _ in trees[1:]:
+        theirs = mean[("relay", label)]
+        print(f"relay, this tree / {label}: {ours[0] / theirs[0]:.2f}x flows/s, {theirs[1] / ours[1]:.2f}x less CPU "
+              "per flow")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -341,9 +430,21 @@ def main() -> None:
     parser.add_argument("--memory-into", default="memory,chdb", help="memory and/or chdb")
     parser.add_argument("--follow-rate", type=float, default=8_000, help="flows/s per collector")
     parser.add_argument("--skip", default="", help="comma list of ingest,follow,memory to skip")
+    parser.add_argument("--storage-vs", metavar="TREE[,TREE]", help="only part 4: this tree against the code in "
+                        "each TREE (a checkout, e.g. from git archive)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of part 4")
+    parser.add_argument("--storage-case", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.storage_case:
+        import json
+        print(json.dumps(storage_case(args.storage_case, args.nodes, args.flows)), flush=True)
+        return
+    if args.storage_vs:
+        storage_vs(args.storage_vs, args.nodes, args.flows, args.rounds)
         return
     skip = set(args.skip.split(","))
     if "ingest" not in skip:

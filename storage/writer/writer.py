@@ -34,18 +34,17 @@ import threading
 import time
 from typing import Callable, Iterable, Sequence, Union
 
-from google.protobuf.message import DecodeError
-
 from proto.flow import flow_pb2
 from storage.errors import SpoolFullError, StorageError, StorageUnavailable
 from storage.ingest.insert import EncodedFlows
 from storage.store import FlowStore
+from storage.writer.check import malformed
 from storage.writer.spool import Spool
 
 log = logging.getLogger(__name__)
 # What a batch holds: flows given to write() as messages, or to write_bytes() as (time_ns, uuid, bytes).
 BatchItem = Union[flow_pb2.Flow, tuple]
-Encoded = tuple[list[flow_pb2.Flow], list[bytes], Union[EncodedFlows, StorageError]]
+Encoded = tuple[Union[Sequence[flow_pb2.Flow], None], list[bytes], Union[EncodedFlows, StorageError]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +123,8 @@ class FlowWriter:
 
     def write_bytes(self, flows: Sequence[tuple[int, str, bytes]]) -> int:
         """write() for serialized flows: (time_ns, uuid, flow_bytes) each (longer tuples, such as the
-        relay's entries, give their first three), stored as they are. The store's encoding parses a
-        flow only for facts it cannot read from the bytes; a flow whose bytes do not parse is left out
-        and counted (stats().malformed)."""
+        relay's entries, give their first three), stored as they are: the store's encoding needs no
+        parsed flow. A flow whose bytes do not parse is left out and counted (stats().malformed)."""
         return self._take(flows, [f[1] for f in flows])
 
     def _take(self, items: Sequence[BatchItem], uuids: list[str]) -> int:
@@ -277,39 +275,34 @@ class FlowWriter:
                 self._store_batch(batch)
 
     def _encode(self, batch: list[BatchItem]) -> Encoded:
-        """The batch's flows and their serialized bytes (what the spool keeps), and the store's
-        encoding of them (or why not)."""
-        flows, raws = self._messages_and_bytes(batch)
+        """The batch's flows as messages (None for flows of write_bytes: the store needs only their
+        bytes), their serialized bytes (what the spool keeps), and the store's encoding of them (or
+        why not). Flow bytes that are no valid Flow are left out and counted (storage.writer.check):
+        one bad flow must neither fail its whole batch nor be stored."""
+        flows: Sequence[flow_pb2.Flow] | None
+        if all(type(item) is flow_pb2.Flow for item in batch):
+            flows = batch
+            raws = [f.SerializeToString() for f in batch]
+        else:  # flows of write_bytes (with those of write, if one writer had both)
+            flows = None
+            raws = [item.SerializeToString() if type(item) is flow_pb2.Flow else item[2] for item in batch]
+            bad = malformed(raws)
+            if bad:
+                self._count_malformed(batch, bad)
+                raws = [raw for i, raw in enumerate(raws) if i not in bad]
         try:
-            return flows, raws, self.store.encode_flows(flows, raws)
+            return flows, raws, self.store.encode_flows(flows, raws) if raws else EncodedFlows(0)
         except StorageError as err:  # e.g. the schema check could not reach the store
             return flows, raws, err
 
-    def _messages_and_bytes(self, batch: list[BatchItem]) -> tuple[list[flow_pb2.Flow], list[bytes]]:
-        """Messages are serialized; bytes are parsed, because the store's encoding reads a few facts of
-        each flow from the message (storage.ingest.envelope). A flow whose bytes do not parse is left
-        out and counted: one bad flow must not fail its whole batch in the store."""
-        if not any(type(item) is not flow_pb2.Flow for item in batch):
-            return batch, [f.SerializeToString() for f in batch]
-        flows, raws, malformed = [], [], []
-        for item in batch:
-            if type(item) is flow_pb2.Flow:
-                flows.append(item)
-                raws.append(item.SerializeToString())
-                continue
-            try:
-                flows.append(flow_pb2.Flow.FromString(item[2]))
-            except DecodeError as err:
-                malformed.append(f"{item[1] or 'no uuid'}: {err}")
-                continue
-            raws.append(item[2])
-        if malformed:
-            with self._cond:
-                self._malformed += len(malformed)
-                total = self._malformed
-            log.error("storage writer: %d flows of a batch of %d are not valid Flow bytes and were left out "
-                      "(%d so far; first: %s)", len(malformed), len(batch), total, malformed[0])
-        return flows, raws
+    def _count_malformed(self, batch: list[BatchItem], bad: dict[int, str]) -> None:
+        with self._cond:
+            self._malformed += len(bad)
+            total = self._malformed
+        first = min(bad)
+        log.error("storage writer: %d flows of a batch of %d are not valid Flow bytes and were left out "
+                  "(%d so far; first, flow %s: %s)", len(bad), len(batch), total,
+                  batch[first][1] or "without uuid", bad[first])
 
     def _encoded(self, batch: list[BatchItem]) -> Encoded:
         """The batch encoded: by the encoder stage if it was the one encoded ahead, else now. Then
@@ -350,16 +343,19 @@ class FlowWriter:
             self._busy = False
             self._cond.notify_all()
 
-    def _insert(self, flows: list[flow_pb2.Flow], raws: list[bytes], check_existing: bool,
+    def _insert(self, flows: Sequence[flow_pb2.Flow] | None, raws: list[bytes], check_existing: bool,
                 encoded: EncodedFlows | StorageError | None = None) -> bool:
-        started, total = time.monotonic(), len(flows)
+        """Inserts the batch (`flows`: `raws` parsed, or None where the store needs only the bytes);
+        False when the store did not take it. `check_existing` (a replay, `flows` given) leaves out the
+        flows the store holds already."""
+        started, total = time.monotonic(), len(raws)
         try:
             if check_existing:
                 flows, raws = self._not_stored(flows, raws)
                 encoded = None
             if isinstance(encoded, StorageError):
                 raise encoded
-            if flows:
+            if raws:
                 self.store.insert_encoded(encoded or self.store.encode_flows(flows, raws))
         except StorageError as err:
             with self._cond:
@@ -369,7 +365,7 @@ class FlowWriter:
                     self._head_failures += 1
                 self._retry_at = time.monotonic() + self._backoff
                 self._backoff = min(self._backoff * 2, self.retry_max)
-            log.warning("storage writer: insert of %d flows failed: %s", len(flows), err)
+            log.warning("storage writer: insert of %d flows failed: %s", len(raws), err)
             return False
         with self._cond:
             self._written += total  # flows found already stored count: they are stored
