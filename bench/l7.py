@@ -53,6 +53,7 @@ from collector.l7 import ConnKey, L7Dispatcher  # noqa: E402
 from lab.apps.nginx import nginx_conf  # noqa: E402
 from lab.testbed.netns import REPO, background, netns, run, tcpdump, wait_port  # noqa: E402
 from lab.testbed.pcap import segments  # noqa: E402
+from lab.testbed.wait import wait_for  # noqa: E402
 
 HTTP_PORT, GRPC_PORT, HTTPS_PORT = 8080, 50051, 8443
 WRK_MIX = """
@@ -372,19 +373,22 @@ def http_flows(flows: list[dict], url_part: str) -> tuple[int, int]:
 
 def wait_attached(collector: CollectorProcess, state: lab.LabState, client, server, timeout: float = 180) -> None:
     """Until a curl from the client pod shows up as an HTTP flow: the programs are attached and read."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def warmup_seen() -> bool:
         if collector.proc.poll() is not None:
             raise RuntimeError(f"collector exited: {collector.log.read_text()[-2000:]}")
         subprocess.run(["ip", "netns", "exec", client.netns, "curl", "-s", "-o", "/dev/null",
                         f"http://{server.ipv4}:{HTTP_PORT}{WARMUP_PATH}"], timeout=10)
         try:
-            if any(WARMUP_PATH in f.get("l7", {}).get("http", {}).get("url", "") for f in collector.observe_l7()):
-                return
+            return any(WARMUP_PATH in f.get("l7", {}).get("http", {}).get("url", "") for f in collector.observe_l7())
         except RuntimeError:
-            pass  # the gRPC server is not up yet
-        time.sleep(1)
-    raise RuntimeError(f"collector not attached after {timeout:.0f}s: {collector.log.read_text()[-2000:]}")
+            return False  # the gRPC server is not up yet
+
+    try:
+        wait_for(warmup_seen, timeout, "the warm-up curl seen as an HTTP flow", interval=1)
+    except AssertionError:
+        raise RuntimeError(f"collector not attached after {timeout:.0f}s: "
+                           f"{collector.log.read_text()[-2000:]}") from None
 
 
 def hey_command(url: str, seconds: int, rate: int, connections: int) -> list[str]:

@@ -1,11 +1,10 @@
 """Policies from the Kubernetes API, against the stand-in API server (tests/fixtures/kube_api.py:
 no Kubernetes API server can run on this machine; the client under test is the real one)."""
 
-import threading
-import time
 
 from collector.k8s import load_api_client
 from enforcer.k8s_policies import KubernetesPolicySource
+from lab.testbed.wait import wait_for
 
 
 def network_policy(name, ns, port, app="backend"):
@@ -25,22 +24,19 @@ def cilium_policy(name, ns):
 
 
 class Changes:
+    """The source's callback: keeps the latest policy list it handed over."""
+
     def __init__(self):
         self.latest = []
-        self.cond = threading.Condition()
 
     def __call__(self, policies):
-        with self.cond:
-            self.latest = policies
-            self.cond.notify_all()
+        self.latest = policies
 
-    def wait_for(self, predicate, timeout=10):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate(self.latest):
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"policies never matched: {[p.name for p in self.latest]}"
-                self.cond.wait(remaining)
+    def until(self, predicate, timeout=10):
+        try:
+            wait_for(lambda: predicate(self.latest), timeout, "the policies to match")
+        except AssertionError:
+            raise AssertionError(f"policies never matched: {[p.name for p in self.latest]}") from None
 
 
 def start(kube_api, tmp_path, changes):
@@ -60,14 +56,14 @@ def test_network_policies_follow_the_api(kube_api, tmp_path):
     changes = Changes()
     source = start(kube_api, tmp_path, changes)
     try:
-        changes.wait_for(lambda ps: names(ps) == ["allow-frontend"])
+        changes.until(lambda ps: names(ps) == ["allow-frontend"])
         assert [r.ports[0].port for r in changes.latest[0].ingress] == [8080]
         kube_api.apply(network_policy("allow-frontend", "shop", 9090))
-        changes.wait_for(lambda ps: [r.ports[0].port for r in ps[0].ingress] == [9090])
+        changes.until(lambda ps: [r.ports[0].port for r in ps[0].ingress] == [9090])
         kube_api.apply(network_policy("db", "data", 6379, app="database"))
-        changes.wait_for(lambda ps: names(ps) == ["allow-frontend", "db"])
+        changes.until(lambda ps: names(ps) == ["allow-frontend", "db"])
         kube_api.delete("NetworkPolicy", "allow-frontend", "shop")
-        changes.wait_for(lambda ps: names(ps) == ["db"])
+        changes.until(lambda ps: names(ps) == ["db"])
         assert [i.resource for i in source.informers] == ["networkpolicies"], "no Cilium CRD here"
     finally:
         kube_api.drop_watches()
@@ -81,7 +77,7 @@ def test_invalid_object_is_named_and_skipped(kube_api, tmp_path):
     changes = Changes()
     source = start(kube_api, tmp_path, changes)
     try:
-        changes.wait_for(lambda ps: names(ps) == ["good"])
+        changes.until(lambda ps: names(ps) == ["good"])
         (reason,) = source.invalid.values()
         assert "kubernetes:NetworkPolicy/shop/bad-port" in reason and "port" in reason
     finally:
@@ -95,7 +91,7 @@ def test_cilium_policies_come_from_the_crd_when_installed(kube_api, tmp_path):
     changes = Changes()
     source = start(kube_api, tmp_path, changes)
     try:
-        changes.wait_for(lambda ps: names(ps) == ["frontend-egress"])
+        changes.until(lambda ps: names(ps) == ["frontend-egress"])
         assert changes.latest[0].kind == "CiliumNetworkPolicy"
     finally:
         kube_api.drop_watches()

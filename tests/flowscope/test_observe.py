@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 from google.protobuf import json_format
@@ -14,6 +13,7 @@ from collector.observer import Observer, create_server
 from flowscope.cli import build_parser, main
 from common.errors import UserError
 from flowscope.commands.observe import build_request
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2
 from tests.common.filters.sample import BASE_NS, endpoint, http_flow, make_flow
@@ -169,11 +169,13 @@ def test_follow_prints_new_flows_as_they_come():
     proc = subprocess.Popen([sys.executable, "-m", "flowscope", "observe", "--server", f"127.0.0.1:{port}", "-f",
                              "-o", "jsonpb"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+    def following() -> bool:
+        assert proc.poll() is None, proc.stderr.read()
+        return observer.followers >= 1
+
     try:
-        deadline = time.monotonic() + 30
-        while observer.followers < 1:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
-            time.sleep(0.02)
+        wait_for(following, 30, "`observe -f` counted as a follower", interval=0.02)
         for port_ in (1, 2, 3):
             observer.publish(make_flow(sport=port_))
         got = [json.loads(proc.stdout.readline()) for _ in range(3)]  # arrives through a pipe, unbuffered

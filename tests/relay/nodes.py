@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -112,18 +111,18 @@ class RelayProcess:
         self.log: list[str] = []
         self.port = 0
         self.started = ""
-        deadline = time.monotonic() + 60
-        for line in self.proc.stderr:
-            self.log.append(line)
-            found = re.search(r"Observer API on port (\d+)", line)
-            if found:
-                self.port = int(found.group(1))
-                self.started = line
-                break
-            if time.monotonic() > deadline:
-                break
-        assert self.port, "relay did not start:\n" + "".join(self.log)
+        wait_for(self._read_start_line, 60, "the relay to log its Observer API port", interval=0)
         threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    def _read_start_line(self) -> bool:
+        """Reads one line of the log (blocking); True once it names the port."""
+        line = self.proc.stderr.readline()
+        assert line, "relay did not start:\n" + "".join(self.log)
+        self.log.append(line)
+        found = re.search(r"Observer API on port (\d+)", line)
+        if found:
+            self.port, self.started = int(found.group(1)), line
+        return bool(found)
 
     @property
     def server(self) -> str:

@@ -4,12 +4,12 @@ while it lasts."""
 
 import subprocess
 import sys
-import time
 import urllib.request
 
 from selenium.webdriver.common.by import By
 
 from lab.testbed.clickhouse import free_port, random_database
+from lab.testbed.wait import wait_for
 from storage import DeferredStore
 from tests.fixtures.chromium import wait_until
 from tests.fixtures.stopping import ROOT
@@ -22,16 +22,18 @@ def test_ui_starts_while_clickhouse_is_down():
     proc = subprocess.Popen([sys.executable, "-m", "flowscope", "ui", "--storage",
                              f"clickhouse://default@127.0.0.1:{dead}/flowscope", "--address", f"127.0.0.1:{port}"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+    def front_page() -> tuple[int, bytes] | None:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+                return reply.status, reply.read()
+        except OSError:
+            return None  # not listening yet
+
     try:
-        deadline, page = time.monotonic() + 90, None
-        while page is None and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
-                    page = (reply.status, reply.read())
-            except OSError:
-                time.sleep(0.5)
-        assert page is not None and page[0] == 200
+        page = wait_for(front_page, 90, "the UI's front page", interval=0.5)
+        assert page[0] == 200
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)

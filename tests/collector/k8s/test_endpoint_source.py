@@ -10,6 +10,7 @@ import pytest
 
 from common.endpoints import EndpointCache
 from collector.k8s import KubernetesEndpointSource, KubernetesError, load_api_client
+from lab.testbed.wait import wait_for
 
 
 def namespace(name, **labels):
@@ -43,21 +44,6 @@ def endpoint_slice(name, ns, service_name, addresses):
 
 def node(name, **labels):
     return {"kind": "Node", "apiVersion": "v1", "metadata": {"name": name, "labels": labels}}
-
-
-def eventually(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)
 
 
 def devices(ip):
@@ -96,7 +82,7 @@ def source(cluster, tmp_path):
 
 def test_initial_list_builds_endpoints_with_workloads_services_and_devices(source):
     cache = source.cache
-    front = eventually(lambda: cache.endpoint_by_ip("10.0.0.10"))
+    front = wait_for(lambda: cache.endpoint_by_ip("10.0.0.10"), what="the frontend pod in the cache")
     assert (front.namespace, front.pod_name) == ("shop", "frontend-7d9f-abcde")
     assert (front.workload_name, front.workload_kind) == ("frontend", "Deployment")
     assert (front.device, front.ifindex, front.node_name) == ("lxc-front", 11, "node-a")
@@ -118,17 +104,18 @@ def test_initial_list_builds_endpoints_with_workloads_services_and_devices(sourc
 def test_watch_follows_adds_relabels_and_deletes(source, kube_api):
     cache = source.cache
     kube_api.apply(pod("cart-1", "shop", "10.0.0.13", {"app": "cart"}))
-    eventually(lambda: cache.endpoint_by_ip("10.0.0.13"))
+    wait_for(lambda: cache.endpoint_by_ip("10.0.0.13"), what="the added pod in the cache")
     kube_api.apply(pod("cart-1", "shop", "10.0.0.13", {"app": "cart", "tier": "gold"}))
-    eventually(lambda: cache.endpoint_by_ip("10.0.0.13").labels.get("tier") == "gold")
+    wait_for(lambda: cache.endpoint_by_ip("10.0.0.13").labels.get("tier") == "gold", what="the pod's new label")
     kube_api.apply(namespace("shop", team="payments"))
-    eventually(lambda: cache.endpoint_by_ip("10.0.0.10").namespace_labels == {"team": "payments"})
+    wait_for(lambda: cache.endpoint_by_ip("10.0.0.10").namespace_labels == {"team": "payments"},
+             what="the namespace's new labels on its pod")
     kube_api.delete("Pod", "cart-1", "shop")
-    eventually(lambda: cache.endpoint_by_ip("10.0.0.13") is None)
+    wait_for(lambda: cache.endpoint_by_ip("10.0.0.13") is None, what="the deleted pod gone from the cache")
     kube_api.apply(pod("db-0", "shop", "10.0.0.11", {"app": "db"}, phase="Succeeded"))
-    eventually(lambda: cache.endpoint_by_ip("10.0.0.11") is None)
+    wait_for(lambda: cache.endpoint_by_ip("10.0.0.11") is None, what="the finished pod gone from the cache")
     kube_api.delete("Service", "frontend", "shop")
-    eventually(lambda: cache.service_by_ip("10.96.0.20") is None)
+    wait_for(lambda: cache.service_by_ip("10.96.0.20") is None, what="the deleted service gone from the cache")
 
 
 def test_gone_in_mid_watch_relists_and_converges(source, kube_api):
@@ -138,18 +125,19 @@ def test_gone_in_mid_watch_relists_and_converges(source, kube_api):
     kube_api.expire_history("Pod")
     kube_api.delete("Pod", "frontend-7d9f-abcde", "shop")
     kube_api.expire_history("Pod")
-    eventually(lambda: pods.stats.gone >= 1 and pods.stats.lists > lists_before)
-    eventually(lambda: source.cache.endpoint_by_ip("10.0.0.14") is not None)
-    eventually(lambda: source.cache.endpoint_by_ip("10.0.0.10") is None)
+    wait_for(lambda: pods.stats.gone >= 1 and pods.stats.lists > lists_before, what="a 410 Gone and a relist")
+    wait_for(lambda: source.cache.endpoint_by_ip("10.0.0.14") is not None, what="the pod added before the relist")
+    wait_for(lambda: source.cache.endpoint_by_ip("10.0.0.10") is None, what="the pod deleted before the relist gone")
 
 
 def test_dropped_connection_resumes_from_last_version_without_relisting(source, kube_api):
     pods = next(i for i in source.informers if i.resource == "pods")
     lists_before = pods.stats.lists
     kube_api.drop_watches()
-    eventually(lambda: pods.stats.watches >= 2)
+    wait_for(lambda: pods.stats.watches >= 2, what="a second watch")
     kube_api.apply(pod("while-away", "shop", "10.0.0.15", {"app": "away"}))
-    eventually(lambda: source.cache.endpoint_by_ip("10.0.0.15") is not None)
+    wait_for(lambda: source.cache.endpoint_by_ip("10.0.0.15") is not None,
+             what="the pod added while the watch was down")
     assert pods.stats.lists == lists_before
     assert pods.stats.watches >= 2
     assert any("resourceVersion=" in r and "watch=true" in r for r in kube_api.requests)
@@ -159,7 +147,7 @@ def test_forbidden_watch_reports_permission_and_keeps_known_labels(source, kube_
     pods = next(i for i in source.informers if i.resource == "pods")
     kube_api.forbid("Pod")
     kube_api.expire_history("Pod")  # force a relist, which is now forbidden
-    eventually(lambda: "403" in pods.stats.last_error)
+    wait_for(lambda: "403" in pods.stats.last_error, what="the 403 reported")
     assert "no permission to list/watch pods" in pods.stats.last_error
     assert source.cache.endpoint_by_ip("10.0.0.10").pod_name == "frontend-7d9f-abcde"
     errors_then = pods.stats.errors

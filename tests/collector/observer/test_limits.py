@@ -4,13 +4,13 @@ still answer; the freed slots serve new clients."""
 import os
 import subprocess
 import sys
-import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from collector.observer import HEALTH_SERVICE, Observer, create_server
+from lab.testbed.wait import wait_for
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.collector.observer.streams import BOUND, reader, wait_for_followers
 from tests.common.filters.sample import make_flow
@@ -33,16 +33,18 @@ def server():
 
 
 def _refused(queues) -> list[grpc.RpcError]:
-    """The streams that ended with an error, once the rest have been admitted (or BOUND passes)."""
-    deadline = time.monotonic() + 4 * BOUND
+    """The streams that ended with an error, once all the excess have been refused."""
     refused: dict[int, grpc.RpcError] = {}
-    while len(refused) < CLIENTS - LIMIT and time.monotonic() < deadline:
+
+    def all_excess_refused() -> bool:
         for i, q in enumerate(queues):
             if i not in refused and not q.empty():
                 item = q.get()
                 assert isinstance(item, grpc.RpcError), f"stream {i} got {item!r} before any flow was published"
                 refused[i] = item
-        time.sleep(0.02)
+        return len(refused) >= CLIENTS - LIMIT
+
+    wait_for(all_excess_refused, 4 * BOUND, f"{CLIENTS - LIMIT} streams refused", interval=0.02)
     return list(refused.values())
 
 
@@ -79,9 +81,7 @@ def test_excess_follow_clients_are_refused_and_the_server_still_answers(server):
         for call in calls:
             call.cancel()
     # once they are gone, their slots serve new followers
-    deadline = time.monotonic() + BOUND
-    while observer.followers and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: not observer.followers, BOUND, "the cancelled followers gone", interval=0.02)
     late = observer_pb2_grpc.ObserverStub(channels[2]).GetFlows(Req(follow=True))
     q = reader(late)
     wait_for_followers(observer, 1)
