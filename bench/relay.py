@@ -164,12 +164,12 @@ def rss_mib() -> float:
 CHDB_DIR = tempfile.mkdtemp(prefix="flowscope-bench-relay-")  # one chdb directory per process
 
 
-def open_bench_store(database: str):
+def open_bench_store(database: str, **writer_options):
     """(store, writer) on a fresh database of this process's chdb directory."""
     import storage
     store = storage.open_store(f"chdb://{CHDB_DIR}/db?database={database}_{os.getpid()}_{time.monotonic_ns()}")
     store.migrate()
-    return store, storage.FlowWriter(store)
+    return store, storage.FlowWriter(store, **writer_options)
 
 
 # ----- 1. ingest -------------------------------------------------------------------------------------
@@ -341,13 +341,13 @@ def memory(nodes: int, rate: float, seconds: int, with_storage: bool) -> list[tu
 
 # ----- 4. storage, this tree vs another ---------------------------------------------------------------
 
-def storage_case(case: str, nodes: int, flows: int) -> dict:
+def storage_case(case: str, nodes: int, flows: int, flush_interval: float) -> dict:
     """In a process importing the tree under test: `relay` (N collectors -> relay -> chdb) or `alone`
     (FlowWriter.write of N x M template flows as messages, 1,000 per call as the relay's batches)."""
     import uuid as uuid_module
 
     total = nodes * flows
-    store, writer = open_bench_store(f"storage_{case}")
+    store, writer = open_bench_store(f"storage_{case}", flush_interval=flush_interval)
     if case == "relay":
         from relay import Relay
         collectors = Collectors(nodes, flows, "batch")
@@ -376,34 +376,37 @@ def storage_case(case: str, nodes: int, flows: int) -> dict:
         writer.flush()
     elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
     stored, distinct = stored_exactly(store)
+    inserts = writer.stats().batches_written
     writer.close()
     store.close()
     if case == "relay":
         collectors.close()
     return {"rate": total / elapsed, "cpu_us": 1e6 * cpu / total, "stored": stored, "distinct": distinct,
-            "total": total}
+            "total": total, "inserts": inserts}
 
 
-def storage_vs(before: str, nodes: int, flows: int, rounds: int) -> None:
+def storage_vs(before: str, nodes: int, flows: int, rounds: int, flush_interval: float) -> None:
     """Part 4: this tree against each tree of `before` (comma-separated checkouts, each named by its
     directory), every case of every tree once per round, the order turned around every other round."""
     import json
     trees = [("this tree", os.path.dirname(os.path.dirname(HERE)))]
     trees += [(os.path.basename(t.rstrip("/")), os.path.abspath(t)) for t in before.split(",")]
     results: dict[tuple[str, str], list[dict]] = {}
-    print(f"4. storage: {nodes} collectors x {flows} flows; load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'case':<48}{'round':>6}{'stored':>10}{'distinct':>10}{'flows/s':>10}{'CPU us/flow':>13}")
+    print(f"4. storage: {nodes} collectors x {flows} flows, writer batches cut at {flush_interval} s; load average "
+          f"{os.getloadavg()[0]:.1f} at start")
+    print(f"{'case':<48}{'round':>6}{'stored':>10}{'distinct':>10}{'flows/s':>10}{'CPU us/flow':>13}{'inserts':>9}")
     for round_ in range(1, rounds + 1):
         for case in ("relay", "alone"):
             for label, tree in trees if round_ % 2 else trees[::-1]:
                 out = subprocess.run([PY, HERE, "--storage-case", case, "--tree", tree, "--nodes", str(nodes),
-                                      "--flows", str(flows)], capture_output=True, text=True, check=True)
+                                      "--flows", str(flows), "--flush-interval", str(flush_interval)],
+                                     capture_output=True, text=True, check=True)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 assert r["stored"] == r["distinct"] == r["total"], f"{label} {case}: {r}"
                 results.setdefault((case, label), []).append(r)
                 name = f"{'relay -> chdb' if case == 'relay' else 'embedded ingest alone'}, {label}"
                 print(f"{name:<48}{round_:>6}{r['stored']:>10}{r['distinct']:>10}{r['rate']:>10.0f}"
-                      f"{r['cpu_us']:>13.1f}", flush=True)
+                      f"{r['cpu_us']:>13.1f}{r['inserts']:>9}", flush=True)
     mean = {k: (sum(r["rate"] for r in v) / len(v), sum(r["cpu_us"] for r in v) / len(v)) for k, v in results.items()}
     for label, _ in trees:
         print(f"{label}: relay / ingest alone = {mean[('relay', label)][0] / mean[('alone', label)][0]:.2f} "
@@ -433,6 +436,8 @@ def main() -> None:
     parser.add_argument("--storage-vs", metavar="TREE[,TREE]", help="only part 4: this tree against the code in "
                         "each TREE (a checkout, e.g. from git archive)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of part 4")
+    parser.add_argument("--flush-interval", type=float, default=1.0,
+                        help="part 4: the writer's flush_interval (its batches cut by age), in seconds")
     parser.add_argument("--storage-case", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -441,10 +446,10 @@ def main() -> None:
         return
     if args.storage_case:
         import json
-        print(json.dumps(storage_case(args.storage_case, args.nodes, args.flows)), flush=True)
+        print(json.dumps(storage_case(args.storage_case, args.nodes, args.flows, args.flush_interval)), flush=True)
         return
     if args.storage_vs:
-        storage_vs(args.storage_vs, args.nodes, args.flows, args.rounds)
+        storage_vs(args.storage_vs, args.nodes, args.flows, args.rounds, args.flush_interval)
         return
     skip = set(args.skip.split(","))
     if "ingest" not in skip:
