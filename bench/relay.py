@@ -356,7 +356,7 @@ def storage_case(case: str, nodes: int, flows: int, flush_interval: float) -> di
         for peer in collectors.peers:
             relay.add_peer(peer)
         deadline = began + 900
-        while relay.stored_flows < total and time.monotonic() < deadline:
+        while relay.stored_flows < total and time.monotonic() < deadline:  # a capped span, not a wait: "stored" tells
             time.sleep(0.01)
         relay.stop()  # flushes the writer
     else:

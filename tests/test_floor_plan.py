@@ -58,3 +58,39 @@ def test_the_ground_floor_and_the_tools_stand_apart():
     for folder in ("bench", "deploy"):
         for path in sources(folder):
             assert "tests" not in {t for t, _ in imported_packages(path)}, f"{path.relative_to(ROOT)} imports tests"
+
+
+CLOCKS = {"monotonic", "time", "perf_counter"}
+
+
+def _reads_the_clock(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) in CLOCKS)
+
+
+def deadline_loops(path: pathlib.Path) -> list[int]:
+    """Lines where a loop compares the clock with a name (`while ... time.monotonic() < deadline`, or
+    `if time.monotonic() > deadline: break` in its body): a private polling loop. A loop that is not a wait
+    (a load generator running for N seconds) says so with `# ... not a wait` on that line."""
+    text = path.read_text()
+    lines = text.splitlines()
+    found = set()
+    for loop in ast.walk(ast.parse(text, str(path))):
+        if not isinstance(loop, (ast.While, ast.For)):
+            continue
+        for node in ast.walk(loop):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                if (any(_reads_the_clock(o) for o in operands)
+                        and any(isinstance(o, (ast.Name, ast.Attribute)) for o in operands)
+                        and "not a wait" not in lines[node.lineno - 1]):
+                    found.add(node.lineno)
+    return sorted(found)
+
+
+def test_tests_wait_only_through_the_one_wait_helper():
+    """A wait polls with lab/testbed/wait.py's wait_for: one place for the timeout message naming what was
+    awaited, and no loop that runs out its deadline silently before an assertion."""
+    loops = [f"{path.relative_to(ROOT)}:{line}" for folder in ("tests", "bench") for path in sources(folder)
+             for line in deadline_loops(path)]
+    assert not loops, "polling loops on a deadline; use lab.testbed.wait.wait_for:\n" + "\n".join(loops)

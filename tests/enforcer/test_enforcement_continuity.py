@@ -18,7 +18,7 @@ import pytest
 from collector.datapath.attach import TcAttacher
 from enforcer.datapath import forget
 from tests.collector.datapath.helpers import wait_listening
-from tests.enforcer.test_lab_enforce import DATABASE_POLICY, HOLD, TOPOLOGY, connects
+from tests.enforcer.test_lab_enforce import DATABASE_POLICY, HOLD, TOPOLOGY, connects, wait_attached
 from tests.fixtures.datapath import unique_pin_dir
 
 PROBE = str(pathlib.Path(__file__).with_name("connect_probe.py"))
@@ -37,9 +37,7 @@ def start_collector(lab, pin_dir: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "flowscope", "collector", "--pin-dir", pin_dir,
                              "--listen-address", "", "--unix-socket", "", "--lab-state", lab.state_path],
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while "pod devices attached" not in (line := proc.stderr.readline()):
-        assert line and time.monotonic() < deadline, f"the collector exited or hung ({proc.poll()})"
+    wait_attached(proc, 90)
     return proc
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
 from tests.fixtures.datapath import unique_pin_dir
@@ -73,6 +74,17 @@ def reach(lab, pod: str, ip: str, port: int, timeout: float = 1.5) -> bool:
 def connects(lab, pod: str, ip: str, port: int) -> bool:
     prog = f"import socket; socket.create_connection(('{ip}', {port}), timeout=1.5)"
     return lab.exec(pod, [sys.executable, "-c", prog]).returncode == 0
+
+
+def wait_attached(collector: subprocess.Popen, timeout: float) -> None:
+    """Until `flowscope collector` logs that its programs are on the pod devices (reads its stderr)."""
+
+    def attached_line() -> bool:
+        line = collector.stderr.readline()
+        assert line, f"the collector exited ({collector.poll()})"
+        return "pod devices attached" in line
+
+    wait_for(attached_line, timeout, "the collector to log 'pod devices attached'", interval=0)
 
 
 def policy_drop(pod_ip: str, port: int):
@@ -186,9 +198,7 @@ def test_collector_killed_while_deny_applied_stays_denied(lab_factory, enforced_
                               "--listen-address", "", "--unix-socket", "", "--lab-state", lab.state_path],
                              stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while "pod devices attached" not in (line := first.stderr.readline()) and time.monotonic() < deadline:
-            assert line or first.poll() is None, "the collector exited"
+        wait_attached(first, 60)
         policy_cli("apply", str(tmp_path / "database.yaml"), pin_dir=pin_dir, lab=lab)
         assert not reach(lab, "frontend", database.ipv4, 6379)
     finally:

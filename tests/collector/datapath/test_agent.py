@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 
 import grpc
@@ -14,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.endpoints import EndpointCache
+from lab.testbed.wait import wait_for
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.collector.datapath.helpers import TOPOLOGY, curl, of_connection, wait_listening
 from tests.collector.datapath.test_robustness import collector_cmd, filter_ids
@@ -38,22 +38,26 @@ def test_flowscope_collector_serves_flows_health_and_metrics(lab_factory, tmp_pa
     proc = subprocess.Popen(cmd + ["--metrics-address", f"127.0.0.1:{metrics_port}"], stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (sock.exists() and len(filter_ids(server.device)) == 2) and time.monotonic() < deadline:
+
+        def serving() -> bool:
             assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.1)
+            return sock.exists() and len(filter_ids(server.device)) == 2
+
+        wait_for(serving, 30, "the collector's socket and its two filters on the pod device", interval=0.1)
         port = curl(lab, "client", f"http://{server.ipv4}:8080/")
         with grpc.insecure_channel(f"unix://{sock}") as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="hubble.server.Observer"), timeout=10)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             stub = observer_pb2_grpc.ObserverStub(channel)
-            flows = []
-            while len(flows) < 8 and time.monotonic() < deadline:
-                flows = [r.flow for r in stub.GetFlows(observer_pb2.GetFlowsRequest(number=1000), timeout=10)
-                         if r.HasField("flow") and of_connection(port)(r.flow)]
-                time.sleep(0.2)
-        assert len(flows) >= 8 and {f.destination.pod_name for f in flows} >= {server.name}
+
+            def connection_flows() -> list:
+                got = [r.flow for r in stub.GetFlows(observer_pb2.GetFlowsRequest(number=1000), timeout=10)
+                       if r.HasField("flow") and of_connection(port)(r.flow)]
+                return got if len(got) >= 8 else []
+
+            flows = wait_for(connection_flows, 30, "8 flows of the connection over the socket", interval=0.2)
+        assert {f.destination.pod_name for f in flows} >= {server.name}
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         assert "hubble_flows_processed_total" in metrics
     finally:
@@ -73,16 +77,14 @@ def test_follows_pods_that_come_and_go(lab_factory, collector_factory):
     assert set(run.collector.datapath.attached) == {client.ifindex}
 
     cache.upsert(server)
-    deadline = time.monotonic() + 5
-    while server.ifindex not in run.collector.datapath.attached and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: server.ifindex in run.collector.datapath.attached, 5, "the new pod's device attached",
+             interval=0.05)
     port = curl(lab, "client", f"http://{server.ips[0]}:8080/")
     flows = run.wait_for(of_connection(port), count=8)
     assert {f.interface.name for f in flows} == {client.device, server.device}
     assert all(f.destination.pod_name == server.pod_name for f in flows if not f.is_reply.value)
 
     cache.delete(server.namespace, server.pod_name)
-    deadline = time.monotonic() + 5
-    while server.ifindex in run.collector.datapath.attached and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: server.ifindex not in run.collector.datapath.attached, 5, "the deleted pod's device detached",
+             interval=0.05)
     assert filter_ids(server.device) == []

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lab.testbed.wait import wait_for
 from tests.collector.datapath.helpers import TOPOLOGY, wait_listening
 
 pytestmark = pytest.mark.root
@@ -59,9 +60,8 @@ def test_payload_capture_modes(lab_factory, collector_factory):
     h2 = send(lab, r"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", big, big, big)
     http = send(lab, r"GET /a HTTP/1.1\r\nHost: s\r\n\r\n", "y" * 200)
     other = send(lab, "hello, not a known protocol", big)
-    deadline = time.monotonic() + 10
-    while (len(recorder.of(h2)) < 4 or len(recorder.of(http)) < 2) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(recorder.of(h2)) >= 4 and len(recorder.of(http)) >= 2, 10,
+             "4 HTTP/2 and 2 HTTP/1 captures", interval=0.05)
 
     stream = recorder.of(h2)
     assert [len(p) for _, _, p, _ in stream] == [24, 3000, 3000, 3000], "HTTP/2: every segment, whole"
@@ -70,7 +70,5 @@ def test_payload_capture_modes(lab_factory, collector_factory):
     assert [(len(p), n) for _, _, p, n in prefix] == [(28, 28), (64, 200)], "HTTP/1: a 64-byte prefix"
     assert prefix[0][2].startswith(b"GET /a HTTP/1.1")
     assert recorder.of(other) == [], "unknown payload on an unknown port is not sent"
-    deadline = time.monotonic() + 5
-    while h2 not in recorder.closed and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert h2 in recorder.closed, "the L7 parsers hear when the connection left the table"
+    wait_for(lambda: h2 in recorder.closed, 5, "the L7 parsers to hear the connection left the table",
+             interval=0.1)

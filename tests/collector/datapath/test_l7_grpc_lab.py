@@ -7,12 +7,12 @@ from __future__ import annotations
 import collections
 import os
 import sys
-import time
 
 import pytest
 
 from collector.l7.httprecord import grpc_call, grpc_status
 from lab.testbed.netns import REPO
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
 
@@ -46,9 +46,7 @@ def test_every_grpc_call_is_seen_with_its_status(lab_factory, collector_factory)
     def responses():
         return [f for f in run.snapshot(lambda f: f.Type == flow_pb2.L7 and f.l7.type == flow_pb2.RESPONSE)
                 if f.l7.http.protocol == "HTTP/2" and f.destination.pod_name == lab.pod("caller").name]
-    deadline = time.monotonic() + 15
-    while sum(1 for _ in responses()) < 78 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: len(responses()) >= 78, 15, "78 HTTP/2 responses to the caller", interval=0.1)
     seen = collections.Counter(((grpc_call(f.l7.http) or ("", "?"))[1], grpc_status(f.l7.http)) for f in responses())
     assert seen == client
     assert not any(f.l7_partial for f in responses())

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import TOPOLOGY, curl, of_connection, wait_listening
 from tests.fixtures.datapath import unique_pin_dir
@@ -62,13 +63,11 @@ def test_pod_device_deleted_under_load(lab_factory, collector_factory):
     try:
         assert run.wait_for(lambda f: f.interface.name == server.device, count=20)
         subprocess.run(["ip", "link", "del", server.device], check=True)
-        deadline = time.monotonic() + 5
-        while server.ifindex in run.collector.datapath.attached and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: server.ifindex not in run.collector.datapath.attached, 5,
+                 "the deleted device dropped from the attached ones", interval=0.1)
     finally:
         load.kill()
         load.wait()
-    assert server.ifindex not in run.collector.datapath.attached
     port = curl(lab, "client", f"http://{lab.pod('spare').ipv4}:8080/")
     assert run.wait_for(of_connection(port), count=4), "the collector keeps observing the other pods"
     assert run.collector.datapath.stats.decode_errors == 0
@@ -141,9 +140,8 @@ def test_crash_keeps_filters_and_restart_reuses_pinned_maps(lab_factory, collect
     pin_dir = unique_pin_dir()
     first = subprocess.Popen(collector_cmd(pin_dir, lab), stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while len(filter_ids(server.device)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: len(filter_ids(server.device)) >= 2, 30, "the first collector's filters on the pod device",
+                 interval=0.1)
         before = filter_ids(server.device)
         assert len(before) == 2, "the first collector attached to the pod device"
         client = lab.popen("client", [sys.executable, "-c", HOLD_CONNECTION, server.ipv4],

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from collector.identity import RESERVED_WORLD
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from proto.observer import observer_pb2, observer_pb2_grpc
 from tests.collector.datapath.helpers import wait_listening
@@ -60,10 +61,14 @@ def test_perf_buffer_losses_become_lost_events(lab_factory, collector_factory, r
     lab.exec("a", ["ping", "-f", "-c", "3000", lab.pod("b").ipv4], check=True)
     slow.clear()
     stats = run.collector.datapath.stats
-    deadline, seen = time.monotonic() + 20, None
-    while (stats.events, stats.lost) != seen and time.monotonic() < deadline:  # until the reader is done
-        seen = (stats.events, stats.lost)
-        time.sleep(0.5)
+    seen = None
+
+    def reader_done() -> bool:
+        nonlocal seen
+        counts, seen = seen, (stats.events, stats.lost)
+        return counts == seen
+
+    wait_for(reader_done, 20, "the reader done (events and lost unchanged for 0.5 s)", interval=0.5)
     lost = stats.lost
     assert lost > 0 and stats.events > 0
     with grpc.insecure_channel(f"127.0.0.1:{run.collector.grpc_port}") as channel:

@@ -9,6 +9,7 @@ import pytest
 
 from common.endpoints import EndpointCache
 from collector.kernel_drops import KernelDrops
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 
 pytestmark = pytest.mark.root
@@ -40,14 +41,25 @@ def drops(lab_factory):
     kd.stop()
 
 
-def collect(kd, flows, predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def collect(kd, flows, predicate, what: str, timeout: float = 5.0) -> list[flow_pb2.Flow]:
+    """The drop flows matching `predicate`, reading the kernel's events until there is one."""
+
+    def matching() -> list[flow_pb2.Flow]:
         kd.poll(50)
-        found = [f for f in flows if predicate(f)]
-        if found:
-            return found
-    return []
+        return [f for f in flows if predicate(f)]
+
+    try:
+        return wait_for(matching, timeout, what, interval=0)
+    except AssertionError as err:
+        raise AssertionError(f"{err} (got {[f.Summary for f in flows]})") from None
+
+
+def collect_for(kd, flows, predicate, seconds: float) -> list[flow_pb2.Flow]:
+    """The drop flows matching `predicate` after reading the kernel's events for `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # not a wait: the check is that nothing comes in that time
+        kd.poll(50)
+    return [f for f in flows if predicate(f)]
 
 
 def test_udp_to_a_closed_port_is_a_no_socket_drop(drops):
@@ -55,8 +67,8 @@ def test_udp_to_a_closed_port_is_a_no_socket_drop(drops):
     client, server = shop.pod("client"), shop.pod("server")
     for addr in (server.ipv4, server.ipv6):
         shop.exec("client", ["bash", "-c", f"echo x > /dev/udp/{addr}/9999"], check=True)
-        found = collect(kd, flows, lambda f: f.IP.destination == addr and f.l4.UDP.destination_port == 9999)
-        assert found, f"no drop flow for UDP to {addr}:9999 (got {[f.Summary for f in flows]})"
+        found = collect(kd, flows, lambda f: f.IP.destination == addr and f.l4.UDP.destination_port == 9999,
+                        f"a drop flow for UDP to {addr}:9999")
         flow = found[0]
         assert flow.verdict == flow_pb2.DROPPED and flow.kernel_drop_reason == "NO_SOCKET"
         assert flow.drop_reason_desc == flow_pb2.SOCKET_LOOKUP_FAILED and flow.event_type.type == 1
@@ -75,11 +87,11 @@ def test_full_socket_receive_queue_drops_with_socket_rcvbuff(drops):
         assert receiver.stdout.readline().strip() == "ready"
         shop.exec("client", ["python3", "-c", "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                              f"for _ in range(200): s.sendto(b'x' * 1000, ('{server.ipv4}', 7070))"], check=True)
-        found = collect(kd, flows, lambda f: f.l4.UDP.destination_port == 7070)
+        found = collect(kd, flows, lambda f: f.l4.UDP.destination_port == 7070, "a drop flow for UDP to :7070")
     finally:
         receiver.kill()
         receiver.wait()
-    assert found and {f.kernel_drop_reason for f in found} == {"SOCKET_RCVBUFF"}
+    assert {f.kernel_drop_reason for f in found} == {"SOCKET_RCVBUFF"}
     assert all(f.source.pod_name == "client" and "k8s:app=client" in f.source.labels for f in found)
 
 
@@ -90,10 +102,9 @@ def test_packet_to_an_address_without_route_is_dropped_with_its_reason(drops):
     subprocess.run(["ip", "-6", "route", "add", "unreachable", f"{target}/128"], check=True)
     try:
         shop.exec("client", ["bash", "-c", f"echo x > /dev/udp/{target}/53"])
-        found = collect(kd, flows, lambda f: f.IP.destination == target)
+        found = collect(kd, flows, lambda f: f.IP.destination == target, f"a drop flow to {target}")
     finally:
         subprocess.run(["ip", "-6", "route", "del", "unreachable", f"{target}/128"], check=False)
-    assert found, f"no drop flow to {target} (got {[f.Summary for f in flows]})"
     flow = found[0]
     assert flow.kernel_drop_reason == "IP_INNOROUTES" and flow.drop_reason_desc == flow_pb2.UNROUTABLE
     assert flow.source.pod_name == "client" and flow.destination.labels == ["reserved:world"]
@@ -111,6 +122,6 @@ def test_excluded_reasons_are_filtered_in_the_kernel(lab_factory):
     try:
         server = shop.pod("server").ipv4
         shop.exec("client", ["bash", "-c", f"echo x > /dev/udp/{server}/9999"], check=True)
-        assert not collect(kd, flows, lambda f: f.kernel_drop_reason == "NO_SOCKET", timeout=2.0)
+        assert not collect_for(kd, flows, lambda f: f.kernel_drop_reason == "NO_SOCKET", 2.0)
     finally:
         kd.stop()

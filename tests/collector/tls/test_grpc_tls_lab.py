@@ -14,6 +14,7 @@ import pytest
 from collector.l7.httprecord import grpc_call, grpc_status
 from collector.tls import NOT_VISIBLE
 from lab.testbed.netns import REPO
+from lab.testbed.wait import wait_for
 from proto.flow import flow_pb2
 from tests.collector.datapath.helpers import wait_listening
 from tests.collector.tls.helpers import assert_same_fields, wait_count
@@ -99,9 +100,7 @@ def test_a_server_with_static_tls_is_reported_not_visible(lab_factory, collector
     lab = lab_factory(topology(cert_dir, sys.executable))
     run = collector_factory(lab, l7_tls=True)
     wait_listening(lab, "echo", TLS_PORT)
-    deadline = time.monotonic() + 10
-    while not run.collector.tls.not_visible and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: run.collector.tls.not_visible, 10, "a server reported as TLS not visible", interval=0.1)
     # two server processes (TLS and plaintext port) load the same module: each reported once
     assert run.collector.tls.not_visible == {NOT_VISIBLE: 2}
     time.sleep(1.5)  # later scans do not report them again

@@ -120,9 +120,8 @@ def test_a_statically_linked_client_is_reported_not_visible(lab_factory, collect
     try:
         statuses = [proc.stdout.readline().strip() for _ in range(5)]
         assert statuses == ["200"] * 5
-        deadline = time.monotonic() + 10
-        while not run.collector.tls.not_visible and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: run.collector.tls.not_visible, 10, "the static client reported as TLS not visible",
+                 interval=0.1)
         time.sleep(1.5)  # later scans see the same process: not reported again
         assert run.collector.tls.not_visible == {NOT_VISIBLE: 1}
     finally:
