@@ -1,7 +1,6 @@
 """Finding the collectors: --peer values, the lab's state file, and a peer.Peer Notify stream."""
 
 import threading
-import time
 
 import grpc
 import pytest
@@ -70,7 +69,7 @@ def test_relay_discovers_nodes_from_another_relays_peer_service(node_factory, re
         events: list[observer_pb2.GetFlowsResponse] = []
         follow = stub(downstream.address).GetFlows(observer_pb2.GetFlowsRequest(follow=True))
         threading.Thread(target=read_until_cancelled, args=(follow, events), daemon=True).start()
-        time.sleep(0.3)
+        wait_for(lambda: downstream.relay.hub.followers == 1, what="the follow stream subscribed")
         upstream.relay.remove_peer("node-a")
         removed = next(notify)
         notify.cancel()

@@ -146,7 +146,7 @@ def test_collector_killed_and_restarted_is_reported_and_not_duplicated(node_fact
     a.restart()
     wait_for(lambda: running.relay.status().num_connected_nodes.value == 2, what="node-a connected again")
     wait_for(lambda: running.relay.status().seen_flows == 101, what="the flow published while down")
-    time.sleep(0.5)
+    wait_for(lambda: any(e.HasField("flow") for e in events), what="that flow on the follow stream")
     call.cancel()
     statuses = [(e.node_status.state_change, list(e.node_status.node_names))
                 for e in events if e.HasField("node_status")]

@@ -6,11 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from collector.tls import procs
+from lab.testbed.wait import wait_for
 
 
 def test_tls_linked_into_a_file_is_named(tmp_path):
@@ -40,13 +40,9 @@ def test_a_process_in_another_namespace_shows_its_libssl(tmp_path):
     child = subprocess.Popen(["unshare", "-n", sys.executable, "-c", "import ssl, sys; sys.stdin.read()"],
                              stdin=subprocess.PIPE)
     try:
-        for _ in range(100):
-            found = procs.scan(procs.StaticScanner())
-            mine = [p for p in found.values() if p.pid == child.pid and p.libssl]  # unshare execs python
-            if mine:
-                break
-            time.sleep(0.05)
-        assert mine, "the namespaced python was not found with its libssl"
+        mine = wait_for(lambda: [p for p in procs.scan(procs.StaticScanner()).values()
+                                 if p.pid == child.pid and p.libssl],  # unshare execs python
+                        10, "the namespaced python found with its libssl", interval=0.05)
         proc = mine[0]
         assert proc.netns != procs.host_netns() and not proc.static
         assert all(path.startswith(f"/proc/{proc.pid}/root/") and "libssl.so" in path
