@@ -8,7 +8,7 @@ comparisons: before migration 7 (one thread, StoredFlow envelopes, whole raw), C
 
     .venv/bin/python bench/storage.py [--flows 200000] [--total 10000000] [--uuids random,collector]
                                       [--all [--skip-server]]
-    .venv/bin/python bench/storage.py --targets [--flows 200000] [--skip-server] [--raw-bytes]  # issue #17
+    .venv/bin/python bench/storage.py --targets [--flows 200000] [--skip-server] [--raw-bytes] [--costs]  # #17
 
 The ingest runs use distinct generated flows (lab-like: 20 namespaces x 25 workloads, HTTP/DNS/L4,
 some drops). For the query part the store is grown to --total rows inside ClickHouse (INSERT ... SELECT
@@ -32,14 +32,15 @@ import uuid
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from proto.flow import flow_pb2  # noqa: E402
+from proto.wire import varint  # noqa: E402
 from storage import FlowWriter, open_store  # noqa: E402
 from storage.backend import quote  # noqa: E402
 from storage.chdb_backend import INSERT_SETTINGS  # noqa: E402
 from storage.ingest.columns import flows_to_columns  # noqa: E402
-from storage.ingest.envelope import encode  # noqa: E402
+from storage.ingest.envelope import encode, encode_raws  # noqa: E402
 from storage.schema import envelope  # noqa: E402
 from storage.schema.columns import NAMES  # noqa: E402
-from storage.schema.ingest_chain import facts_sql  # noqa: E402
+from storage.schema.ingest_chain import SLIM_INGEST_COLUMNS, STEPS, facts_sql  # noqa: E402
 from storage.schema.ingest_view import latest_select  # noqa: E402
 
 NAMESPACES = [f"ns-{i:02d}" for i in range(20)]
@@ -366,6 +367,82 @@ def targets(flows, tmp: pathlib.Path, skip_server: bool) -> list[tuple[str, str]
     return rows
 
 
+def _best_cpu(fn, runs: int = 3) -> float:
+    """The least CPU seconds of this process (chdb runs in it) over `runs` calls of fn."""
+    best = float("inf")
+    for _ in range(runs):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def costs(flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
+    """Where the embedded ingest's CPU goes, in one process: the envelope's parse against one copy of
+    each flow (plain Flow messages, length-delimited and ProtobufList; the bytes alone as RowBinary
+    Strings), each view of the chain (the insert with it and the ones after it dropped, from the end:
+    fixed CPU of a 1-flow insert and per flow of one len(flows) insert beyond that), against
+    ClickHouse's own Native rows -> flows + 4 views of the same rows, and Python's framing."""
+    n, raws = len(flows), [f.SerializeToString() for f in flows]
+    store = open_store(f"chdb://{tmp}/chdb?database=bench_costs")
+    store.migrate()
+    ceiling = open_store(f"chdb://{tmp}/chdb?database=bench_costs_ceiling")
+    ceiling.migrate()
+    backend, db, schema = store.backend, store.db, envelope.write_schema(str(tmp / "costs"))
+    many, one = encode_raws(raws), encode_raws(raws[:1])
+    plain = b"".join(varint(len(r)) + r for r in raws)  # = RowBinary of one String column
+    files = {name: tmp / f"costs-{name}.bin" for name in ("envelopes", "plain", "list")}
+    files["envelopes"].write_bytes(many)
+    files["plain"].write_bytes(plain)
+    files["list"].write_bytes(varint(len(plain) + n) + b"".join(b"\x0a" + varint(len(r)) + r for r in raws))
+    flow_columns = [c[len("flow_"):] for c in SLIM_INGEST_COLUMNS if c.startswith("flow_")]
+    schema_file = schema.split(":")[0]
+    parses = [("the envelope as ingested (each flow 3 times), all its columns", "envelopes", "Protobuf",
+               schema, SLIM_INGEST_COLUMNS),
+              ("one copy: plain Flow messages, length-delimited (Protobuf), the flow_ columns", "plain",
+               "Protobuf", f"{schema_file}:Flow", flow_columns),
+              ("one copy: plain Flow messages, ProtobufList, the flow_ columns", "list", "ProtobufList",
+               f"{schema_file}:Flow", flow_columns),
+              ("the bytes alone (RowBinary String)", "plain", "RowBinary", schema, ["raw String"])]
+    rows = [("Python: encode_raws (framing the envelopes)",
+             f"{1e6 * _best_cpu(lambda: encode_raws(raws)) / n:.2f} us/flow")]
+    for i, (label, name, fmt, fmt_schema, cols) in enumerate(parses):
+        backend.execute(f"CREATE TABLE {db}.parse_{i} ({', '.join(cols)}) ENGINE = Null")
+        sql = (f"INSERT INTO {db}.parse_{i} SELECT * FROM file({quote(str(files[name]))}, '{fmt}', "
+               f"{quote(', '.join(cols))}) SETTINGS format_schema = {quote(fmt_schema)}")
+        rows.append((f"parse into a Null table: {label}",
+                     f"{1e6 * _best_cpu(lambda: backend.execute(sql)) / n:.2f} us/flow"))
+
+    def insert(data: bytes) -> None:
+        backend.insert_protobuf(f"{db}.flows_ingest", data, schema)
+
+    def measured() -> tuple[float, float]:
+        fixed = _best_cpu(lambda: insert(one))
+        return fixed, (_best_cpu(lambda: insert(many), 2) - fixed) / n
+
+    stages = [measured()]
+    columns, native = native_rows(store)
+    reference = _best_cpu(lambda: ceiling.backend._stream_insert(
+        f"INSERT INTO {ceiling.db}.flows ({columns}) SETTINGS {INSERT_SETTINGS}", "Native", native), 1)
+    views = ["flows_ingest_mv"] + [f"flows_ingest_{i}_mv" for i in range(STEPS, -1, -1)]
+    for view in views:  # from the end: each drop leaves the insert without that view and the ones after
+        backend.execute(f"DROP TABLE {db}.{view}")
+        stages.append(measured())
+    rows.append(("ClickHouse alone: Native rows -> flows + 4 views (the same rows)",
+                 f"{1e6 * reference / store.count():.2f} us/flow"))
+    names = ["the flows table and its 4 views, through the last view's SELECT"] + [
+        f"view {v} (step {v.split('_')[2]})" for v in views[1:-1]] + ["view flows_ingest_0_mv (the facts)"]
+    for name, (fixed, per), (fixed_after, per_after) in zip(names, stages, stages[1:]):
+        rows.append((f"chain: {name}", f"{1e3 * (fixed - fixed_after):.0f} ms per insert + "
+                                       f"{1e6 * (per - per_after):.2f} us/flow"))
+    rows.append(("chain: the parse into flows_ingest alone", f"{1e3 * stages[-1][0]:.0f} ms per insert + "
+                                                              f"{1e6 * stages[-1][1]:.2f} us/flow"))
+    rows.append(("chain: all of it", f"{1e3 * stages[0][0]:.0f} ms per insert + {1e6 * stages[0][1]:.2f} us/flow"))
+    for s_ in (store, ceiling):
+        s_.drop_database()
+    return rows
+
+
 def raw_bytes(flows, tmp: pathlib.Path) -> list[tuple[str, str]]:
     """Bytes per flow on disk (flows table after OPTIMIZE FINAL, its codecs) with raw cut as the
     ingest views cut it, and with raw whole but for time and uuid (the server path's rows)."""
@@ -452,6 +529,8 @@ def main() -> None:
                         "ClickHouse alone, Python columns, naive INSERTs, server)")
     parser.add_argument("--skip-server", action="store_true", help="with --all/--targets: no clickhouse-server")
     parser.add_argument("--targets", action="store_true", help="only issue #17's ingest targets, side by side")
+    parser.add_argument("--costs", action="store_true",
+                        help="with --targets: also where the embedded ingest's CPU goes, step by step")
     parser.add_argument("--raw-bytes", action="store_true",
                         help="with --targets: also bytes per flow with raw cut vs whole but time and uuid")
     args = parser.parse_args()
@@ -467,7 +546,8 @@ def main() -> None:
     if args.targets:
         print(f"generating {args.flows:,} flows ...", file=sys.stderr)
         flows = make_flows(args.flows, t0, span, uuids=styles[-1])
-        rows = targets(flows, tmp, args.skip_server) + (raw_bytes(flows, tmp) if args.raw_bytes else [])
+        rows = (targets(flows, tmp, args.skip_server) + (raw_bytes(flows, tmp) if args.raw_bytes else [])
+                + (costs(flows, tmp) if args.costs else []))
         styles, args.total = [], 0
     for i, style in enumerate(styles):
         print(f"generating {args.flows:,} flows, {style} uuids ...", file=sys.stderr)
