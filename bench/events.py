@@ -25,6 +25,7 @@ docs/benchmarks.md by hand.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -118,6 +119,44 @@ def passive_opens(netns: str) -> int:
     return int(lines[1][lines[0].index("PassiveOpens")])
 
 
+class GcPauses:
+    """gc.callbacks: each collection's generation, wall duration and objects collected, while `on`."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float, int]] = []
+        self.on = False
+        self._start = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self.on:
+            self.pauses.append((info["generation"], time.perf_counter() - self._start, info["collected"]))
+
+    def report(self, connections: int, runs: int = 1) -> dict:
+        """The longest pause, GC seconds per 10,000 connections and full collections, per run."""
+        return {"gc_longest_s": max((d for _g, d, _c in self.pauses), default=0.0),
+                "gc_s_per_10k": sum(d for _g, d, _c in self.pauses) / runs / max(connections, 1) * 10000,
+                "gc_full": sum(g == 2 for g, _d, _c in self.pauses) / runs,
+                "gc_collected": sum(c for _g, _d, c in self.pauses) / runs,
+                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def set_gc(variant: str) -> None:
+    """`--gc`: default (the interpreter's), freeze (what exists now out of later collections) or tuned
+    (the tree's own settle_gc, where it has one: what `flowscope collector` does once started)."""
+    if variant == "freeze":
+        gc.collect()
+        gc.freeze()
+    elif variant == "tuned":
+        from collector.agent import settle_gc
+
+        settle_gc()
+    elif variant != "default":
+        raise SystemExit(f"--gc {variant!r}: expected default, freeze or tuned")
+
+
 def child(args: argparse.Namespace) -> int:
     """One run: a collector from `args.tree`, wrk paced to `args.rate`, a JSON line of what happened."""
     sys.path.insert(0, args.tree)
@@ -130,9 +169,12 @@ def child(args: argparse.Namespace) -> int:
                              identity_state=None, metrics_address=f"127.0.0.1:{free_port()}",
                              datapath=DatapathConfig(aggregation=args.aggregation, pin_dir=pin_dir, **extra))
     collector = Collector(config)
+    pauses = GcPauses()
     collector.start()
+    set_gc(args.gc)
     try:
         time.sleep(1.5)
+        pauses.on = True
         stats = collector.datapath.stats
         events0, lost0, flows0 = stats.events, stats.lost, stats.flows
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -150,13 +192,15 @@ def child(args: argparse.Namespace) -> int:
                 seen, last_change = now, time.monotonic()
             time.sleep(0.2)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        pauses.on = False
         requests = wrk_requests(out)
         cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         print(json.dumps({"connections": connections, "requests": requests, "events": stats.events - events0, "lost": stats.lost - lost0,
                           "flows": stats.flows - flows0, "cpu_s": cpu, "wall_s": args.seconds + time.monotonic() - ended,
                           "behind_s": last_change - ended,
                           "pending_max": getattr(stats, "pending_max", None),
-                          "errors": " ".join(re.findall(r"Socket errors: .*", out))}))
+                          "errors": " ".join(re.findall(r"Socket errors: .*", out)),
+                          **pauses.report(connections)}))
     finally:
         collector.stop(grace_s=0)
         shutil.rmtree(pin_dir, ignore_errors=True)
@@ -240,6 +284,8 @@ def in_process(args: argparse.Namespace) -> int:
     from collector.observer import Observer
     from common.endpoints import Endpoint, EndpointCache
 
+    pauses = GcPauses()
+    set_gc(args.gc)  # as the collector does once started: before any event is read
     pods = [Endpoint(namespace="ev", pod_name=name, ips=(ip,), labels={"app": name}, device=f"lxc{i}", ifindex=i)
             for i, (name, ip) in enumerate((("client", "10.244.1.2"), ("server", "10.244.1.3")), start=7)]
     warm = 1000
@@ -269,22 +315,24 @@ def in_process(args: argparse.Namespace) -> int:
         datapath._pending = events[warm * per_conn:]
         warm_flows = observer.status().seen_flows
         start = time.process_time()
+        pauses.on = True
         datapath._release(1 << 62)
         sweep(datapath, decoder, ends)
+        pauses.on = False
         best = min(best, time.process_time() - start)
     flows = observer.status().seen_flows - warm_flows
     print(json.dumps({"us_per_conn": best / args.in_process * 1e6, "events_per_conn": per_conn,
-                      "flows_per_conn": flows / args.in_process}))
+                      "flows_per_conn": flows / args.in_process, **pauses.report(args.in_process, runs=3)}))
     return 0
 
 
-def run_variant(tree: str, aggregation: str, rate: int, state, client, server, args) -> dict:
+def run_variant(tree: str, aggregation: str, rate: int, state, client, server, args, variant: str) -> dict:
     load = os.getloadavg()[0]
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--aggregation", aggregation,
            "--state", state.path, "--node", client.node, "--client-ns", client.netns, "--server-ns", server.netns,
            "--server-ip", server.ipv4,
            "--workdir", args.workdir, "--rate", str(rate), "--seconds", str(args.seconds), "--drain", str(args.drain),
-           "--wrk-threads", str(args.wrk_threads), "--wrk-connections", str(args.wrk_connections)]
+           "--wrk-threads", str(args.wrk_threads), "--wrk-connections", str(args.wrk_connections), "--gc", variant]
     if args.perf_pages:
         cmd += ["--perf-pages", str(args.perf_pages)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
@@ -313,22 +361,34 @@ def compare_in_process(args: argparse.Namespace) -> int:
     trees = ([("before", os.path.abspath(args.before))] if args.before else []) + [("after", HERE)]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.in_process} connections (Connection: close: "
           "medium 10 ring events, max 4, and 2 end flows each), best of 3")
-    print("| round | code | aggregation | metrics hooks | events/conn | flows/conn | CPU µs per connection "
-          "| cores per 10k conn/s | load avg |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    print("| round | code | gc | aggregation | metrics hooks | events/conn | flows/conn | CPU µs per connection "
+          "| cores per 10k conn/s | longest GC pause ms | GC ms per 10k conn | full collections | max RSS MB "
+          "| load avg |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for round_no in range(args.rounds):
         for level in [level for level in args.aggregation.split(",") if level]:
             for metrics in (False, True):
-                for name, tree in trees:
+                for (name, tree), variant in variants(trees, args.gc):
                     load = os.getloadavg()[0]
                     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--tree", tree, "--in-process",
-                           str(args.in_process), "--aggregation", level] + (["--metrics"] if metrics else [])
+                           str(args.in_process), "--aggregation", level, "--gc", variant] + \
+                        (["--metrics"] if metrics else [])
                     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, check=True)
                     r = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(f"| {round_no + 1} | {name} | {level} | {'on' if metrics else 'off'} | {r['events_per_conn']} "
-                          f"| {r['flows_per_conn']:.1f} | {r['us_per_conn']:.0f} | {r['us_per_conn'] / 100:.2f} "
-                          f"| {load:.1f} |", flush=True)
+                    print(f"| {round_no + 1} | {name} | {variant} | {level} | {'on' if metrics else 'off'} "
+                          f"| {r['events_per_conn']} | {r['flows_per_conn']:.1f} | {r['us_per_conn']:.0f} "
+                          f"| {r['us_per_conn'] / 100:.2f} | {gc_columns(r)} | {load:.1f} |", flush=True)
     return 0
+
+
+def variants(trees: list[tuple[str, str]], gc_variants: str) -> list[tuple[tuple[str, str], str]]:
+    """Each tree with each `--gc` variant, side by side."""
+    return [(tree, variant) for tree in trees for variant in gc_variants.split(",") if variant]
+
+
+def gc_columns(r: dict) -> str:
+    return (f"{r['gc_longest_s'] * 1000:.1f} | {r['gc_s_per_10k'] * 1000:.1f} | {r['gc_full']:.1f} "
+            f"| {r['maxrss_mb']:.0f}")
 
 
 def main() -> int:
@@ -350,6 +410,9 @@ def main() -> int:
     parser.add_argument("--perf-pages", type=int, default=0, help="perf ring pages per CPU (0: the default)")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="no kernel, no root: N synthetic connections' events through decode and publish")
+    parser.add_argument("--gc", default="default,tuned",
+                        help="garbage-collector settings to compare, comma-separated: default, freeze (gc.freeze() "
+                             "once started), tuned (the tree's settle_gc: what `flowscope collector` does)")
     parser.add_argument("--metrics", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=int, default=0, help=argparse.SUPPRESS)
@@ -389,24 +452,25 @@ def main() -> int:
                                  {"connections": made, "events": 0, "lost": 0, "flows": 0, "cpu_s": 0, "wall_s": 1,
                                   "pending_max": None, "load": load}))
                 for level in levels:
-                    for name, tree in trees:  # a pair back to back: the same load on both
-                        r = run_variant(tree, level, rate, state, client, server, args)
-                        rows.append((round_no + 1, rate, name, level, r))
-                        print(f"round {round_no + 1} {name} {level} {rate}: {json.dumps(r)}", flush=True)
+                    for (name, tree), variant in variants(trees, args.gc):  # back to back: the same load on each
+                        r = run_variant(tree, level, rate, state, client, server, args, variant)
+                        rows.append((round_no + 1, rate, f"{name} {variant}", level, r))
+                        print(f"round {round_no + 1} {name} {variant} {level} {rate}: {json.dumps(r)}", flush=True)
     finally:
         lab.down(state.path)
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.seconds} s per run")
     print("| round | wrk paced to | code | aggregation | conn/s made | events sent/conn | events lost | flows/conn "
-          "| collector cores | CPU s per 10k conn | most events waiting | caught up after s | load avg |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| collector cores | CPU s per 10k conn | most events waiting | caught up after s "
+          "| longest GC pause ms | GC ms per 10k conn | full collections | max RSS MB | load avg |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for round_no, rate, name, level, r in rows:
         conns = max(r["connections"], 1)
         print(f"| {round_no} | {rate or 'max'} | {name} | {level} | {r['connections'] / args.seconds:,.0f} "
               f"| {(r['events'] + r['lost']) / conns:.1f} | {r['lost']:,} | {r['flows'] / conns:.1f} "
               f"| {r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / conns * 10000:.2f} "
               f"| {'-' if r['pending_max'] is None else format(r['pending_max'], ',')} | {r.get('behind_s', 0):.1f} "
-              f"| {r['load']:.1f} |")
+              f"| {gc_columns(r) if 'gc_full' in r else '- | - | - | -'} | {r['load']:.1f} |")
     return 0
 
 

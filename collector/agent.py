@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pathlib
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 DEFAULT_UNIX_SOCKET = "/var/run/flowscope/hubble.sock"
 DEFAULT_LISTEN_ADDRESS = ":4244"
 DEFAULT_IDENTITY_STATE = "/var/lib/flowscope/identities.json"
+# Python's cyclic garbage collector holds the GIL while it walks every object it tracks; in a collector
+# under load its full collections (0.08-0.8 s, docs/benchmarks.md) were the longest stretches in which no
+# perf ring was read. Young collections ~7x rarer, full ones only after 10x as many survivors.
+GC_THRESHOLDS = (5000, 10, 100)
 
 
 @dataclass(frozen=True)
@@ -338,6 +343,16 @@ def _l7_config(dp: DatapathConfig) -> L7Config:
 
 def _with_cflags(config: DatapathConfig, extra: list[str]) -> DatapathConfig:
     return replace(config, extra_cflags=(*config.extra_cflags, *extra))
+
+
+def settle_gc() -> tuple[int, tuple[int, int, int]]:
+    """Once the collector has started (imports, compiled BPF, templates): what exists now lives as long as
+    the process, so it is frozen out of every later collection; then GC_THRESHOLDS. Returns the objects
+    frozen and the thresholds, as the interpreter reports them."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return gc.get_freeze_count(), gc.get_threshold()
 
 
 def run_collector(config: CollectorConfig, until: Callable[[], bool] | None = None, **kwargs) -> Collector:

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return uninstall(args.pin_dir)
     tls = listener_tls(args, args.listen_address)  # a bad certificate is named before the datapath loads
     metrics_tls = metrics_tls_from_args(args)
-    from collector.agent import Collector, CollectorConfig
+    from collector.agent import Collector, CollectorConfig, settle_gc
     from collector.datapath.loader import check_kernel_headers, check_privileges, prepare_pin_dir
 
     check_privileges()
@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     if exporters is not None:
         export_flags.register_metrics(exporters, getattr(collector, "registry", None))
+    frozen, thresholds = settle_gc()  # started: nothing built so far needs collecting again
+    log.info("garbage collection: %d objects frozen, thresholds %s", frozen, "/".join(map(str, thresholds)))
     policies = None
     try:
         if args.endpoints == "kubernetes" and args.policies_from_kubernetes:
