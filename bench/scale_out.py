@@ -13,7 +13,8 @@ Each case runs in a fresh database (dropped after it); it is timed from the mome
 follows its collector before it says it is up, so the flows already stored then are shown and left out of
 the rate and of the CPU per flow. Every flow is checked stored once on its shard (count and distinct
 uuids). CPU is read from /proc over the same span for each relay, each server and ZooKeeper (which the
-Replicated tables ask at every insert): the CPU cost per flow of each component is what sizes a deployment
+Replicated tables ask at every insert), and each server's for 5 s after it (the merges of the new parts,
+idle included): the CPU cost per flow of each component is what sizes a deployment
 (docs/scaling.md); the wall rate on this 2-core VM is bounded by its cores, shared by every process.
 """
 
@@ -40,6 +41,7 @@ from storage import open_store  # noqa: E402
 from storage.cluster import ClusterSpec, Replica, server_config  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+TAIL_S = 5.0  # seconds of server CPU counted after the last flow is stored (merges; idle included)
 
 
 def _bench_relay():
@@ -127,6 +129,11 @@ def run_case(cluster: Cluster, bench_relay, shards: int, flows: int, tmp: pathli
             time.sleep(0.05)
         elapsed = time.monotonic() - began
         cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0)]
+        # the servers keep merging the new parts after the last insert: their CPU in the next seconds
+        server_pids = pids[shards:-1]
+        tail0 = [cpu_seconds(p) for p in server_pids]
+        time.sleep(TAIL_S)
+        tail = [cpu_seconds(p) - c for p, c in zip(server_pids, tail0)]
         per_shard = [c.execute(f"SELECT count(), uniqExact(uuid) FROM {db}.flows_local")[0] for c in clients]
         # reads go through the Distributed table: it must see every shard's flows
         seen = clients[0].execute(f"SELECT count(), uniqExact(uuid) FROM {db}.flows")[0]
@@ -141,6 +148,7 @@ def run_case(cluster: Cluster, bench_relay, shards: int, flows: int, tmp: pathli
     return {"rate": counted / elapsed, "elapsed": elapsed, "before": sum(before), "per_shard": per_shard,
             "relay_us": [c / n * 1e6 for c, n in zip(cpu[:shards], each)],
             "server_us": [c / n * 1e6 for c, n in zip(cpu[shards:-1], each)],
+            "tail_us": [c / n * 1e6 for c, n in zip(tail, each)],
             "zk_us": cpu[-1] / counted * 1e6, "cores": sum(cpu) / elapsed,
             "once": all(n == d == flows for n, d in per_shard) and seen == (shards * flows,) * 2}
 
@@ -159,15 +167,17 @@ def main() -> None:
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
               f"{args.flows} flows per relay; CPU in us per flow stored by that relay or shard")
         print(f"{'case':<26}{'flows/s':>9}{'s':>6}{'early':>7}  {'relay CPU':<12}{'server CPU':<12}"
-              f"{'ZK/flow':>8}{'cores':>6}  stored once (rows, distinct per shard)")
+              f"{'+5 s after':<12}{'ZK/flow':>8}{'cores':>6}  stored once (rows, distinct per shard)")
         for _ in range(args.rounds):
             for shards in (1, 2):
                 r = run_case(cluster, bench_relay, shards, args.flows, tmp)
                 label = "one relay -> one shard" if shards == 1 else "two relays -> two shards"
                 relay_us = "/".join(f"{u:.1f}" for u in r["relay_us"])
                 server_us = "/".join(f"{u:.1f}" for u in r["server_us"])
+                tail_us = "/".join(f"{u:.1f}" for u in r["tail_us"])
                 print(f"{label:<26}{r['rate']:>9.0f}{r['elapsed']:>6.2f}{r['before']:>7}  {relay_us:<12}"
-                      f"{server_us:<12}{r['zk_us']:>8.2f}{r['cores']:>6.2f}  {r['once']} {r['per_shard']}",
+                      f"{server_us:<12}{tail_us:<12}{r['zk_us']:>8.2f}{r['cores']:>6.2f}  "
+                      f"{r['once']} {r['per_shard']}",
                       flush=True)
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
