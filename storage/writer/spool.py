@@ -22,11 +22,19 @@ def encode(raws: list[bytes]) -> bytes:
 
 
 def decode(data: bytes) -> list[bytes]:
+    """The flows of one batch file; ValueError saying where its framing breaks (a file damaged on disk:
+    the writer itself only renames whole files into place)."""
     raws, pos = [], 0
     while pos < len(data):
+        if pos + _LEN.size > len(data):
+            raise ValueError(f"{len(data) - pos} stray bytes at offset {pos}: expected a 4-byte length")
         (n,) = _LEN.unpack_from(data, pos)
-        raws.append(data[pos + 4:pos + 4 + n])
-        pos += 4 + n
+        end = pos + _LEN.size + n
+        if end > len(data):
+            raise ValueError(f"the flow at offset {pos} is {n} bytes long, but only "
+                             f"{len(data) - pos - _LEN.size} follow")
+        raws.append(data[pos + _LEN.size:end])
+        pos = end
     return raws
 
 
@@ -79,7 +87,13 @@ class Spool:
         self.files.append(path)
 
     def head(self) -> list[bytes] | None:
-        return decode(self.files[0].read_bytes()) if self.files else None
+        """The oldest batch's flows; ValueError naming the file when it is damaged."""
+        if not self.files:
+            return None
+        try:
+            return decode(self.files[0].read_bytes())
+        except ValueError as err:
+            raise ValueError(f"{self.files[0]}: {err}") from None
 
     def pop(self, rejected: bool = False) -> None:
         """Removes the head batch (after it was stored, or into rejected/ when ClickHouse refuses it)."""

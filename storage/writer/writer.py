@@ -57,7 +57,7 @@ class WriterStats:
     spool_batches: int  # batches waiting on disk
     spool_bytes: int
     retries: int  # failed insert attempts
-    rejected_batches: int  # batches the store refused repeatedly, kept in <spool>/rejected/
+    rejected_batches: int  # batches the store refused repeatedly or damaged on disk, kept in <spool>/rejected/
     last_error: str
     last_insert_seconds: float = 0.0  # duration of the latest successful insert (write latency)
     malformed: int = 0  # flows given to write_bytes whose bytes were no Flow, left out
@@ -288,21 +288,21 @@ class FlowWriter:
             raws = [item.SerializeToString() if type(item) is flow_pb2.Flow else item[2] for item in batch]
             bad = malformed(raws)
             if bad:
-                self._count_malformed(batch, bad)
+                first = min(bad)
+                self._count_malformed(f"a batch of {len(batch)}", f"flow {batch[first][1] or 'without uuid'}",
+                                      bad, first)
                 raws = [raw for i, raw in enumerate(raws) if i not in bad]
         try:
             return flows, raws, self.store.encode_flows(flows, raws) if raws else EncodedFlows(0)
         except StorageError as err:  # e.g. the schema check could not reach the store
             return flows, raws, err
 
-    def _count_malformed(self, batch: list[BatchItem], bad: dict[int, str]) -> None:
+    def _count_malformed(self, where: str, first_name: str, bad: dict[int, str], first: int) -> None:
         with self._cond:
             self._malformed += len(bad)
             total = self._malformed
-        first = min(bad)
-        log.error("storage writer: %d flows of a batch of %d are not valid Flow bytes and were left out "
-                  "(%d so far; first, flow %s: %s)", len(bad), len(batch), total,
-                  batch[first][1] or "without uuid", bad[first])
+        log.error("storage writer: %d flows of %s are not valid Flow bytes and were left out (%d so far; "
+                  "first, %s: %s)", len(bad), where, total, first_name, bad[first])
 
     def _encoded(self, batch: list[BatchItem]) -> Encoded:
         """The batch encoded: by the encoder stage if it was the one encoded ahead, else now. Then
@@ -397,9 +397,23 @@ class FlowWriter:
         return [flows[i] for i in keep], [raws[i] for i in keep]
 
     def _replay(self) -> None:
-        """Replays spooled batches in order until one fails."""
+        """Replays spooled batches in order until one fails. A file damaged on disk goes to rejected/,
+        flow bytes in it that are no valid Flow are left out and counted: neither may stop the writer."""
         while len(self.spool):
-            raws = self.spool.head()
+            try:
+                raws = self.spool.head()
+            except ValueError as err:
+                log.error("storage writer: spooled batch %s; moved to %s/rejected", err, self.spool.dir)
+                self.spool.pop(rejected=True)
+                with self._cond:
+                    self._rejected += 1
+                continue
+            bad = malformed(raws)
+            if bad:
+                first = min(bad)
+                self._count_malformed(f"spooled batch {self.spool.files[0]} ({len(raws)} flows)",
+                                      f"flow {first + 1} of the file", bad, first)
+                raws = [raw for i, raw in enumerate(raws) if i not in bad]
             flows = [flow_pb2.Flow.FromString(r) for r in raws]
             if self._insert(flows, raws, check_existing=True):
                 self.spool.pop()

@@ -1,19 +1,19 @@
 """Fuzz the relay's FlowBatch ingest path: bytes off the wire -> the node stream (relay/node.py and
 relay/wire.py: each flow's time and uuid read from its bytes, node naming, ordering times, replay dedup;
 malformed responses left out) -> the storage encodings every stored flow goes through (the writer's
-parse of flow bytes, storage/ingest/envelope.encode in both envelopes, storage/ingest/columns.flows_to_columns)."""
+check of flow bytes, storage/ingest/envelope.encode_raws for stores at schema 11, and for older stores and
+every read the parsed flows through envelope.encode in both envelopes and columns.flows_to_columns)."""
 
 import atheris
 
 with atheris.instrument_imports(include=["relay.node", "relay.merge", "relay.wire", "storage.ingest.columns",
-                                         "storage.ingest.envelope"]):
-    from google.protobuf.message import DecodeError
-
+                                         "storage.ingest.envelope", "storage.writer.check"]):
     from proto.flow import flow_pb2
     from proto.flowscope import flowscope_pb2
     from proto.observer import observer_pb2
     from relay.node import NodeClient, Peer
     from storage.ingest import columns, envelope
+    from storage.writer.check import malformed
 
 from tests.common.filters.sample import BASE_NS, make_flow
 from tests.fuzz.engine import run
@@ -41,13 +41,11 @@ def one_input(data: bytes) -> None:
                       since_ns=BASE_NS, seen=("u1",))
     node._forward(data)  # malformed responses are counted and left out, never raised
     for r in runs:
-        flows = []
-        for entry in r.flow_list():
-            try:  # what the writer does with flow bytes (storage/writer: a flow that does not parse is left out)
-                flows.append(flow_pb2.Flow.FromString(entry.data))
-            except DecodeError:
-                continue
-        raws = [f.SerializeToString() for f in flows]
+        raws = [entry.data for entry in r.flow_list()]
+        bad = malformed(raws)  # the writer leaves these out and counts them
+        raws = [raw for i, raw in enumerate(raws) if i not in bad]
+        envelope.encode_raws(raws)
+        flows = [flow_pb2.Flow.FromString(raw) for raw in raws]  # what passed the check parses
         envelope.encode(flows, raws, compact=True)
         envelope.encode(flows, raws, compact=False)
         columns.flows_to_columns(flows, raws, now_ns=NOW_NS)

@@ -9,6 +9,7 @@ import logging
 from proto.flow import flow_pb2
 from proto.wire import string_field, tag
 from storage import FlowWriter
+from storage.writer.spool import Spool
 from tests.storage.flows import BASE_NS, base
 
 
@@ -44,7 +45,7 @@ def test_malformed_flow_bytes_are_left_out_and_every_other_flow_stored(store, tm
     writer.close()
     assert stats.malformed == 5 and stats.written == 200, stats
     assert stats.retries == stats.spool_batches == stats.rejected_batches == 0, stats
-    assert f"5 flows of a batch of 205 are not valid Flow bytes and were left out (5 so far; first, flow {bad[0]}" \
+    assert f"5 flows of a batch of 205 are not valid Flow bytes and were left out (5 so far; first, flow {bad[0]}:" \
         in caplog.text
     stored = store.query_flows(limit=None, first=True)
     assert sorted(stored, key=lambda f: f.uuid) == sorted(good, key=lambda f: f.uuid)
@@ -61,3 +62,33 @@ def test_bytes_and_messages_in_one_writer(store, tmp_path):
     assert writer.stats().duplicates == 1 and writer.stats().malformed == 0
     stored = store.query_flows(limit=None, first=True)
     assert sorted(stored, key=lambda f: f.uuid) == sorted(messages + as_bytes, key=lambda f: f.uuid)
+
+
+def test_a_damaged_spool_is_set_aside_and_every_valid_flow_in_it_stored(store, tmp_path, caplog):
+    """What is on disk can be damaged after the writer wrote it (a disk, a copy, a hand): a batch file
+    whose framing breaks goes to rejected/, bad flow bytes in a readable one are left out, and the writer
+    goes on replaying and writing."""
+    first = [base(BASE_NS + i * 1000, sport=10000 + i) for i in range(100)]
+    cut = [base(BASE_NS + i * 1000 + 300, sport=20000 + i) for i in range(10)]
+    last = [base(BASE_NS + i * 1000 + 600, sport=30000 + i) for i in range(50)]
+    spool = Spool(str(tmp_path / "spool"), 1 << 30)
+    spool.append([f.SerializeToString() for f in first[:60]] + [b"\xff\xff\xff\xff"]
+                 + [f.SerializeToString() for f in first[60:]] + [garbage_in("l4")(base(BASE_NS + 1))])
+    spool.append([f.SerializeToString() for f in cut])
+    spool.append([f.SerializeToString() for f in last])
+    damaged = spool.files[1]
+    spool.close()
+    damaged.write_bytes(damaged.read_bytes()[:-3])
+    with caplog.at_level(logging.ERROR):
+        writer = FlowWriter(store, spool_dir=str(tmp_path / "spool"), retry_initial=0.05)
+        assert writer.wait_stored(60)
+        later = base(BASE_NS + 900, sport=40000)
+        writer.write([later])
+        writer.close()
+    stats = writer.stats()
+    assert (stats.malformed, stats.rejected_batches, stats.spool_batches) == (2, 1, 0), stats
+    assert (tmp_path / "spool" / "rejected" / damaged.name).exists()
+    assert f"spooled batch {damaged}: the flow at offset" in caplog.text
+    assert "2 flows of spooled batch" in caplog.text and "first, flow 61 of the file" in caplog.text
+    stored = store.query_flows(limit=None, first=True)
+    assert sorted(f.uuid for f in stored) == sorted(f.uuid for f in first + last + [later])
