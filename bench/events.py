@@ -1,7 +1,8 @@
 """The collector's event path under new HTTP connections, by hand as root:
 `sudo .venv/bin/python bench/events.py [--rates 0,10000] [--seconds 5] [--detached] [--before OLD_TREE]
 [--server c] [--wrk-threads 1]`,
-or without the kernel: `bench/events.py --in-process 5000 [--aggregation medium,max] [--before OLD_TREE]`.
+or without the kernel: `bench/events.py --in-process 5000 [--aggregation medium,max] [--before OLD_TREE]`;
+both take `--gc default,freeze,tuned` (garbage-collector settings side by side, each collection timed).
 
 Two lab pods; nginx (or `--server c`, a one-thread epoll server in C) answering 204 in the server pod
 (port 8080, an L7 port: every request and response is parsed);
@@ -145,7 +146,7 @@ class GcPauses:
 
 def set_gc(variant: str) -> None:
     """`--gc`: default (the interpreter's), freeze (what exists now out of later collections) or tuned
-    (the tree's own settle_gc, where it has one: what `flowscope collector` does once started)."""
+    (the tree's own settle_gc, since ce73260: what `flowscope collector` does once started)."""
     if variant == "freeze":
         gc.collect()
         gc.freeze()
@@ -410,7 +411,7 @@ def main() -> int:
     parser.add_argument("--perf-pages", type=int, default=0, help="perf ring pages per CPU (0: the default)")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="no kernel, no root: N synthetic connections' events through decode and publish")
-    parser.add_argument("--gc", default="default,tuned",
+    parser.add_argument("--gc", default="default",
                         help="garbage-collector settings to compare, comma-separated: default, freeze (gc.freeze() "
                              "once started), tuned (the tree's settle_gc: what `flowscope collector` does)")
     parser.add_argument("--metrics", action="store_true", help=argparse.SUPPRESS)
