@@ -1,12 +1,12 @@
 """Time-ordered merge of the nodes' streams: a bounded heap with a drain timeout.
 
 Nodes deliver runs (one batch each) of responses roughly in time order, and the nodes' runs interleave
-arbitrarily. The heap holds runs keyed by their next response's time; the oldest run gives up every
-response not later than the next run's head, as one slice, so the per-flow work happens in C (sort,
-bisect, slicing) rather than in a per-flow heap operation. A run waits in the heap until it has been
-there `drain_timeout` seconds (long enough for a slower node's earlier flows to catch up) or until the
-heap holds more than `capacity` responses; the output is in time order whenever the nodes are at most
-`drain_timeout` apart.
+arbitrarily (two nodes' flows alternate one by one). The heap holds runs keyed by their next
+response's time; what is due is cut from each run as one slice (bisect) and the slices are merged by
+one sort, so the per-flow work happens in C rather than in a per-flow heap operation. A run waits in
+the heap until it has been there `drain_timeout` seconds (long enough for a slower node's earlier
+flows to catch up) or until the heap holds more than `capacity` responses; the output is in time
+order whenever the nodes are at most `drain_timeout` apart.
 """
 
 from __future__ import annotations
@@ -92,19 +92,45 @@ class MergeBuffer:
         self.push(Run.of(responses))
 
     def pop_runs(self, flush: bool = False) -> list[Run]:
-        """Release, oldest first, every response that waited long enough (all of them with flush)."""
-        heap, out = self._heap, []
+        """Release, in time order, every response that waited long enough (all of them with flush): the
+        due runs' responses earlier than the head of any run not yet due, then, while the heap holds
+        more than `capacity`, the oldest of the rest. One merged Run (or none): the nodes' streams
+        interleave flow by flow, so releasing run by run would cost a heap operation per flow; the
+        slices are merged by one sort instead (Timsort merges sorted slices in linear time)."""
+        if not self._heap:
+            return []
         deadline = self._clock() - self.drain_timeout
-        while heap and (flush or self._size > self.capacity or heap[0][2] <= deadline):
-            _, seq, arrival, run, start = heapq.heappop(heap)
-            end = len(run.times)
-            if heap:
-                end = max(start + 1, bisect.bisect_right(run.times, heap[0][0], start))
-            out.append(run.slice(start, end))
-            self._size -= end - start
+        entries = self._heap
+        waiting = [head for head, _, arrival, _, _ in entries if arrival > deadline]
+        bound = None if flush or not waiting else min(waiting)
+        parts, kept = self._release(entries, bound, bisect.bisect_left)
+        excess = self._size - self.capacity
+        if excess > 0 and kept:  # over capacity: the oldest `excess` of the rest go too
+            times = sorted(t for _, _, _, run, start in kept for t in run.times[start:])
+            more, kept = self._release(kept, times[excess - 1], bisect.bisect_right)
+            parts += more
+        heapq.heapify(kept)
+        self._heap = kept
+        if not parts:
+            return []
+        if len(parts) == 1:
+            return parts
+        flows = [f for part in parts for f in part.flows] if all(p.flows is not None for p in parts) else None
+        return [Run([t for part in parts for t in part.times], [r for part in parts for r in part.responses],
+                    flows).sorted()]
+
+    def _release(self, entries: list, bound: int | None, cut: Callable) -> tuple[list[Run], list]:
+        """Each entry's responses before `bound` (`cut`: bisect_left, up to it; bisect_right, through
+        it; None: all) as a slice, and the entries still holding responses."""
+        parts, kept = [], []
+        for head, seq, arrival, run, start in entries:
+            end = len(run.times) if bound is None else cut(run.times, bound, start)
+            if end > start:
+                parts.append(run.slice(start, end))
+                self._size -= end - start
             if end < len(run.times):
-                heapq.heappush(heap, (run.times[end], seq, arrival, run, end))
-        return out
+                kept.append((run.times[end], seq, arrival, run, end))
+        return parts, kept
 
     def pop_ready(self, flush: bool = False) -> list[Item]:
         return [r for run in self.pop_runs(flush) for r in run.responses]

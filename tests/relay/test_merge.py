@@ -56,3 +56,23 @@ def test_lost_events_and_status_sort_by_envelope_time():
     lost.time.FromNanoseconds(15)
     merge.push_many(responses("a", [10, 20]) + [lost])
     assert [r.WhichOneof("response_types") for r in merge.pop_ready()] == ["flow", "lost_events", "flow"]
+
+
+def test_runs_of_two_nodes_alternating_flow_by_flow_come_out_whole_and_in_order():
+    # What two collectors' batches look like: each run a node's flows, the nodes' flows alternating.
+    clock = FakeClock()
+    merge = MergeBuffer(drain_timeout=0.5, capacity=100_000, clock=clock)
+    for run in range(4):
+        merge.push_many(responses("a", list(range(run * 200, run * 200 + 200, 2))))
+        merge.push_many(responses("b", list(range(run * 200 + 1, run * 200 + 201, 2))))
+    clock.now += 0.2
+    merge.push_many(responses("c", [401, 900]))  # not due: holds back every flow from 401 on
+    clock.now += 0.3
+    first = merge.pop_runs()
+    assert len(first) == 1 and [response_time_ns(r) for r in first[0].responses] == list(range(401))
+    assert [r.flow.uuid for r in first[0].responses[:3]] == ["a-0", "b-1", "a-2"]
+    assert len(merge) == 800 - 401 + 2
+    clock.now += 0.2
+    rest = [response_time_ns(r) for r in merge.pop_ready()]
+    assert rest == sorted(list(range(401, 800)) + [401, 900])
+    assert len(merge) == 0
