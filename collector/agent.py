@@ -348,11 +348,13 @@ def _with_cflags(config: DatapathConfig, extra: list[str]) -> DatapathConfig:
 def settle_gc() -> tuple[int, tuple[int, int, int]]:
     """Once the collector has started (imports, compiled BPF, templates): what exists now lives as long as
     the process, so it is frozen out of every later collection; then GC_THRESHOLDS. Returns the objects
-    frozen and the thresholds, as the interpreter reports them."""
+    frozen and the thresholds, as the interpreter reports them (and logs them)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    return gc.get_freeze_count(), gc.get_threshold()
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    log.info("garbage collection: %d objects frozen, thresholds %s", frozen, "/".join(map(str, thresholds)))
+    return frozen, thresholds
 
 
 def run_collector(config: CollectorConfig, until: Callable[[], bool] | None = None, **kwargs) -> Collector:

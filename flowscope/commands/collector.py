@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import socket
 import sys
@@ -16,8 +15,6 @@ from collector.metrics.server import add_metrics_arguments, metrics_tls_from_arg
 from common.errors import UserError
 from common.tls import add_server_arguments, listener_tls
 from flowscope.commands.arguments import positive
-
-log = logging.getLogger(__name__)
 
 
 def _ports(text: str) -> tuple[int, ...]:
@@ -134,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     if exporters is not None:
         export_flags.register_metrics(exporters, getattr(collector, "registry", None))
-    frozen, thresholds = settle_gc()  # started: nothing built so far needs collecting again
-    log.info("garbage collection: %d objects frozen, thresholds %s", frozen, "/".join(map(str, thresholds)))
+    settle_gc()  # started: nothing built so far needs collecting again
     policies = None
     try:
         if args.endpoints == "kubernetes" and args.policies_from_kubernetes:
