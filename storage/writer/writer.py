@@ -63,6 +63,26 @@ class WriterStats:
     malformed: int = 0  # flows given to write_bytes whose bytes were no Flow, left out
 
 
+def _fresh(items: Sequence[BatchItem], uuids: list[str], current: set[str],
+           previous: set[str]) -> tuple[Sequence[BatchItem], int]:
+    """(the items whose uuid is in neither generation, how many were duplicates), adding their
+    uuids to `current`; an item without uuid is always fresh. The common case (every uuid new and
+    distinct) is decided by set operations in C, not a Python step per flow."""
+    batch = set(uuids)
+    if len(batch) == len(uuids) and "" not in batch and batch.isdisjoint(current) and batch.isdisjoint(previous):
+        current |= batch
+        return items, 0
+    fresh, duplicates = [], 0
+    for item, uid in zip(items, uuids):
+        if uid:
+            if uid in current or uid in previous:
+                duplicates += 1
+                continue
+            current.add(uid)
+        fresh.append(item)
+    return fresh, duplicates
+
+
 def default_spool_dir(store: FlowStore) -> str:
     u = store.url
     if u.scheme == "chdb":
@@ -140,14 +160,7 @@ class FlowWriter:
             # Dedup against two generations of uuids (current, previous): no per-flow bookkeeping
             # beyond one set insert; a generation is dropped when the next one is full.
             current, previous = self._seen, self._seen_previous
-            fresh, duplicates = [], 0
-            for item, uid in zip(items, uuids):
-                if uid:
-                    if uid in current or uid in previous:
-                        duplicates += 1
-                        continue
-                    current.add(uid)
-                fresh.append(item)
+            fresh, duplicates = _fresh(items, uuids, current, previous)
             if len(current) >= self._dedup_window // 2:
                 self._seen_previous, self._seen = current, set()
             taken = len(fresh)
