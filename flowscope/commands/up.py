@@ -141,7 +141,6 @@ def run(args) -> int:
     from flowscope.commands.relay import (collector_tls, export_hooks, listen_address, open_storage, peer_adder,
                                           prepare_http_api)
     from flowscope.storage_options import storage_url
-    from collector.agent import settle_gc
     from relay.discovery import LAB_COLLECTOR_BASE_PORT
     from relay.service import create_server
 
@@ -183,7 +182,6 @@ def run(args) -> int:
         watcher = follow_kubernetes_collectors(add, relay.remove_peer, args, client_tls)
         http = start_http_api(store) if start_http_api else None
         ui = start_ui(store) if start_ui else None
-        settle_gc()  # all started: the collector's decode path pauses less (collector.agent.settle_gc)
         log.info("flowscope up: node %s%s; collector on port %s, relay Observer API on port %d%s, storage %s%s%s",
                  node, f" (lab {state_path})" if state_path else "",
                  collector.grpc_port if collector else "-", port,

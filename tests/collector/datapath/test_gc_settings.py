@@ -1,4 +1,4 @@
-"""The collector's (and `flowscope up`'s) garbage-collector settings (collector.agent.settle_gc): what it had built when it
+"""The collector process's garbage-collector settings (collector.agent.settle_gc): what it had built when it
 started is frozen out of later collections, and GC_THRESHOLDS hold. Why, and what it changed: the
 "Collector event path" subsections of docs/benchmarks.md."""
 
@@ -16,9 +16,7 @@ from collector.agent import GC_THRESHOLDS
 from lab.testbed.wait import wait_for
 from tests.collector.datapath.helpers import TOPOLOGY
 from tests.collector.datapath.test_robustness import collector_cmd
-from tests.fixtures.clickhouse import free_port
 from tests.fixtures.datapath import unique_pin_dir
-from tests.fixtures.stopping import empty_lab, start_command, stop_and_check
 
 # In a process of its own: the settings are the whole interpreter's, not this test's to change.
 SETTLE = """
@@ -56,19 +54,3 @@ def test_flowscope_collector_settles_gc_once_started(lab_factory, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0, log.read_text()
-
-
-@pytest.mark.integration  # the embedded ClickHouse (chdb) in the `up` process
-def test_flowscope_up_settles_gc_once_started(tmp_path):
-    """`up` runs the collector's decode path in its own process: the same settings, once all is up."""
-    port = free_port()
-    proc, log = start_command(["up", "--no-collector", "--storage", f"chdb://{tmp_path}/db",
-                               "--listen-address", f"127.0.0.1:{port}", "--metrics-address", "",
-                               "--http-api-address", "", "--ui-address", "", "--unix-socket", "",
-                               "--lab-state", empty_lab(tmp_path)], port)
-    try:
-        line = wait_for(lambda: re.search(r"garbage collection: (\d+) objects frozen, thresholds (\S+)",
-                                          "".join(log)), timeout=60, what="up's garbage-collection line")
-        assert line.group(2) == "/".join(map(str, GC_THRESHOLDS))
-    finally:
-        stop_and_check(proc, log, signal.SIGTERM)
