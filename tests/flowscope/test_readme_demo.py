@@ -18,7 +18,7 @@ import pytest
 from lab.testbed.wait import wait_for
 from tests.fixtures.datapath import unique_pin_dir
 from tests.fixtures.cli import ROOT
-from tests.relay.test_lab import start_up
+from tests.relay.test_lab import start_up, stop_up
 
 README = pathlib.Path(ROOT) / "README.md"
 DEMO = pathlib.Path(ROOT) / "deploy" / "lab" / "demo.yaml"
@@ -104,6 +104,4 @@ def test_readme_demo_commands_on_the_demo_lab(lab_factory, tmp_path):
         assert out.returncode == 0, out.stderr
         assert re.search(r"applied \d+ policies \(.*\): \d+ endpoints audited \(none enforced\)", out.stdout), out.stdout
     finally:
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=60) == 0, "".join(log)
-        subprocess.run(["rm", "-rf", pin_dir])
+        stop_up(up, log, pin_dir)

@@ -85,6 +85,21 @@ def start_up(lab, tmp_path, pin_dir: str, *flags: str) -> tuple[subprocess.Popen
     return up, log
 
 
+def stop_up(up: subprocess.Popen, log: list[str], pin_dir: str) -> None:
+    """SIGTERM, as a supervisor stops it; killed if still running after 60 s (a test must never leave a
+    collector behind: its probes on the machine's libssl made the next TLS test's attach fail)."""
+    up.send_signal(signal.SIGTERM)
+    try:
+        code = up.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        up.wait()
+        raise AssertionError("flowscope up still running 60 s after SIGTERM:\n" + "".join(log)) from None
+    finally:
+        subprocess.run(["rm", "-rf", pin_dir])
+    assert code == 0, "".join(log)
+
+
 def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, tmp_path):
     lab = lab_factory({"namespaces": {"shop": {}}, "pods": [
         {"name": "client", "namespace": "shop", "labels": {"app": "client"}},
@@ -119,9 +134,7 @@ def test_flowscope_up_runs_collector_relay_storage_http_api_and_ui(lab_factory, 
         with urllib.request.urlopen(ui, timeout=30) as page:
             assert page.status == 200 and b"flowscope" in page.read()
     finally:
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=60) == 0, "".join(log)
-        subprocess.run(["rm", "-rf", pin_dir])
+        stop_up(up, log, pin_dir)
 
 
 def test_flowscope_up_over_mutual_tls_on_both_listeners(lab_factory, test_pki, tmp_path):
@@ -149,6 +162,4 @@ def test_flowscope_up_over_mutual_tls_on_both_listeners(lab_factory, test_pki, t
             assert_refuses_bad_clients(address, test_pki, "relay.flowscope.test")
         assert_rotation_is_used(relay, served, test_pki, make_pki(tmp_path / "next"), "relay.flowscope.test")
     finally:
-        up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=60) == 0, "".join(log)
-        subprocess.run(["rm", "-rf", pin_dir])
+        stop_up(up, log, pin_dir)
