@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from lab.testbed.clickhouse import free_port, terminate
-from tests.fixtures.cli import flowscope, flowscope_in_process, flowscope_process
+from tests.fixtures.cli import flowscope, flowscope_process
 from tests.fixtures.relay import make_pki
 from tests.grafana.stores import shop_store
 from lab.testbed.wait import wait_for
@@ -184,8 +184,10 @@ def test_off_loopback_needs_credentials(shop):
      "--storage-password-file or $FLOWSCOPE_STORAGE_PASSWORD"),
 ])
 def test_relay_refuses_bad_http_api_settings_in_one_line(tmp_path, args, env, message):
-    done = flowscope_in_process("relay", "--peer", "a=127.0.0.1:1", "--listen-address", "127.0.0.1:0", "--storage",
-                                f"chdb://{tmp_path}/db", *args, env=env)
+    # as processes: in this module's process the in-process runs were followed by EBADF on waitress's
+    # trigger pipe in the chdb tests (under investigation: a double close somewhere)
+    done = flowscope("relay", "--peer", "a=127.0.0.1:1", "--listen-address", "127.0.0.1:0", "--storage",
+                     f"chdb://{tmp_path}/db", *args, env=env, timeout=120)
     assert done.returncode == 1 and message in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
 
 
